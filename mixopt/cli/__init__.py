@@ -1,0 +1,1 @@
+"""The ``mixopt`` command line."""

@@ -1,0 +1,213 @@
+"""``mixopt`` command line: run a search, export its mixture, predict and replay on run tables.
+
+Every command turns a :class:`~mixopt.errors.MixoptError` into one clear line on stderr and exit
+status 2; nothing a failing command touched is left half-written.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from mixopt.errors import MixoptError
+
+app = typer.Typer(
+    name="mixopt",
+    help="Find the data mixture that makes a language model best, with small proxy models.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def user_errors(func: F) -> F:
+    """Report MixoptError as a message, without a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except MixoptError as error:
+            fail(str(error))
+
+    return wrapper  # type: ignore[return-value]
+
+
+# ------------------------------------------------------------------------------------------ run
+
+
+@app.command()
+@user_errors
+def run(
+    spec_path: Annotated[Path, typer.Argument(metavar="SPEC", help="Search spec (YAML).")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Validate and print the resolved spec; run nothing.")
+    ] = False,
+    job_dir: Annotated[
+        Path | None, typer.Option(help="Job directory (default: OUTPUT_DIR/NAME-TIMESTAMP).")
+    ] = None,
+    ray_address: Annotated[
+        str | None, typer.Option(help="Join this Ray cluster instead of starting a local one.")
+    ] = None,
+    runner: Annotated[
+        str, typer.Option(help="Where trials run: 'ray' (default) or 'local' (in this process).")
+    ] = "ray",
+) -> None:
+    """Run a mixture search described by SPEC."""
+    from mixopt.spec import load_spec
+
+    spec = load_spec(spec_path)
+    if ray_address:
+        spec.resources.ray_address = ray_address
+    if dry_run:
+        typer.echo(spec.to_yaml(), nl=False)
+        return
+    from mixopt.jobs import create_job_dir, run_job
+
+    directory = create_job_dir(spec, job_dir)
+    outcome = run_job(spec, directory, runner=runner)
+    from mixopt.cli.summary import print_summary
+
+    print_summary(outcome)
+
+
+# --------------------------------------------------------------------------------------- export
+
+
+@app.command()
+@user_errors
+def export(
+    job_dir: Annotated[Path, typer.Argument(metavar="JOB_DIR", help="A finished job directory.")],
+    format: Annotated[str, typer.Option("--format", "-f", help="json | yaml")] = "json",
+    out: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
+) -> None:
+    """Write the recommended mixture of a finished job."""
+    from mixopt.export import export as render
+
+    text = render(job_dir, format)
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        _write_atomic(out, text)
+        typer.echo(f"wrote {out}", err=True)
+
+
+# -------------------------------------------------------------------------------------- predict
+
+WeightsOption = Annotated[
+    str, typer.Option(help="Weight columns: a prefix (e.g. train_the_pile_) or a comma list.")
+]
+
+
+@app.command()
+@user_errors
+def predict(
+    train: Annotated[Path, typer.Option(help="Runs table to fit on (CSV or Parquet).")],
+    test: Annotated[Path, typer.Option(help="Runs table to predict (same weight columns).")],
+    weights: WeightsOption,
+    target: Annotated[str, typer.Option(help="Target column in the train table.")],
+    out: Annotated[Path, typer.Option(help="Output CSV: the test rows' predictions, in order.")],
+    predictor: Annotated[str, typer.Option(help="Predictor name.")] = "lightgbm",
+) -> None:
+    """Fit a predictor on one runs table and predict another."""
+    import pandas as pd
+
+    from mixopt.predictors import make_predictor
+    from mixopt.runs_table import read_table, weights_and_target
+
+    train_frame = read_table(train)
+    X, y, columns = weights_and_target(train_frame, weights, target, source=str(train))
+    assert y is not None
+    _require_finite(y, f"{train}: target column {target!r}")
+    test_frame = read_table(test)
+    X_test, _, _ = weights_and_target(test_frame, columns, None, source=str(test))
+    model = make_predictor(predictor).fit(X.to_numpy(), y.to_numpy())
+    frame = pd.DataFrame({"prediction": model.predict(X_test.to_numpy())})
+    _write_atomic(out, frame.to_csv(index=False))
+    typer.echo(
+        f"{predictor}: fitted on {len(y)} rows, wrote {len(frame)} predictions to {out}", err=True
+    )
+
+
+# --------------------------------------------------------------------------------------- replay
+
+
+@app.command()
+@user_errors
+def replay(
+    runs: Annotated[Path, typer.Option(help="Pool of finished runs (CSV or Parquet).")],
+    weights: WeightsOption,
+    target: Annotated[str, typer.Option(help="Target column.")],
+    budget: Annotated[int, typer.Option(help="Rows the search may evaluate.")],
+    out: Annotated[Path, typer.Option(help="Trace CSV: step, pool_index, value.")],
+    initial: Annotated[int, typer.Option(help="Random rows evaluated first.")] = 8,
+    batch: Annotated[int, typer.Option(help="Rows evaluated per proposal step.")] = 4,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    strategy: Annotated[str, typer.Option(help="random | regmix")] = "regmix",
+    maximize: Annotated[bool, typer.Option("--maximize", help="Maximise the target.")] = False,
+    predictor: Annotated[
+        str, typer.Option(help="Predictor for model-based strategies.")
+    ] = "lightgbm",
+) -> None:
+    """Replay a search over a pool of finished runs; write the order rows were evaluated."""
+    from mixopt.replay import ReplayConfig
+    from mixopt.replay import replay as run_replay
+    from mixopt.runs_table import read_table, weights_and_target
+
+    config = ReplayConfig(
+        budget=budget,
+        initial=initial,
+        batch=batch,
+        seed=seed,
+        strategy=strategy,
+        maximize=maximize,
+        predictor=predictor,
+    )
+    frame = read_table(runs)
+    X, y, _ = weights_and_target(frame, weights, target, source=str(runs))
+    assert y is not None
+    _require_finite(y, f"{runs}: target column {target!r}")
+    trace = run_replay(X.to_numpy(), y.to_numpy(), config)
+    _write_atomic(out, trace.to_csv(index=False))
+    best = trace["value"].max() if maximize else trace["value"].min()
+    typer.echo(f"{strategy}: evaluated {len(trace)} rows, best {best:.6g}; wrote {out}", err=True)
+
+
+# -------------------------------------------------------------------------------------- helpers
+
+
+def _require_finite(values: Any, what: str) -> None:
+    import numpy as np
+
+    bad = np.flatnonzero(~np.isfinite(values.to_numpy(dtype=float)))
+    if len(bad):
+        rows = ", ".join(str(i) for i in bad[:5])
+        raise MixoptError(f"{what} has {len(bad)} missing or non-finite value(s) (rows {rows})")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{time.time_ns()}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,57 @@
+"""The end-of-run summary: the recommended mixture next to the baselines, and where to look next."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from mixopt.loop import JobOutcome
+from mixopt.tracking.mlflow_tracker import default_tracking_uri
+from mixopt.trials import TrialStatus
+
+
+def print_summary(outcome: JobOutcome, console: Console | None = None) -> None:
+    console = console or Console()
+    rec = outcome.recommendation
+    validation = rec.get("validation", {})
+    columns = ["recommended", *[k for k in validation if k != "recommended"]]
+    table = Table(title=f"Recommended mixture — job {rec['job']}")
+    table.add_column("domain")
+    for name in columns:
+        table.add_column(name, justify="right")
+    weights_of = {name: validation.get(name, {}).get("weights", {}) for name in columns}
+    weights_of["recommended"] = rec["weights"]
+    for domain in rec["weights"]:
+        table.add_row(domain, *[f"{weights_of[n].get(domain, 0.0):.3f}" for n in columns])
+    row = ["objective (validated)"]
+    for name in columns:
+        entry = validation.get(name, {})
+        value, std = entry.get("objective"), entry.get("objective_std")
+        text = "-" if value is None else f"{value:.4f}"
+        row.append(text if std is None else f"{text} ± {std:.4f}")
+    table.add_row(*row, style="bold")
+    seeds = validation.get("recommended", {}).get("seeds")
+    if seeds:
+        table.caption = f"validated over {seeds} seed(s); ± is the seed standard deviation"
+    console.print(table)
+    std = rec.get("predicted_std")
+    spread = f" ± {std:.4f}" if std is not None else ""
+    console.print(
+        f"predicted objective: {rec['predicted_objective']:.4f}{spread} ({rec['method']})"
+    )
+    console.print(f"verdict: {rec['verdict']}")
+    done = sum(t.status is TrialStatus.COMPLETED for t in outcome.trials)
+    console.print(
+        f"{done}/{len(outcome.trials)} trials completed in {outcome.wall_s:,.0f} s; "
+        f"job directory: {outcome.job_dir}"
+    )
+    console.print(f"export: mixopt export {outcome.job_dir} --format yaml")
+    uri = default_tracking_uri(outcome.job_dir)
+    if (outcome.job_dir / "mlflow.db").exists():
+        mlflow = Path(sys.executable).parent / "mlflow"
+        command = str(mlflow) if mlflow.exists() else "mlflow"
+        console.print(f"MLflow runs: {uri}")
+        console.print(f"open the MLflow UI: {command} ui --backend-store-uri {uri}")

@@ -1,0 +1,118 @@
+"""The data manifest: where each domain's token shards are and what they hold.
+
+It is what the rest of mixopt reads after the data stage: the trainer memory-maps the flat token
+files (:meth:`DomainShards.tokens`), the mixture space takes the natural distribution and token
+counts (for repetition caps), and every trial records :attr:`DataManifest.data_hash`, which changes
+whenever the tokenizer, any domain's content or the split settings change. Saved as JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from mixopt.errors import DataError
+
+MANIFEST_VERSION = 1
+
+
+@dataclass(frozen=True)
+class DomainShards:
+    """One domain's train and validation token files."""
+
+    name: str
+    train_path: str
+    val_path: str
+    dtype: str
+    train_tokens: int
+    val_tokens: int
+    train_bytes: int
+    val_bytes: int
+    documents: int
+    content_hash: str
+    files: list[str]
+    split: str = "hash"  # "hash" (whole documents by content hash) or "tail" (stream tail)
+
+    def tokens(self, split: Literal["train", "val"]) -> np.ndarray:
+        """The split's tokens as a read-only memory map."""
+        path = self.train_path if split == "train" else self.val_path
+        return np.memmap(path, dtype=self.dtype, mode="r")
+
+    @property
+    def bytes_per_token(self) -> float:
+        return (self.train_bytes + self.val_bytes) / max(self.train_tokens + self.val_tokens, 1)
+
+
+@dataclass(frozen=True)
+class DataManifest:
+    """The tokenizer and every domain's shards, in the spec's domain order."""
+
+    tokenizer_path: str
+    tokenizer_hash: str
+    vocab_size: int
+    eot_id: int
+    domains: dict[str, DomainShards]
+    eot_token: str = "<|endoftext|>"
+    val_fraction: float = 0.05
+    max_val_tokens: int = 262_144
+
+    def natural_distribution(self) -> dict[str, float]:
+        """Each domain's share of the train tokens."""
+        total = sum(d.train_tokens for d in self.domains.values())
+        if total == 0:
+            return {name: 1.0 / len(self.domains) for name in self.domains}
+        return {name: d.train_tokens / total for name, d in self.domains.items()}
+
+    @property
+    def data_hash(self) -> str:
+        """Short hash of the tokenizer, every domain's content and the split settings."""
+        parts = {
+            "tokenizer": self.tokenizer_hash,
+            "domains": [[name, d.content_hash] for name, d in self.domains.items()],
+            "val_fraction": self.val_fraction,
+            "max_val_tokens": self.max_val_tokens,
+        }
+        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["domains"] = [asdict(d) for d in self.domains.values()]
+        return {"version": MANIFEST_VERSION, **data}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DataManifest:
+        try:
+            if d.get("version", MANIFEST_VERSION) != MANIFEST_VERSION:
+                raise ValueError(f"version {d['version']}, expected {MANIFEST_VERSION}")
+            domains = [_build(DomainShards, item) for item in d["domains"]]
+            top = {k: v for k, v in d.items() if k not in ("version", "domains")}
+            return _build(cls, {**top, "domains": {s.name: s for s in domains}})
+        except (KeyError, TypeError, ValueError) as error:
+            raise DataError(f"data manifest is malformed: {error}") from None
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2))
+
+    @classmethod
+    def load(cls, path: str | Path) -> DataManifest:
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as error:
+            raise DataError(f"data manifest {path}: cannot read ({error})") from None
+        if not isinstance(data, dict):
+            raise DataError(f"data manifest {path}: expected a JSON object")
+        return cls.from_dict(data)
+
+
+def _build(cls: Any, data: dict[str, Any]) -> Any:
+    """``cls(**data)`` that names unknown keys instead of a generic TypeError."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} field(s) {unknown}")
+    return cls(**data)

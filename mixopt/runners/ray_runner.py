@@ -1,0 +1,101 @@
+"""Ray runner: each trial is a Ray task asking for the CPUs/GPUs the spec grants it.
+
+Local Ray starts when no address is given (``RAY_ADDRESS`` or ``--ray-address`` join a cluster).
+A task that raised is a trial failure (abandoned: retrying the same code on the same data gives
+the same error); a worker or node that died is retryable.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from mixopt.runners.base import Runner, RunnerEvent
+from mixopt.trials import TrialRequest
+from mixopt.worker import execute_trial
+
+
+class RayRunner(Runner):
+    def __init__(
+        self,
+        *,
+        address: str | None = None,
+        cpus_per_trial: float = 1.0,
+        gpus_per_trial: float = 0.0,
+        num_cpus: int | None = None,
+    ) -> None:
+        self.address = address
+        self.cpus_per_trial = cpus_per_trial
+        self.gpus_per_trial = gpus_per_trial
+        self.num_cpus = num_cpus
+        self._refs: dict[Any, str] = {}  # ObjectRef -> trial_id
+        self._remote: Any = None
+        self._owns_ray = False
+
+    def start(self) -> None:
+        import ray
+
+        address = self.address or os.environ.get("RAY_ADDRESS") or None
+        if not ray.is_initialized():
+            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+            if address is None:
+                kwargs["num_cpus"] = self.num_cpus
+                kwargs["object_store_memory"] = 200 * 1024**2
+            ray.init(address=address, **kwargs)
+            self._owns_ray = True
+        self._remote = ray.remote(execute_trial).options(
+            num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial, max_retries=0
+        )
+
+    def describe(self) -> str:
+        import ray
+
+        where = self.address or os.environ.get("RAY_ADDRESS") or "local"
+        cpus = ray.cluster_resources().get("CPU", 0) if ray.is_initialized() else "?"
+        return f"Ray ({where}, {cpus} CPUs)"
+
+    def submit(self, request: TrialRequest) -> None:
+        if self._remote is None:
+            raise RuntimeError("RayRunner.start() must be called before submit()")
+        self._refs[self._remote.remote(request)] = request.trial_id
+
+    def poll(self, timeout: float) -> list[RunnerEvent]:
+        import ray
+        from ray.exceptions import RayTaskError
+
+        if not self._refs:
+            return []
+        done, _ = ray.wait(list(self._refs), num_returns=1, timeout=timeout)
+        if done:  # collect everything else that is ready too
+            done, _ = ray.wait(list(self._refs), num_returns=len(self._refs), timeout=0)
+        events = []
+        for ref in done:
+            trial_id = self._refs.pop(ref)
+            try:
+                events.append(RunnerEvent(trial_id, result=ray.get(ref)))
+            except RayTaskError as error:
+                cause = error.cause if error.cause is not None else error
+                events.append(RunnerEvent(trial_id, error=f"{type(cause).__name__}: {cause}"))
+            except Exception as error:  # worker/node died, object lost, cancelled
+                events.append(
+                    RunnerEvent(trial_id, error=f"{type(error).__name__}: {error}", retryable=True)
+                )
+        return events
+
+    def cancel(self, trial_id: str) -> None:
+        import ray
+
+        for ref, tid in list(self._refs.items()):
+            if tid == trial_id:
+                ray.cancel(ref, force=True)
+                del self._refs[ref]
+
+    def shutdown(self) -> None:
+        import ray
+
+        for ref in list(self._refs):
+            ray.cancel(ref, force=True)
+        self._refs.clear()
+        if self._owns_ray and ray.is_initialized():
+            ray.shutdown()
+        self._owns_ray = False

@@ -1,0 +1,348 @@
+"""The search spec: one YAML file that says everything about a mixture-search job.
+
+Each section is a typed pydantic model that validates itself (unknown keys are errors, so a
+typo never silently falls back to a default). Cross-section checks (constraints naming unknown
+domains, bounds that cannot sum to one) live on :class:`JobSpec`. Relative paths are resolved
+against the spec file's folder by :func:`load_spec`, so a spec can be run from anywhere.
+
+    spec = load_spec("experiments/demo/search.yaml")   # raises SpecError naming the field
+    print(spec.to_yaml())                               # the resolved spec (what gets logged)
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mixopt.errors import SpecError
+
+_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# --------------------------------------------------------------------------------------- data
+
+
+class DomainSpec(_Section):
+    """One training domain: a name and the files that hold its documents."""
+
+    name: str = Field(pattern=_NAME_PATTERN, description="Domain name (letters, digits, _.-).")
+    paths: list[str] = Field(
+        min_length=1, description="Files, directories (read recursively) or glob patterns."
+    )
+    format: Literal["auto", "text", "jsonl", "parquet"] = Field(
+        "auto", description="File format; 'auto' decides by extension (.jsonl/.parquet/else text)."
+    )
+    text_field: str = Field("text", description="JSONL key / Parquet column holding the text.")
+
+
+class TokenizerSpec(_Section):
+    """Either train a byte-level BPE on a sample of every domain, or load a tokenizer.json."""
+
+    kind: Literal["bpe", "file"] = "bpe"
+    vocab_size: int = Field(4096, ge=256, le=1_000_000)
+    sample_bytes_per_domain: int = Field(2_000_000, gt=0)
+    path: str | None = Field(None, description="A HF tokenizer.json (kind: file).")
+
+    @model_validator(mode="after")
+    def _path_matches_kind(self) -> TokenizerSpec:
+        if self.kind == "file" and not self.path:
+            raise ValueError("kind 'file' needs 'path' to a tokenizer.json")
+        if self.kind == "bpe" and self.path:
+            raise ValueError("'path' is only used with kind 'file'")
+        return self
+
+
+class DataSpec(_Section):
+    """How domains become token shards."""
+
+    cache_dir: str = Field(
+        "~/.cache/mixopt", description="Where tokenizers and token shards are cached."
+    )
+    val_fraction: float = Field(0.05, gt=0.0, lt=0.5, description="Share of each domain held out.")
+    max_val_tokens: int = Field(262_144, gt=0, description="Cap on each domain's held-out tokens.")
+
+
+# ---------------------------------------------------------------------------------- objective
+
+
+class ObjectiveSpec(_Section):
+    """The scalar the search optimises: a weighted sum of trial metrics.
+
+    An empty ``metrics`` means the mean of ``val_loss/<domain>`` over every domain.
+    """
+
+    metrics: dict[str, float] = Field(default_factory=dict)
+    direction: Literal["minimize", "maximize"] = "minimize"
+
+    @field_validator("metrics")
+    @classmethod
+    def _nonzero(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, weight in value.items():
+            if not math.isfinite(weight) or weight == 0:
+                raise ValueError(f"weight of metric {name!r} must be finite and non-zero")
+        return value
+
+
+# -------------------------------------------------------------------------------------- space
+
+
+class SpaceSpec(_Section):
+    """Constraints on the mixture: per-domain [min, max] and fixed weights."""
+
+    bounds: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    fixed: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("bounds")
+    @classmethod
+    def _bounds_ordered(
+        cls, value: dict[str, tuple[float, float]]
+    ) -> dict[str, tuple[float, float]]:
+        for name, (lo, hi) in value.items():
+            if not (0.0 <= lo <= hi <= 1.0):
+                raise ValueError(
+                    f"bounds of {name!r} must satisfy 0 <= min <= max <= 1, got {lo, hi}"
+                )
+        return value
+
+    @field_validator("fixed")
+    @classmethod
+    def _fixed_in_unit(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, w in value.items():
+            if not (0.0 <= w <= 1.0):
+                raise ValueError(f"fixed weight of {name!r} must be in [0, 1], got {w}")
+        return value
+
+
+# -------------------------------------------------------------------------------------- proxy
+
+
+class ProxySpec(_Section):
+    """The proxy model trained on each candidate mixture, and how it is trained."""
+
+    arch: Literal["dense"] = "dense"
+    preset: str = Field("tiny", description="A preset in proxies.presets (e.g. tiny, 1m).")
+    overrides: dict[str, int | float | bool] = Field(
+        default_factory=dict, description="Model fields that replace the preset's."
+    )
+    seq_len: int = Field(128, ge=8, le=65_536)
+    batch_size: int = Field(16, ge=1)
+    train_tokens: int = Field(500_000, gt=0, description="Tokens each proxy trains on.")
+    lr: float = Field(3e-3, gt=0)
+    min_lr_ratio: float = Field(0.1, ge=0, le=1)
+    warmup_ratio: float = Field(0.05, ge=0, lt=1)
+    schedule: Literal["cosine", "constant"] = "cosine"
+    weight_decay: float = Field(0.1, ge=0)
+    grad_clip: float = Field(1.0, ge=0)
+    eval_tokens: int = Field(32_768, gt=0, description="Validation tokens per domain.")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+# ------------------------------------------------------------------------------------- search
+
+
+class SamplerSpec(_Section):
+    """RegMix's Dirichlet sampler around the natural token distribution."""
+
+    temperature: float = Field(0.5, gt=0)
+    alpha_min: float = Field(0.1, gt=0)
+    alpha_max: float = Field(5.0, gt=0)
+    n_alphas: int = Field(15, ge=1)
+    min_weight: float = Field(2e-4, ge=0, lt=1, description="Smaller weights are set to zero.")
+
+    @model_validator(mode="after")
+    def _range(self) -> SamplerSpec:
+        if self.alpha_min > self.alpha_max:
+            raise ValueError("alpha_min must not exceed alpha_max")
+        return self
+
+
+class SearchSpec(_Section):
+    """Budget and strategy: an initial design, then rounds proposed from a fitted predictor."""
+
+    seed: int = 0
+    initial_trials: int = Field(16, ge=2, description="Mixtures drawn by the sampler first.")
+    rounds: int = Field(1, ge=0, description="Proposal rounds after the initial design.")
+    trials_per_round: int = Field(4, ge=1)
+    strategy: Literal["regmix", "random"] = "regmix"
+    predictor: str = "lightgbm"
+    candidates: int = Field(100_000, ge=100, description="Simulated mixtures per proposal.")
+    top_k: int = Field(128, ge=1, description="Best-predicted candidates averaged.")
+    sampler: SamplerSpec = Field(default_factory=SamplerSpec)
+
+
+Baseline = Literal["uniform", "natural", "best_trial"]
+DEFAULT_BASELINES: tuple[Baseline, ...] = ("uniform", "natural")
+
+
+class ValidateSpec(_Section):
+    """After the search: train the recommendation next to baselines and compare."""
+
+    enabled: bool = True
+    baselines: list[Baseline] = Field(default_factory=lambda: list(DEFAULT_BASELINES))
+    current: dict[str, float] | None = Field(
+        None, description="The team's current mixture, validated as a baseline too."
+    )
+    seeds: int = Field(1, ge=1, le=16)
+
+
+class ResourcesSpec(_Section):
+    """Where trials run."""
+
+    max_concurrent_trials: int = Field(2, ge=1)
+    cpus_per_trial: float = Field(1.0, gt=0)
+    gpus_per_trial: float = Field(0.0, ge=0)
+    ray_address: str | None = Field(None, description="Join this Ray cluster; local if unset.")
+    max_retries: int = Field(1, ge=0)
+
+
+class TrackingSpec(_Section):
+    """MLflow: SQLite in the job directory unless a tracking URI is given."""
+
+    enabled: bool = True
+    mlflow_uri: str | None = None
+    experiment: str = "mixopt"
+
+
+# ---------------------------------------------------------------------------------------- job
+
+
+class JobSpec(_Section):
+    """A whole mixture-search job."""
+
+    name: str = Field(pattern=_NAME_PATTERN)
+    output_dir: str = Field("runs", description="Job directories are created under this folder.")
+    domains: list[DomainSpec] = Field(min_length=2)
+    data: DataSpec = Field(default_factory=DataSpec)
+    tokenizer: TokenizerSpec = Field(default_factory=TokenizerSpec)
+    objective: ObjectiveSpec = Field(default_factory=ObjectiveSpec)
+    space: SpaceSpec = Field(default_factory=SpaceSpec)
+    proxy: ProxySpec = Field(default_factory=ProxySpec)
+    search: SearchSpec = Field(default_factory=SearchSpec)
+    validate_: ValidateSpec = Field(default_factory=ValidateSpec, alias="validate")
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
+    tracking: TrackingSpec = Field(default_factory=TrackingSpec)
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+
+    @property
+    def domain_names(self) -> list[str]:
+        return [d.name for d in self.domains]
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> JobSpec:
+        names = self.domain_names
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"domains: duplicate names {duplicates}")
+        known = set(names)
+        for section, mapping in (
+            ("space.bounds", self.space.bounds),
+            ("space.fixed", self.space.fixed),
+            ("validate.current", self.validate_.current or {}),
+        ):
+            unknown = sorted(set(mapping) - known)
+            if unknown:
+                raise ValueError(f"{section}: unknown domain(s) {unknown}; domains are {names}")
+        both = sorted(set(self.space.bounds) & set(self.space.fixed))
+        if both:
+            raise ValueError(f"space: {both} both bounded and fixed; give one or the other")
+        metric_names = {f"val_loss/{n}" for n in names}
+        unknown_metrics = sorted(set(self.objective.metrics) - metric_names)
+        if unknown_metrics:
+            raise ValueError(
+                f"objective.metrics: unknown metric(s) {unknown_metrics}; "
+                f"available: {sorted(metric_names)}"
+            )
+        if self.validate_.current is not None:
+            total = sum(self.validate_.current.values())
+            if abs(total - 1.0) > 1e-6 or any(w < 0 for w in self.validate_.current.values()):
+                raise ValueError(
+                    f"validate.current: weights must be >= 0 and sum to 1, got {total}"
+                )
+        if self.search.top_k > self.search.candidates:
+            raise ValueError("search.top_k must not exceed search.candidates")
+        # Feasibility of the space is checked by mixopt.space.MixtureSpace (a clear message there).
+        from mixopt.errors import MixoptError
+        from mixopt.space import MixtureSpace
+
+        try:
+            MixtureSpace.from_spec(self)
+        except MixoptError as error:
+            raise ValueError(str(error)) from None
+        return self
+
+    def objective_weights(self) -> dict[str, float]:
+        """Metric name → weight of the scalar objective (mean val loss when none are given)."""
+        if self.objective.metrics:
+            return dict(self.objective.metrics)
+        return {f"val_loss/{n}": 1.0 / len(self.domains) for n in self.domain_names}
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+# ------------------------------------------------------------------------------------ loading
+
+
+def format_validation_error(error: ValidationError, source: str) -> str:
+    """One line per problem: ``source: field.path: message``."""
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        message = item["msg"].removeprefix("Value error, ")
+        lines.append(f"{source}: {where}: {message}")
+    return "\n".join(lines)
+
+
+def parse_spec(data: Any, *, source: str = "spec", base_dir: Path | None = None) -> JobSpec:
+    """Validate a spec mapping; resolve relative paths against ``base_dir``."""
+    if not isinstance(data, dict):
+        raise SpecError(
+            f"{source}: the spec must be a mapping of sections, got {type(data).__name__}"
+        )
+    try:
+        spec = JobSpec.model_validate(data)
+    except ValidationError as error:
+        raise SpecError(format_validation_error(error, source)) from None
+    if base_dir is not None:
+        _resolve_paths(spec, base_dir)
+    return spec
+
+
+def load_spec(path: str | Path) -> JobSpec:
+    """Read and validate a YAML spec file."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"{path}: spec file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise SpecError(f"{path}: not valid YAML: {error}") from None
+    except UnicodeDecodeError:
+        raise SpecError(f"{path}: not a UTF-8 text file") from None
+    return parse_spec(data, source=str(path), base_dir=path.resolve().parent)
+
+
+def _absolute(value: str, base_dir: Path) -> str:
+    expanded = Path(value).expanduser()
+    return str(expanded if expanded.is_absolute() else (base_dir / expanded).resolve())
+
+
+def _resolve_paths(spec: JobSpec, base_dir: Path) -> None:
+    for domain in spec.domains:
+        domain.paths = [_absolute(p, base_dir) for p in domain.paths]
+    if spec.tokenizer.path:
+        spec.tokenizer.path = _absolute(spec.tokenizer.path, base_dir)
+    spec.data.cache_dir = _absolute(spec.data.cache_dir, base_dir)
+    spec.output_dir = _absolute(spec.output_dir, base_dir)

@@ -1,0 +1,205 @@
+"""Token data for proxies: flat token files per domain, mixture batches, fixed validation windows.
+
+Each domain is two flat binary files of token ids (uint16 or uint32, native byte order), read
+through numpy memmaps so nothing is loaded up front. ``MixtureBatches`` is the training stream:
+every sequence independently picks its domain with the mixture's weights and a uniform start
+offset in that domain's train tokens, all drawn from one seeded ``numpy.random.Generator`` (same
+seed and mixture, same stream; domains with weight 0 are never opened, so they may be short or
+missing). ``ValidationWindows`` is the evaluation set: the first non-overlapping (T+1)-token
+windows of each domain's val file, the same for every trial, so losses are comparable.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+TokenDtype = Literal["uint16", "uint32"]
+_WEIGHT_SUM_TOL = 1e-3
+
+
+@dataclass(frozen=True)
+class DomainTokens:
+    """A domain's train and val token files; *_bytes are the text bytes they came from (for bpb)."""
+
+    name: str
+    train_path: str | Path
+    val_path: str | Path
+    dtype: TokenDtype = "uint16"
+    train_bytes: int = 0
+    val_bytes: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("DomainTokens.name must not be empty")
+        if self.dtype not in ("uint16", "uint32"):
+            raise ValueError(
+                f"domain {self.name!r}: dtype must be 'uint16' or 'uint32', got {self.dtype!r}"
+            )
+        if self.train_bytes < 0 or self.val_bytes < 0:
+            raise ValueError(f"domain {self.name!r}: train_bytes/val_bytes must be >= 0")
+
+    def path(self, split: Literal["train", "val"]) -> Path:
+        return Path(self.train_path if split == "train" else self.val_path)
+
+    def num_tokens(self, split: Literal["train", "val"]) -> int:
+        """Tokens in the split's file, from its size (the file is not read)."""
+        path = self.path(split)
+        if not path.is_file():
+            raise ValueError(f"domain {self.name!r}: {split} token file {path} does not exist")
+        size, itemsize = path.stat().st_size, np.dtype(self.dtype).itemsize
+        if size % itemsize:
+            raise ValueError(
+                f"domain {self.name!r}: {path} has {size} bytes, not a multiple of the "
+                f"{self.dtype} item size {itemsize} (wrong dtype?)"
+            )
+        return size // itemsize
+
+    def open(self, split: Literal["train", "val"]) -> np.ndarray:
+        """The split's tokens as a read-only memmap (an empty array for an empty file)."""
+        if self.num_tokens(split) == 0:
+            return np.zeros(0, dtype=self.dtype)
+        return np.memmap(self.path(split), dtype=self.dtype, mode="r")
+
+
+def check_weights(domains: list[DomainTokens], weights: Mapping[str, float]) -> np.ndarray:
+    """Validated weights aligned with ``domains`` (a domain missing from ``weights`` gets 0).
+
+    Raises ValueError for duplicate domain names, weights naming unknown domains, negative or
+    non-finite weights, or weights whose sum is not 1 (within 1e-3; they are then renormalised).
+    """
+    names = [d.name for d in domains]
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicate domain names in {names}")
+    unknown = sorted(set(weights) - set(names))
+    if unknown:
+        raise ValueError(f"weights name unknown domain(s) {unknown}; domains are {names}")
+    w = np.array([float(weights.get(name, 0.0)) for name in names], dtype=np.float64)
+    bad = [n for n, x in zip(names, w, strict=True) if not math.isfinite(x) or x < 0]
+    if bad:
+        raise ValueError(f"weights must be finite and >= 0; bad for {bad}")
+    total = float(w.sum())
+    if abs(total - 1.0) > _WEIGHT_SUM_TOL:
+        raise ValueError(f"weights must sum to 1 (±{_WEIGHT_SUM_TOL}), got {total:.6g}")
+    return w / total
+
+
+class MixtureBatches:
+    """Endless iterator of (B, T+1) int64 token batches drawn from a weighted mixture of domains.
+
+    ``batch[:, :-1]`` are the inputs and ``batch[:, 1:]`` the targets.
+
+    Common random numbers: each row's domain is the inverse CDF of one uniform draw over the
+    domains in a fixed order, and each domain draws its window offsets from a stream of its own
+    (seeded by the seed and the domain's position). Two nearby mixtures with the same seed then
+    see almost the same token stream (only rows near a CDF boundary switch domain), so the
+    difference between their proxies measures the mixture rather than sampling noise.
+    """
+
+    def __init__(
+        self,
+        domains: list[DomainTokens],
+        weights: Mapping[str, float],
+        seq_len: int,
+        batch_size: int,
+        seed: int,
+    ) -> None:
+        if seq_len <= 0 or batch_size <= 0:
+            raise ValueError(
+                f"seq_len and batch_size must be positive, got {seq_len}, {batch_size}"
+            )
+        w = check_weights(domains, weights)
+        self.seq_len, self.batch_size = seq_len, batch_size
+        positions = [i for i, x in enumerate(w) if x > 0]
+        self.domains = [domains[i] for i in positions]
+        self.probs = w[positions] / w[positions].sum()
+        self._cdf = np.cumsum(self.probs)
+        self._cdf[-1] = 1.0
+        self.tokens = [d.open("train") for d in self.domains]  # memmaps, only of sampled domains
+        for d, toks in zip(self.domains, self.tokens, strict=True):
+            if len(toks) < seq_len + 1:
+                raise ValueError(
+                    f"domain {d.name!r} has weight > 0 but only {len(toks)} train tokens; "
+                    f"need at least seq_len + 1 = {seq_len + 1}"
+                )
+        self.rng = np.random.default_rng([seed, 0])  # domain choice
+        self.offset_rngs = [np.random.default_rng([seed, 1, i]) for i in positions]
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        return self
+
+    def __next__(self) -> torch.Tensor:
+        return torch.from_numpy(self.sample()[0])
+
+    def sample(self) -> tuple[np.ndarray, np.ndarray]:
+        """One batch: tokens (B, T+1) int64 and the index (into ``self.domains``) of each row."""
+        span = self.seq_len + 1
+        u = self.rng.random(self.batch_size)  # (B,)
+        which = np.searchsorted(self._cdf, u, side="right").clip(max=len(self.domains) - 1)
+        batch = np.empty((self.batch_size, span), dtype=np.int64)  # (B, T+1)
+        for row, d in enumerate(which):
+            toks = self.tokens[d]
+            start = int(self.offset_rngs[d].integers(0, len(toks) - span, endpoint=True))
+            batch[row] = toks[start : start + span]
+        return batch, which
+
+
+class ValidationWindows:
+    """Per domain, the first non-overlapping (T+1)-token windows of its val file.
+
+    A domain gets ``max(1, eval_tokens // (T+1))`` windows, or fewer if its val file is shorter;
+    a val file shorter than one window raises ValueError. The windows are loaded into memory.
+    """
+
+    def __init__(self, domains: list[DomainTokens], seq_len: int, eval_tokens: int) -> None:
+        if seq_len <= 0 or eval_tokens <= 0:
+            raise ValueError(
+                f"seq_len and eval_tokens must be positive, got {seq_len}, {eval_tokens}"
+            )
+        self.seq_len = seq_len
+        self.domains = {d.name: d for d in domains}
+        if len(self.domains) != len(domains):
+            raise ValueError(f"duplicate domain names in {[d.name for d in domains]}")
+        span = seq_len + 1
+        self.windows: dict[str, np.ndarray] = {}
+        self.val_tokens: dict[str, int] = {}
+        for d in domains:
+            toks = d.open("val")
+            if len(toks) < span:
+                raise ValueError(
+                    f"domain {d.name!r}: val file has {len(toks)} tokens, fewer than one "
+                    f"window of seq_len + 1 = {span}"
+                )
+            n = min(len(toks) // span, max(1, eval_tokens // span))
+            self.windows[d.name] = np.asarray(toks[: n * span], dtype=np.int64).reshape(n, span)
+            self.val_tokens[d.name] = len(toks)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.windows)
+
+    def window_tokens(self, name: str) -> int:
+        """Tokens covered by the domain's windows (n * (T+1))."""
+        return self.windows[name].size
+
+    def predicted_tokens(self, name: str) -> int:
+        """Tokens whose loss is evaluated (n * T: every window position but the first)."""
+        n, span = self.windows[name].shape
+        return n * (span - 1)
+
+    def bytes_evaluated(self, name: str) -> float:
+        """Approximate text bytes behind the windows: val_bytes * window tokens / val tokens."""
+        d = self.domains[name]
+        return d.val_bytes * self.window_tokens(name) / self.val_tokens[name]
+
+    def batches(self, name: str, batch_size: int) -> Iterator[torch.Tensor]:
+        """The domain's windows in order, as (b, T+1) int64 tensors with b <= batch_size."""
+        windows = self.windows[name]
+        for i in range(0, len(windows), batch_size):
+            yield torch.from_numpy(windows[i : i + batch_size])

@@ -1,0 +1,88 @@
+"""The demo corpus builder, run on whatever sources this machine has (with a small cap)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[3] / "experiments" / "demo" / "build_corpus.py"
+
+
+def load_builder() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("build_corpus", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def builder() -> ModuleType:
+    return load_builder()
+
+
+@pytest.fixture(scope="module")
+def built(builder: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    out = tmp_path_factory.mktemp("corpus")
+    return {"out": out, "results": builder.build_corpus(out, 0.05)}
+
+
+@pytest.mark.parametrize("domain", ["code", "docs", "bible", "dictionary", "computing", "fortunes"])
+def test_domain_is_valid_jsonl(built: dict[str, Any], domain: str) -> None:
+    result = built["results"][domain]
+    if "skipped" in result:
+        assert domain != "code", "the standard library is always available"
+        pytest.skip(result["skipped"])
+    path = Path(result["path"])
+    assert path == built["out"] / f"{domain}.jsonl"
+    assert 0 < result["bytes"] == path.stat().st_size <= 50_000
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == result["documents"] > 0
+    texts = [json.loads(line)["text"] for line in lines]
+    assert all(isinstance(t, str) and t.strip() for t in texts)
+    assert not list(built["out"].glob(".*tmp*"))
+
+
+def test_rebuild_is_identical(built: dict[str, Any], builder: ModuleType) -> None:
+    code = Path(built["results"]["code"]["path"])
+    before = code.read_bytes()
+    assert builder.build_domain("code", built["out"], 0.05)["bytes"] == len(before)
+    assert code.read_bytes() == before
+
+
+def test_bible_chapters(builder: ModuleType) -> None:
+    lines = ["Ge1:1 In the beginning.", "Ge1:2 And the earth.", "1Sm2:1 And Hannah prayed."]
+    assert list(builder._chapters(lines)) == [
+        "Ge 1\n1 In the beginning.\n2 And the earth.",
+        "1Sm 2\n1 And Hannah prayed.",
+    ]
+
+
+def test_select_is_seeded_and_keeps_order(builder: ModuleType) -> None:
+    records = [f"record {i:03d}" for i in range(100)]
+    chosen = builder.select(records, 200)
+    assert chosen == builder.select(records, 200) == sorted(chosen)
+    assert sum(len(r) + 1 for r in chosen) <= 200 and chosen != records[: len(chosen)]
+    assert builder.select(records[:3], 10_000) == records[:3]
+
+
+def test_too_few_domains_fail(
+    builder: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    def missing() -> Iterator[str]:
+        raise builder.SourceMissing("/nowhere/data not found")
+        yield ""
+
+    monkeypatch.setattr(builder, "SOURCES", {"code": builder.code_documents, "gone": missing})
+    assert builder.main(["--out", str(tmp_path), "--max-mb-per-domain", "0.01"]) == 1
+    output = capsys.readouterr()
+    assert "gone        skipped: /nowhere/data not found" in output.out
+    assert "need at least 2" in output.err

@@ -1,0 +1,136 @@
+"""The search loop over the real data stage, with the synthetic executor standing in for proxies.
+
+The synthetic losses are a known function of the mixture, so these tests check the loop's logic
+(rounds, retries, runs table, recommendation, validation) exactly; test_end_to_end.py runs the
+same loop with real proxies, real Ray and real MLflow.
+"""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mixopt.errors import MixoptError
+from mixopt.jobs import create_job_dir
+from mixopt.loop import SearchJob
+from mixopt.testing import ScriptedRunner, synthetic_losses
+from mixopt.trials import TrialStatus
+
+SEARCH = {"initial_trials": 8, "rounds": 2, "trials_per_round": 3, "candidates": 2000, "top_k": 40}
+PROXY = {"seq_len": 16}
+
+
+def _run(make_spec, tmp_path, runner=None, **sections):
+    spec = make_spec(search={**SEARCH, **sections.pop("search", {})}, proxy=PROXY, **sections)
+    job_dir = create_job_dir(spec, tmp_path / "job")
+    job = SearchJob(spec, job_dir, runner=runner or ScriptedRunner())
+    return job, job.run()
+
+
+def _mean_loss(weights):
+    return float(np.mean(list(synthetic_losses(weights).values())))
+
+
+def test_rounds_runs_table_and_recommendation(make_spec, tmp_path):
+    _, outcome = _run(make_spec, tmp_path)
+    runs = pd.read_parquet(outcome.job_dir / "runs.parquet")
+    search = runs[runs["stage"] == "search"]
+    assert search["round"].tolist() == [0] * 8 + [1] * 3 + [2] * 3
+    assert (runs["status"] == "completed").all()
+    assert runs["trial_id"].is_unique
+    weights = runs[[f"weight/{d}" for d in ("code", "bible", "dictionary")]]
+    np.testing.assert_allclose(weights.sum(axis=1), 1.0)
+    for _, row in runs.iterrows():
+        mixture = {d: row[f"weight/{d}"] for d in ("code", "bible", "dictionary")}
+        assert row["objective"] == pytest.approx(_mean_loss(mixture))
+        assert row["val_loss/code"] == pytest.approx(synthetic_losses(mixture)["val_loss/code"])
+
+    rec = json.loads((outcome.job_dir / "recommendation.json").read_text())
+    assert sum(rec["weights"].values()) == pytest.approx(1.0)
+    assert rec["objective"]["direction"] == "minimize"
+    assert len(rec["evidence"]["trials"]) == 14
+    assert set(rec["validation"]) == {"recommended", "uniform", "natural"}
+    validated = rec["validation"]["recommended"]["objective"]
+    assert validated == pytest.approx(_mean_loss(rec["weights"]))
+    assert validated < np.median(search["objective"])  # the search learned something
+    assert rec["verdict"].startswith("recommended")
+    assert (outcome.job_dir / "spec.yaml").is_file()
+    assert json.loads((outcome.job_dir / "job.json").read_text())["status"] == "completed"
+
+
+def test_maximize_flips_the_direction(make_spec, tmp_path):
+    objective = {"metrics": {"val_loss/code": 1.0}, "direction": "maximize"}
+    _, outcome = _run(make_spec, tmp_path, objective=objective, validate={"enabled": False})
+    runs = pd.read_parquet(outcome.job_dir / "runs.parquet")
+    # maximising code's loss means starving code: the recommendation gives it little weight
+    assert outcome.recommendation["weights"]["code"] < runs["weight/code"].median()
+    assert outcome.recommendation["validation"] == {}
+
+
+def test_dead_workers_are_retried_then_abandoned(make_spec, tmp_path):
+    runner = ScriptedRunner(die={"t0001": 1, "t0002": 5})
+    _, outcome = _run(make_spec, tmp_path, runner=runner, resources={"max_retries": 2})
+    by_id = {t.trial_id: t for t in outcome.trials}
+    assert by_id["t0001"].status is TrialStatus.COMPLETED and by_id["t0001"].attempts == 2
+    assert by_id["t0002"].status is TrialStatus.ABANDONED and by_id["t0002"].attempts == 3
+    assert runner.submitted.count("t0002") == 3
+    runs = pd.read_parquet(outcome.job_dir / "runs.parquet")
+    assert runs["trial_id"].is_unique
+    abandoned = runs.set_index("trial_id").loc["t0002"]
+    assert abandoned["status"] == "abandoned" and "injected" in abandoned["error"]
+    assert "t0002" not in outcome.recommendation["evidence"]["trials"]
+
+
+def test_failing_trials_do_not_stop_the_job_until_too_few_finish(make_spec, tmp_path):
+    def broken(request):
+        raise RuntimeError("out of memory")
+
+    from mixopt.runners.local import InProcessRunner
+
+    with pytest.raises(MixoptError, match=r"only 0 trial\(s\) finished"):
+        _run(make_spec, tmp_path, runner=InProcessRunner(broken))
+    state = json.loads((tmp_path / "job" / "job.json").read_text())
+    assert state["status"] == "failed"
+    runs = pd.read_parquet(tmp_path / "job" / "runs.parquet")
+    assert (runs["status"] == "abandoned").all() and runs["error"].str.contains(
+        "out of memory"
+    ).all()
+
+
+def test_existing_job_directories_are_never_reused(make_spec, tmp_path):
+    spec = make_spec()
+    job_dir = tmp_path / "old"
+    job_dir.mkdir()
+    (job_dir / "runs.parquet").write_text("precious")
+    with pytest.raises(MixoptError, match="already exists and is not empty"):
+        create_job_dir(spec, job_dir)
+    assert (job_dir / "runs.parquet").read_text() == "precious"
+
+
+def test_empty_domain_fails_before_any_trial(make_spec, tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    domains = [{"name": "blank", "paths": [str(empty)]}, {"name": "other", "paths": [str(empty)]}]
+    runner = ScriptedRunner()
+    with pytest.raises(MixoptError, match="blank"):
+        _run(make_spec, tmp_path, runner=runner, domains=domains)
+    assert runner.submitted == []
+    assert not (tmp_path / "job" / "runs.parquet").exists()
+
+
+def test_verdict_weighs_gains_against_seed_noise():
+    from mixopt.loop import _verdict
+
+    def entry(objective, std, seeds=3):
+        return {"objective": objective, "objective_std": std, "seeds": seeds}
+
+    clear = {"recommended": entry(4.0, 0.01), "uniform": entry(4.1, 0.01)}
+    assert "beats uniform by +0.1000" in _verdict(clear, "minimize")
+    noisy = {"recommended": entry(4.0, 0.2), "uniform": entry(4.05, 0.2)}
+    assert "ties uniform" in _verdict(noisy, "minimize")
+    worse = {"recommended": entry(4.2, 0.01), "natural": entry(4.0, 0.01)}
+    assert "loses to natural" in _verdict(worse, "minimize")
+    assert "beats natural" in _verdict(worse, "maximize")
+    single = {"recommended": entry(4.0, None, 1), "uniform": entry(4.1, None, 1)}
+    assert "one seed (no spread)" in _verdict(single, "minimize")

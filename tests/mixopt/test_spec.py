@@ -1,0 +1,93 @@
+import pytest
+import yaml
+
+from mixopt.errors import SpecError
+from mixopt.spec import load_spec, parse_spec
+
+
+def _spec(**sections):
+    base = {
+        "name": "t",
+        "domains": [
+            {"name": "code", "paths": ["code.jsonl"]},
+            {"name": "prose", "paths": ["prose"]},
+            {"name": "dict", "paths": ["d/*.txt"]},
+        ],
+    }
+    base.update(sections)
+    return base
+
+
+def test_defaults_and_objective_is_mean_val_loss():
+    spec = parse_spec(_spec())
+    assert spec.domain_names == ["code", "prose", "dict"]
+    weights = spec.objective_weights()
+    assert weights == {f"val_loss/{d}": pytest.approx(1 / 3) for d in spec.domain_names}
+
+
+def test_relative_paths_resolve_against_the_spec_folder(tmp_path):
+    path = tmp_path / "sub" / "spec.yaml"
+    path.parent.mkdir()
+    path.write_text(yaml.safe_dump(_spec()))
+    spec = load_spec(path)
+    assert spec.domains[0].paths == [str(tmp_path / "sub" / "code.jsonl")]
+    assert spec.output_dir == str(tmp_path / "sub" / "runs")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"space": {"bounds": {"web": [0, 0.5]}}}, r"space\.bounds: unknown domain\(s\) \['web'\]"),
+        ({"space": {"fixed": {"code": 0.7, "prose": 0.7}}}, r"minimum weights sum to 1\.4"),
+        (
+            {"space": {"bounds": {"code": [0, 0.1], "prose": [0, 0.1], "dict": [0, 0.1]}}},
+            r"maximum weights sum to 0\.3",
+        ),
+        (
+            {"space": {"bounds": {"code": [0.6, 0.2]}}},
+            r"space\.bounds: bounds of 'code' must satisfy 0 <= min <= max <= 1",
+        ),
+        ({"objective": {"metrics": {"val_loss/web": 1.0}}}, r"objective\.metrics: unknown metric"),
+        ({"proxy": {"seq_len": 2}}, r"proxy\.seq_len: Input should be greater than or equal to 8"),
+        ({"proxy": {"sequence_len": 64}}, r"proxy\.sequence_len: Extra inputs are not permitted"),
+        (
+            {"search": {"strategy": "magic"}},
+            r"search\.strategy: Input should be 'regmix' or 'random'",
+        ),
+        (
+            {"validate": {"current": {"code": 0.5}}},
+            r"validate\.current: weights must be >= 0 and sum to 1",
+        ),
+        ({"tokenizer": {"kind": "file"}}, r"tokenizer: kind 'file' needs 'path'"),
+    ],
+)
+def test_bad_specs_name_the_field_and_the_problem(change, message):
+    with pytest.raises(SpecError, match=message):
+        parse_spec(_spec(**change), source="s.yaml")
+
+
+def test_duplicate_and_too_few_domains():
+    twice = {"name": "code", "paths": ["x"]}
+    with pytest.raises(SpecError, match=r"duplicate names \['code'\]"):
+        parse_spec(_spec(domains=[twice, twice]))
+    with pytest.raises(SpecError, match=r"domains: List should have at least 2 items"):
+        parse_spec(_spec(domains=[twice]))
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(SpecError, match="spec file not found"):
+        load_spec(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed")
+    with pytest.raises(SpecError, match="not valid YAML"):
+        load_spec(bad)
+    bad.write_text("- just a list")
+    with pytest.raises(SpecError, match="must be a mapping"):
+        load_spec(bad)
+
+
+def test_resolved_spec_round_trips_through_yaml():
+    spec = parse_spec(_spec(validate={"seeds": 2}))
+    again = parse_spec(yaml.safe_load(spec.to_yaml()))
+    assert again == spec
+    assert "validate" in yaml.safe_load(spec.to_yaml())

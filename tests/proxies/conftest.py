@@ -1,0 +1,39 @@
+"""Fixtures for proxies tests: token files written from numpy arrays into tmp_path."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from proxies.data import DomainTokens, TokenDtype
+
+MakeDomain = Callable[..., DomainTokens]
+
+
+@pytest.fixture
+def make_domain(tmp_path: Path) -> MakeDomain:
+    """make_domain(name, train_tokens, val_tokens, dtype="uint16", val_bytes=0) -> DomainTokens."""
+
+    def make(
+        name: str,
+        train: np.ndarray,
+        val: np.ndarray,
+        *,
+        dtype: TokenDtype = "uint16",
+        val_bytes: int = 0,
+    ) -> DomainTokens:
+        train_path, val_path = tmp_path / f"{name}.train.bin", tmp_path / f"{name}.val.bin"
+        np.asarray(train, dtype=dtype).tofile(train_path)
+        np.asarray(val, dtype=dtype).tofile(val_path)
+        return DomainTokens(name, train_path, val_path, dtype=dtype, val_bytes=val_bytes)
+
+    return make
+
+
+def pattern(period: int, length: int, vocab: int, seed: int = 0) -> np.ndarray:
+    """A random sequence of ``period`` distinct tokens repeated to ``length`` (learnable)."""
+    base = np.random.default_rng(seed).permutation(vocab)[:period]
+    return np.resize(base, length)
