@@ -29,6 +29,17 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
+# pip_quiet ARGS...: install, showing pip's output only when it fails
+pip_quiet() {
+  local log
+  log=$(mktemp)
+  if ! "${pip[@]}" "$@" >"$log" 2>&1; then
+    grep -v "is ignored: it is neither a file nor a directory" "$log" >&2
+    rm -f "$log"
+    return 1
+  fi
+  rm -f "$log"
+}
 
 if .venv/bin/python -c 'import torch' 2>/dev/null; then
   say "torch $(.venv/bin/python -c 'import torch; print(torch.__version__)') already installed"
@@ -37,7 +48,7 @@ elif command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; the
   "${pip[@]}" torch
 elif "${pip[@]}" --no-index --no-deps torch==2.13.0 2>/dev/null; then
   say "installed the local CPU build of torch 2.13.0"
-  "${pip[@]}" torch==2.13.0   # its dependencies
+  pip_quiet torch==2.13.0   # its dependencies
 else
   say "installing the CPU build of torch from the PyTorch index"
   "${pip[@]}" torch --index-url https://download.pytorch.org/whl/cpu \
@@ -45,11 +56,7 @@ else
 fi
 
 say "installing mixopt (editable) with dev tools"
-log=$(mktemp)
-if ! "${pip[@]}" -e '.[dev]' >"$log" 2>&1; then
-  grep -v "is ignored: it is neither a file nor a directory" "$log" >&2; rm -f "$log"; exit 1
-fi
-rm -f "$log"
+pip_quiet -e '.[dev]'
 .venv/bin/python -c 'import mixopt, proxies' || { echo "mixopt failed to install" >&2; exit 1; }
 
 if [ "$demo_corpus" = 1 ]; then
