@@ -25,7 +25,7 @@ import numpy as np
 
 from mixopt.errors import MixoptError
 from mixopt.progress import Progress, Snapshot
-from mixopt.proposers import Proposer, RandomProposer, Recommendation, RegMixProposer
+from mixopt.proposers import Proposer, Recommendation, make_proposer
 from mixopt.runners.base import Runner, RunnerEvent
 from mixopt.runs_table import RUNS_FILE, trial_row, write_runs
 from mixopt.sampling import DirichletSampler
@@ -163,15 +163,14 @@ class SearchJob:
 
     def _build_proposer(self, sampler: DirichletSampler) -> Proposer:
         s = self.spec.search
-        if s.strategy == "random":
-            return RandomProposer(sampler, seed=s.seed)
-        return RegMixProposer(
-            sampler,
-            predictor=s.predictor,
-            candidates=s.candidates,
-            top_k=min(s.top_k, s.candidates),
-            seed=s.seed,
-        )
+        options = {}
+        if s.strategy == "regmix":
+            options = {
+                "predictor": s.predictor,
+                "candidates": s.candidates,
+                "top_k": min(s.top_k, s.candidates),
+            }
+        return make_proposer(s.strategy, sampler, seed=s.seed, **options)
 
     def _search(self, sampler: DirichletSampler, proposer: Proposer) -> None:
         s = self.spec.search
@@ -179,7 +178,9 @@ class SearchJob:
         self._run_round(proposer, initial, 0, "initial design")
         for round_index in range(1, s.rounds + 1):
             self._require_finished(proposer)
-            self._say(f"round {round_index}: fitting {s.predictor} on {proposer.n_observed} trials")
+            self._say(
+                f"round {round_index}: {s.strategy} proposes from {proposer.n_observed} trials"
+            )
             mixtures = proposer.ask(s.trials_per_round)
             self._run_round(proposer, mixtures, round_index, f"round {round_index}/{s.rounds}")
         self._require_finished(proposer)
@@ -279,7 +280,15 @@ class SearchJob:
             "eval_tokens": p.eval_tokens,
             "device": p.device,
             "threads": max(1, int(self.spec.resources.cpus_per_trial)),
+            "micro_batch_size": p.micro_batch_size,
+            "eval_every": p.eval_every,
+            "metrics": list(p.metrics),
+            "compile": p.compile,
         }
+        checkpoint_dir = None
+        if p.checkpoint_every > 0:
+            train["checkpoint_every"] = p.checkpoint_every
+            checkpoint_dir = str((self.job_dir / "checkpoints" / trial.trial_id).resolve())
         domains = [
             {
                 "name": s.name,
@@ -301,25 +310,47 @@ class SearchJob:
             domains=domains,
             vocab_size=self.manifest.vocab_size,
             seq_len=p.seq_len,
+            arch=p.arch,
+            checkpoint_dir=checkpoint_dir,
         )
 
+    def _group_size(self) -> int:
+        """Trials per submission: stacked training groups only where it can pay (GPU trials)."""
+        p, r = self.spec.proxy, self.spec.resources
+        if p.stacking == "off" or (p.stacking == "auto" and r.gpus_per_trial == 0):
+            return 1
+        return p.max_stack
+
     def _run_trials(self, trials: list[Trial], *, stage: str) -> None:
-        """Run ``trials`` with at most ``max_concurrent_trials`` at once; retry dead workers."""
-        cap = self.spec.resources.max_concurrent_trials
+        """Run ``trials``, at most ``max_concurrent_trials`` submissions at once (a submission is
+        one trial, or a group trained stacked on one GPU); retry trials whose worker died."""
+        cap, size = self.spec.resources.max_concurrent_trials, self._group_size()
         pending = list(trials)
         running: dict[str, Trial] = {}
+        group_of: dict[str, int] = {}  # trial id -> submission number
+        submissions = 0
         snapshot = Snapshot(stage=stage, total=len(trials))
         self._show(snapshot, running, trials)
         while pending or running:
-            while pending and len(running) < cap:
-                trial = pending.pop(0)
-                trial.status = TrialStatus.RUNNING
-                trial.attempts += 1
-                running[trial.trial_id] = trial
-                self.runner.submit(self._request(trial))
+            while pending and len(set(group_of.values())) < cap:
+                group, pending = pending[:size], pending[size:]
+                for trial in group:
+                    trial.status = TrialStatus.RUNNING
+                    trial.attempts += 1
+                    running[trial.trial_id] = trial
+                    group_of[trial.trial_id] = submissions
+                submissions += 1
+                requests = [self._request(t) for t in group]
+                if len(requests) == 1:
+                    self.runner.submit(requests[0])
+                else:
+                    self.runner.submit_group(
+                        requests, stacking=self.spec.proxy.stacking, max_stack=size
+                    )
             self._show(snapshot, running, trials)
             for event in self.runner.poll(timeout=1.0):
                 trial = running.pop(event.trial_id)
+                group_of.pop(event.trial_id)
                 if self._finish(trial, event):
                     pending.append(trial)
                 snapshot.last = self._describe(trial)

@@ -1,14 +1,28 @@
 """Replay a search on a pool of finished runs: the honest way to compare strategies offline.
 
-The search may learn a pool row's target only by "evaluating" it (adding it to the trace), never
-more than ``budget`` rows and never one twice. ``random`` evaluates rows in a seeded random order;
-``regmix`` starts with ``initial`` random rows, then repeatedly fits the predictor on what it has
-evaluated and evaluates the ``batch`` unevaluated rows with the best predictions.
+A search may learn a pool row's target only by "evaluating" it (adding it to the trace), never
+more than ``budget`` rows (and, with a cost column, never more than ``budget_cost``), and never a
+row twice. Every strategy starts from ``initial`` random rows, then repeatedly chooses ``batch``
+more from the rows not yet evaluated:
+
+- ``random``: a seeded random order.
+- ``regmix`` / ``law``: fit a predictor (``auto`` / the mixing law) on what was evaluated and
+  take the rows with the best predictions.
+- ``bo``: a GP on log-weights and batch log-noisy-expected-improvement (BoTorch), the batch built
+  greedily with fantasies over the remaining rows.
+- ``mfbo``: multi-fidelity pools (rows at several proxy sizes / token counts, each with a cost):
+  a GP over (weights, fidelity), and each row scored by its expected improvement at the *target*
+  fidelity, times how much its own fidelity tells about the target (posterior correlation),
+  divided by its cost. The initial design is drawn from the cheapest fidelity.
+
+Single-fidelity strategies on a multi-fidelity pool only evaluate target-fidelity rows. The
+objective is minimised unless ``maximize``; the trace's ``value`` is always the raw target.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,7 +30,8 @@ import pandas as pd
 from mixopt.errors import MixoptError
 from mixopt.predictors import make_predictor
 
-STRATEGIES = ("random", "regmix")
+STRATEGIES = ("random", "regmix", "law", "bo", "mfbo")
+DEFAULT_STRATEGY = "bo"
 
 
 @dataclass(frozen=True)
@@ -25,9 +40,11 @@ class ReplayConfig:
     initial: int
     batch: int
     seed: int = 0
-    strategy: str = "regmix"
+    strategy: str = DEFAULT_STRATEGY
     maximize: bool = False
-    predictor: str = "lightgbm"
+    predictor: str = "auto"
+    budget_cost: float | None = None
+    target_fidelity: float | None = None
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -36,23 +53,285 @@ class ReplayConfig:
             )
         if self.budget < 1 or self.initial < 1 or self.batch < 1:
             raise MixoptError("budget, initial and batch must be >= 1")
+        if self.budget_cost is not None and self.budget_cost <= 0:
+            raise MixoptError("budget_cost must be > 0")
 
 
-def replay(X: np.ndarray, y: np.ndarray, config: ReplayConfig) -> pd.DataFrame:
-    """Trace of evaluated rows: ``step`` (0-based), ``pool_index``, ``value``."""
-    n = len(y)
-    budget = min(config.budget, n)
-    rng = np.random.default_rng(config.seed)
-    order = rng.permutation(n)
-    first = budget if config.strategy == "random" else min(budget, max(2, config.initial))
-    evaluated: list[int] = [int(i) for i in order[:first]]
-    sign = -1.0 if config.maximize else 1.0
-    while len(evaluated) < budget:
-        take = min(config.batch, budget - len(evaluated))
-        remaining = np.setdiff1d(np.arange(n), evaluated)
-        model = make_predictor(config.predictor).fit(X[evaluated], sign * y[evaluated])
-        predicted = model.predict(X[remaining])
-        evaluated.extend(int(i) for i in remaining[np.argsort(predicted, kind="stable")[:take]])
-    return pd.DataFrame(
-        {"step": np.arange(len(evaluated)), "pool_index": evaluated, "value": y[evaluated]}
+@dataclass
+class Pool:
+    """The rows a replay may evaluate: weights, target, and optional fidelity and cost."""
+
+    X: np.ndarray  # (n, m)
+    y: np.ndarray  # (n,)
+    fidelity: np.ndarray | None = None  # (n,)
+    cost: np.ndarray | None = None  # (n,)
+
+    def __post_init__(self) -> None:
+        n = len(self.y)
+        for name, column in (("fidelity", self.fidelity), ("cost", self.cost)):
+            if column is not None and (len(column) != n or not np.all(np.isfinite(column))):
+                raise MixoptError(f"{name} column must be finite, one value per row")
+        if self.cost is not None and np.any(self.cost <= 0):
+            raise MixoptError("cost column must be > 0 on every row")
+
+    @property
+    def n(self) -> int:
+        return len(self.y)
+
+    def row_cost(self, i: int) -> float:
+        return 1.0 if self.cost is None else float(self.cost[i])
+
+
+def replay(
+    pool: Pool | np.ndarray, y: np.ndarray | None = None, config: ReplayConfig | None = None
+) -> pd.DataFrame:
+    """Trace of evaluated rows: ``step``, ``pool_index``, ``value`` (+ ``fidelity``, ``cost``)."""
+    if not isinstance(pool, Pool):
+        assert y is not None
+        pool = Pool(np.asarray(pool, dtype=float), np.asarray(y, dtype=float))
+    assert config is not None
+    return _Replay(pool, config).run()
+
+
+class _Replay:
+    def __init__(self, pool: Pool, config: ReplayConfig) -> None:
+        self.pool = pool
+        self.config = config
+        self.sign = -1.0 if config.maximize else 1.0
+        self.rng = np.random.default_rng(config.seed)
+        self.order = self.rng.permutation(pool.n)
+        self.target = self._target_fidelity()
+        self.eligible = self._eligible()
+        self.evaluated: list[int] = []
+        self.spent = 0.0
+
+    def _target_fidelity(self) -> float | None:
+        if self.pool.fidelity is None:
+            return None
+        target = self.config.target_fidelity
+        if target is None:
+            return float(self.pool.fidelity.max())
+        if not np.any(np.isclose(self.pool.fidelity, target)):
+            raise MixoptError(f"no pool row has the target fidelity {target}")
+        return float(target)
+
+    def _eligible(self) -> np.ndarray:
+        """Rows the strategy may pick: all for mfbo, else the target fidelity's."""
+        if self.pool.fidelity is None or self.target is None or self.config.strategy == "mfbo":
+            return np.ones(self.pool.n, dtype=bool)
+        return np.isclose(self.pool.fidelity, self.target)
+
+    # --------------------------------------------------------------------------------- loop
+
+    def run(self) -> pd.DataFrame:
+        self._take(self._initial())
+        while self._affordable().size:
+            chosen = self._choose(min(self.config.batch, self.config.budget - len(self.evaluated)))
+            if not chosen:
+                break
+            self._take(chosen)
+        return self._trace()
+
+    def _remaining(self) -> np.ndarray:
+        mask = self.eligible.copy()
+        mask[self.evaluated] = False
+        return np.flatnonzero(mask)
+
+    def _affordable(self) -> np.ndarray:
+        if len(self.evaluated) >= self.config.budget:
+            return np.array([], dtype=int)
+        remaining = self._remaining()
+        if self.config.budget_cost is None or self.pool.cost is None:
+            return remaining
+        left = self.config.budget_cost - self.spent
+        return remaining[self.pool.cost[remaining] <= left + 1e-12]
+
+    def _take(self, rows: list[int]) -> None:
+        for i in rows:
+            if len(self.evaluated) >= self.config.budget:
+                return
+            cost = self.pool.row_cost(i)
+            if (
+                self.config.budget_cost is not None
+                and self.spent + cost > self.config.budget_cost + 1e-12
+            ):
+                continue
+            self.evaluated.append(int(i))
+            self.spent += cost
+
+    def _initial(self) -> list[int]:
+        """Random rows to start from (model-based strategies need at least two)."""
+        if self.config.strategy == "random":
+            k = self.config.budget  # random search is the initial design, all the way
+        else:
+            k = min(self.config.budget, max(2, self.config.initial))
+        candidates = [int(i) for i in self.order if self.eligible[i]]
+        if self.config.strategy == "mfbo" and self.pool.fidelity is not None:
+            cheapest = self.pool.fidelity.min()
+            candidates = [i for i in candidates if np.isclose(self.pool.fidelity[i], cheapest)]
+        return candidates[:k]
+
+    def _choose(self, take: int) -> list[int]:
+        remaining = self._affordable()
+        if take <= 0 or remaining.size == 0:
+            return []
+        strategy = self.config.strategy
+        if strategy == "random":
+            left = set(remaining.tolist())
+            return [int(i) for i in self.order if i in left][:take]
+        X, y = self.pool.X[self.evaluated], self.sign * self.pool.y[self.evaluated]
+        if strategy in ("regmix", "law"):
+            name = "mixing_law" if strategy == "law" else self.config.predictor
+            predicted = make_predictor(name).fit(X, y).predict(self.pool.X[remaining])
+            return [int(i) for i in remaining[np.argsort(predicted, kind="stable")[:take]]]
+        if strategy == "bo":
+            return _bo_choose(X, y, self.pool.X, remaining, take, seed=self.config.seed)
+        return self._mfbo_choose(remaining, take)
+
+    def _mfbo_choose(self, remaining: np.ndarray, take: int) -> list[int]:
+        assert self.pool.fidelity is not None and self.target is not None
+        rows = np.array(self.evaluated)
+        scores = mf_expected_improvement_per_cost(
+            X=self.pool.X[rows],
+            fidelity=self.pool.fidelity[rows],
+            y=self.sign * self.pool.y[rows],
+            candidates=self.pool.X[remaining],
+            candidate_fidelity=self.pool.fidelity[remaining],
+            candidate_cost=(
+                self.pool.cost[remaining]
+                if self.pool.cost is not None
+                else self.pool.fidelity[remaining]
+            ),
+            target_fidelity=self.target,
+            seed=self.config.seed,
+        )
+        return [int(i) for i in remaining[np.argsort(-scores, kind="stable")[:take]]]
+
+    def _trace(self) -> pd.DataFrame:
+        rows = np.array(self.evaluated, dtype=int)
+        trace = pd.DataFrame(
+            {"step": np.arange(len(rows)), "pool_index": rows, "value": self.pool.y[rows]}
+        )
+        if self.pool.fidelity is not None:
+            trace["fidelity"] = self.pool.fidelity[rows]
+        if self.pool.cost is not None:
+            trace["cost"] = self.pool.cost[rows]
+        return trace
+
+
+# ------------------------------------------------------------------------------ acquisition
+
+
+def _bo_choose(
+    X: np.ndarray, y: np.ndarray, pool: np.ndarray, remaining: np.ndarray, take: int, *, seed: int
+) -> list[int]:
+    """Greedy batch of qLogNEI over the remaining rows (GP fitted to the negated objective)."""
+    import torch
+    from botorch.acquisition.logei import qLogNoisyExpectedImprovement
+    from botorch.optim import optimize_acqf_discrete
+
+    from mixopt.predictors.gp import fit_gp
+
+    torch.manual_seed(seed)
+    model = fit_gp(X, -y, seed=seed)  # BoTorch maximises
+    choices = torch.as_tensor(pool[remaining], dtype=torch.float64)
+    acquisition = qLogNoisyExpectedImprovement(
+        model, X_baseline=torch.as_tensor(X, dtype=torch.float64), prune_baseline=True
     )
+    chosen, _ = optimize_acqf_discrete(acquisition, q=take, choices=choices, unique=True)
+    picked: list[int] = []
+    for row in chosen.numpy():
+        index = int(np.argmin(np.abs(pool[remaining] - row).sum(axis=1)))
+        if int(remaining[index]) not in picked:
+            picked.append(int(remaining[index]))
+    return picked
+
+
+def mf_expected_improvement_per_cost(
+    *,
+    X: np.ndarray,
+    fidelity: np.ndarray,
+    y: np.ndarray,
+    candidates: np.ndarray,
+    candidate_fidelity: np.ndarray,
+    candidate_cost: np.ndarray,
+    target_fidelity: float,
+    seed: int = 0,
+) -> np.ndarray:
+    """Augmented expected improvement per unit cost (minimisation) for candidate (w, f) rows.
+
+    EI of the candidate mixture at the target fidelity × posterior correlation between the
+    candidate's own fidelity and the target × cost(target) / cost(candidate).
+    """
+    import torch
+    from scipy.stats import norm
+
+    f_scale = _fidelity_scale(fidelity, candidate_fidelity, target_fidelity)
+    model = fit_multi_fidelity_gp(X, f_scale(fidelity), y, seed=seed)
+    at_target = np.hstack([candidates, np.full((len(candidates), 1), f_scale(target_fidelity))])
+    at_own = np.hstack([candidates, f_scale(candidate_fidelity)[:, None]])
+    with torch.no_grad():
+        joint = torch.as_tensor(np.stack([at_target, at_own], axis=1), dtype=torch.float64)
+        posterior = model.posterior(joint)  # batch (c,) of 2 points each
+        mean = posterior.mean.squeeze(-1).numpy()  # (c, 2)
+        cov = posterior.distribution.covariance_matrix.numpy()  # (c, 2, 2)
+    mu, var_t, var_o = mean[:, 0], cov[:, 0, 0], cov[:, 1, 1]
+    sd = np.sqrt(np.maximum(var_t, 1e-12))
+    corr = np.clip(cov[:, 0, 1] / np.sqrt(np.maximum(var_t * var_o, 1e-24)), 0.0, 1.0)
+    on_target = np.isclose(fidelity, target_fidelity)
+    best = y[on_target].min() if on_target.any() else mu.min()
+    z = (best - mu) / sd
+    ei = sd * (z * norm.cdf(z) + norm.pdf(z))
+    target_cost = candidate_cost[np.isclose(candidate_fidelity, target_fidelity)]
+    reference = float(target_cost.max()) if target_cost.size else float(candidate_cost.max())
+    return ei * corr * reference / candidate_cost
+
+
+def _fidelity_scale(*arrays: Any) -> Any:
+    """Map fidelities to [0, 1] by log scale (costs and sizes span orders of magnitude)."""
+    values = np.concatenate([np.atleast_1d(np.asarray(a, dtype=float)) for a in arrays])
+    low, high = np.log(values.min()), np.log(values.max())
+    span = high - low if high > low else 1.0
+    return lambda f: (np.log(np.asarray(f, dtype=float)) - low) / span
+
+
+def fit_multi_fidelity_gp(
+    X: np.ndarray, fidelity01: np.ndarray, y: np.ndarray, *, seed: int = 0
+) -> Any:
+    """BoTorch's ``SingleTaskMultiFidelityGP`` on (log-weights, fidelity scaled to [0, 1])."""
+    import torch
+    from botorch.fit import fit_gpytorch_mll
+    from botorch.models import SingleTaskMultiFidelityGP
+    from botorch.models.transforms import Standardize
+    from gpytorch.mlls import ExactMarginalLogLikelihood
+
+    from mixopt.predictors.features import log_weights
+
+    torch.manual_seed(seed)
+    train_x = torch.as_tensor(np.hstack([log_weights(X), fidelity01[:, None]]), dtype=torch.float64)
+    train_y = torch.as_tensor(y, dtype=torch.float64).reshape(-1, 1)
+    model = SingleTaskMultiFidelityGP(
+        train_x, train_y, data_fidelities=[X.shape[1]], outcome_transform=Standardize(m=1)
+    )
+    fit_gpytorch_mll(
+        ExactMarginalLogLikelihood(model.likelihood, model),
+        optimizer_kwargs={"options": {"maxiter": 200}},
+    )
+    model.eval()
+    return _LogWeightsFront(model)
+
+
+class _LogWeightsFront:
+    """Apply the log-weights map to the weight columns before the multi-fidelity GP."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def posterior(self, x: Any) -> Any:
+        import torch
+
+        from mixopt.predictors.features import log_weights
+
+        weights = log_weights(x[..., :-1].numpy())
+        mapped = torch.cat([torch.as_tensor(weights), x[..., -1:]], dim=-1)
+        return self.model.posterior(mapped)

@@ -3,7 +3,9 @@
 Columns: ``trial_id, job, stage, label, round, fidelity, seed, status, attempts``, one
 ``weight/<domain>`` per domain, one column per metric (``val_loss/<domain>``, ``bpb/<domain>``,
 ``objective``), then ``tokens, flops, wall_s, tokens_per_s, device, started_at, finished_at,
-data_hash, error``. Saved atomically
+data_hash, error``; when the data stage's versions are given, also ``data_hash/<domain>`` (the
+domain's content hash), ``tokenizer_hash`` and ``epochs/<domain>`` (epochs of the domain the
+trial consumed: tokens × weight / the domain's train tokens). Saved atomically
 (write a temporary file, then rename), so a crash never leaves a torn table.
 
 Also reads users' own tables (CSV or Parquet of mixture → metrics), with weight columns picked by
@@ -13,10 +15,11 @@ prefix or by an explicit list.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from mixopt.errors import RunsTableError
@@ -24,9 +27,21 @@ from mixopt.trials import Trial
 
 WEIGHT_PREFIX = "weight/"
 RUNS_FILE = "runs.parquet"
+DOMAIN_HASH_PREFIX = "data_hash/"
+TOKENIZER_HASH = "tokenizer_hash"
+EPOCHS_PREFIX = "epochs/"
 
 
-def trial_row(trial: Trial, *, job: str, fidelity: str, data_hash: str) -> dict[str, Any]:
+def trial_row(
+    trial: Trial,
+    *,
+    job: str,
+    fidelity: str,
+    data_hash: str,
+    domain_hashes: Mapping[str, str] | None = None,
+    tokenizer_hash: str | None = None,
+    train_tokens: Mapping[str, int] | None = None,
+) -> dict[str, Any]:
     result = trial.result
     row: dict[str, Any] = {
         "trial_id": trial.trial_id,
@@ -46,6 +61,14 @@ def trial_row(trial: Trial, *, job: str, fidelity: str, data_hash: str) -> dict[
     for key in ("tokens", "flops", "wall_s", "tokens_per_s", "device", "started_at", "finished_at"):
         row[key] = result.get(key)
     row["data_hash"] = data_hash
+    row.update({f"{DOMAIN_HASH_PREFIX}{d}": h for d, h in (domain_hashes or {}).items()})
+    if tokenizer_hash is not None:
+        row[TOKENIZER_HASH] = tokenizer_hash
+    if train_tokens is not None and result.get("tokens") is not None:
+        from mixopt.data.caps import epochs_consumed
+
+        epochs = epochs_consumed(trial.weights, float(result["tokens"]), train_tokens)
+        row.update({f"{EPOCHS_PREFIX}{d}": e for d, e in epochs.items()})
     row["error"] = trial.error
     return row
 
@@ -124,3 +147,48 @@ def weights_and_target(
             raise RunsTableError(f"{source}: target column {target!r} is not numeric")
         y = frame[target].astype(float)
     return X, y, columns
+
+
+def read_joined(paths: Sequence[str | Path], *, on: str | None = None) -> pd.DataFrame:
+    """Read one runs table, or several joined on a shared key column.
+
+    Published run tables often split mixtures and metrics into two files sharing an index column
+    (RegMix: ``train_mixture_1m.csv`` + ``train_pile_loss_1m.csv`` on ``index``). With ``on``
+    unset, the key is the one column name all the tables share.
+    """
+    frames = [read_table(p) for p in paths]
+    if len(frames) == 1:
+        return frames[0]
+    shared = set(frames[0].columns).intersection(*[f.columns for f in frames[1:]])
+    key = on
+    if key is None:
+        if len(shared) != 1:
+            raise RunsTableError(
+                f"cannot tell which column joins {[str(p) for p in paths]}: "
+                f"shared columns are {sorted(shared) or 'none'}; name one with --join-on"
+            )
+        key = next(iter(shared))
+    joined = frames[0]
+    for path, frame in zip(paths[1:], frames[1:], strict=True):
+        if key not in frame.columns or key not in joined.columns:
+            raise RunsTableError(f"{path}: no column {key!r} to join on")
+        if frame[key].duplicated().any():
+            raise RunsTableError(f"{path}: join column {key!r} has duplicate values")
+        joined = joined.merge(frame, on=key, how="inner", suffixes=("", f"@{Path(path).stem}"))
+    if joined.empty:
+        raise RunsTableError(f"no rows share a {key!r} value across {[str(p) for p in paths]}")
+    return joined
+
+
+def numeric_column(frame: pd.DataFrame, name: str | None, *, source: str) -> np.ndarray | None:
+    """A finite numeric column as an array (None when no column is named)."""
+    if name is None:
+        return None
+    if name not in frame.columns:
+        raise RunsTableError(f"{source}: column {name!r} not in the table")
+    if not pd.api.types.is_numeric_dtype(frame[name]):
+        raise RunsTableError(f"{source}: column {name!r} is not numeric")
+    values = frame[name].to_numpy(dtype=float)
+    if not np.all(np.isfinite(values)):
+        raise RunsTableError(f"{source}: column {name!r} has missing or non-finite values")
+    return values

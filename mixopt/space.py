@@ -84,6 +84,40 @@ class MixtureSpace:
     def dim(self) -> int:
         return len(self.domains)
 
+    def with_caps(self, caps: Mapping[str, float], *, what: str = "cap") -> MixtureSpace:
+        """The space with upper bounds lowered to ``caps`` (domain → maximum weight).
+
+        Raises InfeasibleSpaceError naming the domains and their caps when a lower bound or
+        fixed weight exceeds its cap, or when the capped maxima cannot reach a total of 1.
+        """
+        unknown = sorted(set(caps) - set(self.domains))
+        if unknown:
+            raise MixoptError(
+                f"{what}s: unknown domain(s) {unknown}; domains are {list(self.domains)}"
+            )
+        cap = np.array([min(1.0, max(0.0, float(caps.get(d, 1.0)))) for d in self.domains])
+        over = [
+            f"{d} >= {lo:g} but its {what} is {c:.4g}"
+            for d, lo, c in zip(self.domains, self.lower, cap, strict=True)
+            if lo > c + _TOL
+        ]
+        if over:
+            raise InfeasibleSpaceError(
+                f"space: {'; '.join(over)}; no mixture satisfies both "
+                f"(lower the bound or fixed weight, or relax the {what})"
+            )
+        upper = np.minimum(self.upper, cap)
+        if upper.sum() < 1 - 1e-6:
+            detail = ", ".join(
+                f"{d}<={hi:.4g}" + (f" ({what})" if c < u else "")
+                for d, hi, c, u in zip(self.domains, upper, cap, self.upper, strict=True)
+            )
+            raise InfeasibleSpaceError(
+                f"space: with the {what}s the maximum weights sum to {upper.sum():.4g} < 1 "
+                f"({detail}); no mixture satisfies them"
+            )
+        return MixtureSpace(self.domains, self.lower.copy(), upper)
+
     def contains(self, weights: np.ndarray, tol: float = 1e-6) -> np.ndarray:
         """Boolean mask over rows of ``weights`` (n, m): in bounds and summing to one."""
         w = np.atleast_2d(weights)

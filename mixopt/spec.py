@@ -31,16 +31,52 @@ class _Section(BaseModel):
 
 
 class DomainSpec(_Section):
-    """One training domain: a name and the files that hold its documents."""
+    """One training domain: a name and the files that hold its documents.
+
+    Text formats: plain text (a file is a document), JSONL (a line is a document; gzip/zstd
+    compressed files are recognised by their magic bytes) and Parquet (a row is a document).
+    Pre-tokenized formats: ``npy`` (a 1-D integer array) and ``bin`` (raw ``dtype`` token ids);
+    documents in them are separated by the tokenizer's end-of-text id, and the job's tokenizer
+    must be the one they were made with (``tokenizer.kind: file``).
+    """
 
     name: str = Field(pattern=_NAME_PATTERN, description="Domain name (letters, digits, _.-).")
     paths: list[str] = Field(
         min_length=1, description="Files, directories (read recursively) or glob patterns."
     )
-    format: Literal["auto", "text", "jsonl", "parquet"] = Field(
-        "auto", description="File format; 'auto' decides by extension (.jsonl/.parquet/else text)."
+    format: Literal["auto", "text", "jsonl", "parquet", "npy", "bin"] = Field(
+        "auto",
+        description="File format; 'auto' decides by extension (.jsonl/.json[.gz|.zst], "
+        ".parquet, .npy, .bin; else text).",
     )
     text_field: str = Field("text", description="JSONL key / Parquet column holding the text.")
+    dtype: Literal["uint16", "uint32"] | None = Field(
+        None, description="Token type of raw pre-tokenized .bin files (required for them)."
+    )
+    max_epochs: float | None = Field(
+        None, gt=0, description="Repetition limit of this domain (default: target.max_epochs)."
+    )
+    group: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*(/[A-Za-z0-9][A-Za-z0-9_.\-]*)*$",
+        description="Group path (e.g. 'web' or 'web/en'): groups can be searched as one unit.",
+    )
+    share: float | None = Field(
+        None, gt=0, description="Fixed share within its group (relative; default: natural)."
+    )
+    skip_bad_records: bool | None = Field(
+        None, description="Skip unreadable records instead of failing (default: data's)."
+    )
+
+    @model_validator(mode="after")
+    def _dtype_matches_format(self) -> DomainSpec:
+        if self.dtype is not None and self.format not in ("auto", "bin", "npy"):
+            raise ValueError(f"dtype is only used with pre-tokenized formats, not {self.format!r}")
+        if self.format == "bin" and self.dtype is None:
+            raise ValueError("format 'bin' needs dtype (uint16 or uint32)")
+        if self.share is not None and self.group is None:
+            raise ValueError("share is the proportion within a group; set group too")
+        return self
 
 
 class TokenizerSpec(_Section):
@@ -68,6 +104,47 @@ class DataSpec(_Section):
     )
     val_fraction: float = Field(0.05, gt=0.0, lt=0.5, description="Share of each domain held out.")
     max_val_tokens: int = Field(262_144, gt=0, description="Cap on each domain's held-out tokens.")
+    workers: int = Field(
+        0, ge=0, description="Tokenizer processes; 0 = one per available CPU core."
+    )
+    token_dtype: Literal["auto", "uint16", "uint32"] = Field(
+        "auto", description="Shard token type; 'auto' is the narrowest that holds the vocab."
+    )
+    skip_bad_records: bool = Field(
+        False, description="Skip unreadable records (counted and reported) instead of failing."
+    )
+    allow_mixed_versions: bool = Field(
+        False, description="Let a job use trials that trained on other versions of a domain."
+    )
+    trust_mtime: bool = Field(
+        True,
+        description="Reuse a file's content digest while its size and mtime are unchanged.",
+    )
+
+
+class TargetSpec(_Section):
+    """The model the mixture is for: its token budget sets each domain's repetition cap.
+
+    A domain with ``n`` train tokens and a limit of ``e`` epochs can take at most
+    ``n * e / tokens`` of the target run (Olmix). Without ``tokens`` there are no caps.
+    """
+
+    tokens: float | None = Field(
+        None, gt=0, description="Training tokens of the target model (e.g. 1e11)."
+    )
+    max_epochs: float = Field(4.0, gt=0, description="Default repetition limit per domain.")
+
+
+class GroupsSpec(_Section):
+    """Hierarchical domains (``DomainSpec.group``): search over groups or over leaves.
+
+    ``level: groups`` searches one weight per top-level group (and per ungrouped domain); the
+    leaves of a group keep fixed proportions (their ``share``, else their natural token share).
+    ``depth`` picks how many levels of the group path form a unit (1: 'web', 2: 'web/en').
+    """
+
+    level: Literal["leaves", "groups"] = "leaves"
+    depth: int = Field(1, ge=1, le=8)
 
 
 # ---------------------------------------------------------------------------------- objective
@@ -125,11 +202,18 @@ class SpaceSpec(_Section):
 
 
 class ProxySpec(_Section):
-    """The proxy model trained on each candidate mixture, and how it is trained."""
+    """The proxy model trained on each candidate mixture, and how it is trained.
 
-    arch: Literal["dense"] = "dense"
+    ``arch: moe`` swaps every MLP of the preset for 8 experts of half its width, top-2 routed
+    (same active FLOPs); MoE settings (``n_experts``, ``top_k``, ``shared_expert_d_ff``,
+    ``balance: aux_loss | aux_free | none``, ``aux_scope: micro | global``, ``aux_loss_coef``,
+    ``z_loss_coef``, ...) go in ``overrides`` like any other model field (see
+    ``proxies.config.MoEConfig``). Preset, arch and overrides are checked here, without torch.
+    """
+
+    arch: Literal["dense", "moe"] = Field("dense", description="dense GPT or Mixture-of-Experts.")
     preset: str = Field("tiny", description="A preset in proxies.presets (e.g. tiny, 1m).")
-    overrides: dict[str, int | float | bool] = Field(
+    overrides: dict[str, int | float | bool | str] = Field(
         default_factory=dict, description="Model fields that replace the preset's."
     )
     seq_len: int = Field(128, ge=8, le=65_536)
@@ -143,6 +227,49 @@ class ProxySpec(_Section):
     grad_clip: float = Field(1.0, ge=0)
     eval_tokens: int = Field(32_768, gt=0, description="Validation tokens per domain.")
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    micro_batch_size: int | None = Field(
+        None, ge=1, description="Split each step's batch (gradient accumulation); must divide it."
+    )
+    eval_every: int = Field(
+        0, ge=0, description="Also evaluate every this many steps (0 = only at the end)."
+    )
+    metrics: list[str] = Field(
+        default_factory=list,
+        description="Metric hooks run at each evaluation: registered names or 'module:function'.",
+    )
+    checkpoint_every: int = Field(
+        0, ge=0, description="Steps between resumable trial checkpoints (0 = no checkpoints)."
+    )
+    compile: bool = Field(False, description="torch.compile the training step on CUDA.")
+    stacking: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Train trials of one shape together as one stacked model: 'auto' where the "
+        "benchmark says it is faster (GPU, small proxies), 'on' always, 'off' never.",
+    )
+    max_stack: int = Field(16, ge=1, le=256, description="Most trials stacked in one process.")
+
+    @model_validator(mode="after")
+    def _model_config_builds(self) -> ProxySpec:
+        from proxies.presets import get_preset  # torch-free
+
+        fixed = sorted({"vocab_size", "seq_len"} & set(self.overrides))
+        if fixed:
+            raise ValueError(
+                f"overrides cannot set {', '.join(fixed)}: seq_len is proxy.seq_len and "
+                "vocab_size comes from the tokenizer"
+            )
+        try:
+            get_preset(
+                self.preset, vocab_size=256, seq_len=self.seq_len, arch=self.arch, **self.overrides
+            )
+        except (TypeError, ValueError) as error:
+            raise ValueError(str(error)) from None
+        if self.micro_batch_size is not None and self.batch_size % self.micro_batch_size:
+            raise ValueError(
+                f"micro_batch_size ({self.micro_batch_size}) must divide batch_size "
+                f"({self.batch_size})"
+            )
+        return self
 
 
 # ------------------------------------------------------------------------------------- search
@@ -171,8 +298,12 @@ class SearchSpec(_Section):
     initial_trials: int = Field(16, ge=2, description="Mixtures drawn by the sampler first.")
     rounds: int = Field(1, ge=0, description="Proposal rounds after the initial design.")
     trials_per_round: int = Field(4, ge=1)
-    strategy: Literal["regmix", "random"] = "regmix"
-    predictor: str = "lightgbm"
+    strategy: Literal["bo", "regmix", "law", "random"] = Field(
+        "bo",
+        description="bo: batch Bayesian optimisation (GP, qLogNEI); regmix: simulate and average "
+        "the best predicted; law: optimise a fitted mixing law; random: Dirichlet draws.",
+    )
+    predictor: str = Field("auto", description="Predictor of the regmix strategy.")
     candidates: int = Field(100_000, ge=100, description="Simulated mixtures per proposal.")
     top_k: int = Field(128, ge=1, description="Best-predicted candidates averaged.")
     sampler: SamplerSpec = Field(default_factory=SamplerSpec)
@@ -229,6 +360,8 @@ class JobSpec(_Section):
     validate_: ValidateSpec = Field(default_factory=ValidateSpec, alias="validate")
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
+    target: TargetSpec = Field(default_factory=TargetSpec)
+    groups: GroupsSpec = Field(default_factory=GroupsSpec)
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
 

@@ -43,6 +43,8 @@ class TrialRequest:
     domains: list[dict[str, Any]]  # proxies.data.DomainTokens fields, one per domain
     vocab_size: int
     seq_len: int
+    arch: str = "dense"  # proxies.presets arch: dense | moe
+    checkpoint_dir: str | None = None  # this trial's own folder for resumable checkpoints
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,18 +1,37 @@
-"""What runs on a worker: turn a :class:`TrialRequest` into a trained, evaluated proxy.
+"""What runs on a worker: turn :class:`TrialRequest`s into trained, evaluated proxies.
 
-Kept free of Ray and MLflow so the same function runs in-process (tests, ``--runner local``) and
-as a Ray task. Threads follow the CPUs the worker was granted: Ray sets ``OMP_NUM_THREADS`` to a
+Kept free of Ray and MLflow so the same functions run in-process (tests, ``--runner local``) and
+as Ray tasks. Threads follow the CPUs the worker was granted: Ray sets ``OMP_NUM_THREADS`` to a
 task's ``num_cpus``, so that value wins over the machine's core count.
+
+- ``execute_trial(request)``: one proxy (dense or MoE, ``request.arch``), resuming from
+  ``request.checkpoint_dir`` when a checkpoint of the same run is there.
+- ``execute_group(requests)``: several trials in one task. Trials of one shape (same arch,
+  preset, overrides, vocabulary, context, training settings and data; seeds and mixtures may
+  differ) are trained together as a stacked model where ``proxies.plan.plan_group`` says that is
+  faster (small proxies on a GPU), else one at a time. Returns one dict per request, in order:
+  the result of ``execute_trial``, or ``{"trial_id", "error", "retryable": False}`` for a trial
+  that failed (bad mixture, non-finite loss, ...), so one bad trial does not sink its group.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import platform
 import time
-from typing import Any
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from mixopt.trials import TrialRequest
+
+if TYPE_CHECKING:
+    from proxies.config import GPTConfig
+    from proxies.data import DomainTokens
+    from proxies.train import TrainConfig
 
 
 def granted_threads(default: int) -> int:
@@ -20,25 +39,172 @@ def granted_threads(default: int) -> int:
     return int(value) if value.isdigit() and int(value) > 0 else max(1, default)
 
 
-def execute_trial(request: TrialRequest) -> dict[str, Any]:
-    """Train the proxy of ``request`` on its mixture; return ``TrainResult.to_dict()``."""
-    from proxies.data import DomainTokens
+def _model_config(request: TrialRequest) -> GPTConfig:
     from proxies.presets import get_preset
-    from proxies.train import TrainConfig, train_proxy
 
-    model_cfg = get_preset(
+    return get_preset(
         request.preset,
         vocab_size=request.vocab_size,
         seq_len=request.seq_len,
+        arch=request.arch,
         **request.model_overrides,
     )
+
+
+def _train_config(request: TrialRequest, *, checkpoint_dir: str | None) -> TrainConfig:
+    from proxies.train import TrainConfig
+
     train = dict(request.train)
     train["threads"] = granted_threads(int(train.get("threads") or 1))
-    train_cfg = TrainConfig(**train, seed=request.seed)
-    domains = [DomainTokens(**d) for d in request.domains]
-    started = time.time()
-    result = train_proxy(model_cfg, train_cfg, domains, request.weights).to_dict()
+    if checkpoint_dir is not None:
+        train["checkpoint_dir"] = checkpoint_dir
+    train["seed"] = request.seed
+    return TrainConfig(**train)
+
+
+def _domains(request: TrialRequest) -> list[DomainTokens]:
+    from proxies.data import DomainTokens
+
+    return [DomainTokens(**d) for d in request.domains]
+
+
+def _stamp(result: dict[str, Any], request: TrialRequest, started: float) -> dict[str, Any]:
     result.update(
-        started_at=started, finished_at=time.time(), host=platform.node(), pid=os.getpid()
+        trial_id=request.trial_id,
+        started_at=started,
+        finished_at=time.time(),
+        host=platform.node(),
+        pid=os.getpid(),
     )
     return result
+
+
+def execute_trial(request: TrialRequest) -> dict[str, Any]:
+    """Train the proxy of ``request`` on its mixture; return ``TrainResult.to_dict()``."""
+    from proxies.train import train_proxy
+
+    model_cfg = _model_config(request)
+    train_cfg = _train_config(request, checkpoint_dir=request.checkpoint_dir)
+    started = time.time()
+    result = train_proxy(model_cfg, train_cfg, _domains(request), request.weights).to_dict()
+    return _stamp(result, request, started)
+
+
+# ------------------------------------------------------------------------------------- groups
+
+
+def shape_key(request: TrialRequest) -> str:
+    """Requests with equal keys can be stacked: everything but the trial, seed and mixture."""
+    train = {k: v for k, v in request.train.items() if k != "seed"}
+    parts = [
+        request.arch,
+        request.preset,
+        request.model_overrides,
+        request.vocab_size,
+        request.seq_len,
+        train,
+        request.domains,
+    ]
+    return json.dumps(parts, sort_keys=True, default=str)
+
+
+def _failure(request: TrialRequest, error: BaseException) -> dict[str, Any]:
+    detail = "".join(traceback.format_exception_only(error)).strip()
+    return {"trial_id": request.trial_id, "error": detail, "retryable": False}
+
+
+def _attempt(
+    request: TrialRequest, run: Callable[[TrialRequest], dict[str, Any]]
+) -> dict[str, Any]:
+    try:
+        return run(request)
+    except Exception as error:  # one trial's failure must not stop the others
+        return _failure(request, error)
+
+
+def _group_checkpoint_dir(chunk: list[TrialRequest]) -> str | None:
+    """A folder for a stacked chunk's checkpoint, next to its first trial's own folder and named
+    by the chunk's trials and seeds (so a retried chunk finds it, a different chunk does not)."""
+    first = chunk[0].checkpoint_dir
+    if first is None:
+        return None
+    ids = json.dumps([(r.trial_id, r.seed) for r in chunk])
+    digest = hashlib.sha256(ids.encode()).hexdigest()[:12]
+    return str(Path(first).parent / f"stack-{digest}")
+
+
+def _run_stacked(chunk: list[TrialRequest]) -> list[dict[str, Any]]:
+    from proxies.train import train_stacked
+
+    first = chunk[0]
+    model_cfg = _model_config(first)
+    train_cfg = _train_config(first, checkpoint_dir=_group_checkpoint_dir(chunk))
+    started = time.time()
+    results = train_stacked(
+        model_cfg,
+        train_cfg,
+        _domains(first),
+        [r.weights for r in chunk],
+        seeds=[r.seed for r in chunk],
+    )
+    return [_stamp(res.to_dict(), r, started) for res, r in zip(results, chunk, strict=True)]
+
+
+def _check_request(request: TrialRequest) -> None:
+    """Fail a bad trial before it joins a stack: its config, data and mixture must load."""
+    from proxies.data import MixtureBatches
+
+    model_cfg = _model_config(request)
+    train_cfg = _train_config(request, checkpoint_dir=None)
+    MixtureBatches(
+        _domains(request), request.weights, model_cfg.seq_len, train_cfg.batch_size, request.seed
+    )
+
+
+def execute_group(
+    requests: list[TrialRequest], *, stacking: str = "auto", max_stack: int = 16
+) -> list[dict[str, Any]]:
+    """Train every request (stacking same-shape ones where that is faster); one dict each, in
+    the order given. ``stacking``: "auto" (``proxies.plan``), "on" or "off"."""
+    from proxies.plan import plan_group
+
+    ids = [r.trial_id for r in requests]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"execute_group got duplicate trial ids: {sorted(ids)}")
+    out: dict[str, dict[str, Any]] = {}
+    by_shape: dict[str, list[TrialRequest]] = {}
+    for request in requests:
+        by_shape.setdefault(shape_key(request), []).append(request)
+    for group in by_shape.values():
+        valid = []
+        for request in group:
+            try:
+                _check_request(request)
+                valid.append(request)
+            except Exception as error:
+                out[request.trial_id] = _failure(request, error)
+        if not valid:
+            continue
+        first = valid[0]
+        train_cfg = _train_config(first, checkpoint_dir=None)
+        plan = plan_group(
+            _model_config(first),
+            batch_size=train_cfg.batch_size,
+            n_trials=len(valid),
+            device=train_cfg.device,
+            policy=stacking,  # type: ignore[arg-type]
+            max_group=max_stack,
+        )
+        if plan.mode == "sequential":
+            for request in valid:
+                out[request.trial_id] = _attempt(request, execute_trial)
+            continue
+        for start in range(0, len(valid), plan.group_size):
+            chunk = valid[start : start + plan.group_size]
+            try:
+                for request, result in zip(chunk, _run_stacked(chunk), strict=True):
+                    out[request.trial_id] = {**result, "plan": plan.reason}
+            except Exception:  # e.g. one model's loss diverged: retrain the chunk one by one
+                for request in chunk:
+                    out[request.trial_id] = _attempt(request, execute_trial)
+    return [out[r.trial_id] for r in requests]

@@ -3,14 +3,19 @@
 Importing ``proxies`` is cheap: names below are loaded from their submodules on first access, so
 torch is imported only when a model, the data streams or the trainer are actually used.
 
-    from proxies import DomainTokens, TrainConfig, get_preset, train_proxy
+    from proxies import DomainTokens, TrainConfig, get_preset, train_proxy, train_stacked
 
-    cfg = get_preset("tiny", vocab_size=4096, seq_len=128)
+    cfg = get_preset("tiny", vocab_size=4096, seq_len=128)              # or arch="moe"
     result = train_proxy(cfg, TrainConfig(train_tokens=500_000, threads=1), domains, weights)
     result.metrics["val_loss/web"]
+    results = train_stacked(cfg, TrainConfig(train_tokens=500_000), domains, [w1, w2], seeds=[0, 1])
 
-Modules: ``config`` (GPTConfig), ``presets`` (named sizes), ``gpt`` (the model), ``data`` (token
-files, mixture batches, validation windows), ``train`` (train_proxy and its pieces).
+Modules, one concern each: ``config`` (GPTConfig, MoEConfig: shapes, counts, FLOPs; no torch),
+``presets`` (named sizes, dense and MoE), ``gpt`` (the model), ``moe`` (router, dropless experts,
+balancing losses), ``stacked`` (K models as one), ``data`` (token files, mixture batches,
+validation windows), ``evaluate`` (per-domain loss and bpb, expert loads, metric hooks),
+``checkpoint`` (resumable runs), ``runtime`` (device, threads, autocast, compile), ``train``
+(train_proxy, train_stacked and their pieces), ``plan`` (stacked or one at a time).
 """
 
 from __future__ import annotations
@@ -19,24 +24,41 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from proxies.config import GPTConfig
+    from proxies.config import GPTConfig, MoEConfig
     from proxies.data import DomainTokens, MixtureBatches, ValidationWindows
+    from proxies.evaluate import MetricContext, evaluate_models, register_metric
     from proxies.gpt import GPT
+    from proxies.plan import GroupPlan, plan_group
     from proxies.presets import PRESETS, get_preset
-    from proxies.train import StepInfo, TrainConfig, TrainResult, train_proxy
+    from proxies.stacked import StackedGPT
+    from proxies.train import (
+        StepInfo,
+        TrainConfig,
+        TrainResult,
+        train_proxy,
+        train_stacked,
+    )
 
 _EXPORTS = {
     "GPTConfig": "proxies.config",
+    "MoEConfig": "proxies.config",
     "PRESETS": "proxies.presets",
     "get_preset": "proxies.presets",
     "GPT": "proxies.gpt",
+    "StackedGPT": "proxies.stacked",
     "DomainTokens": "proxies.data",
     "MixtureBatches": "proxies.data",
     "ValidationWindows": "proxies.data",
+    "MetricContext": "proxies.evaluate",
+    "evaluate_models": "proxies.evaluate",
+    "register_metric": "proxies.evaluate",
+    "GroupPlan": "proxies.plan",
+    "plan_group": "proxies.plan",
     "StepInfo": "proxies.train",
     "TrainConfig": "proxies.train",
     "TrainResult": "proxies.train",
     "train_proxy": "proxies.train",
+    "train_stacked": "proxies.train",
 }
 
 __all__ = [
@@ -44,13 +66,21 @@ __all__ = [
     "PRESETS",
     "DomainTokens",
     "GPTConfig",
+    "GroupPlan",
+    "MetricContext",
     "MixtureBatches",
+    "MoEConfig",
+    "StackedGPT",
     "StepInfo",
     "TrainConfig",
     "TrainResult",
     "ValidationWindows",
+    "evaluate_models",
     "get_preset",
+    "plan_group",
+    "register_metric",
     "train_proxy",
+    "train_stacked",
 ]
 
 

@@ -1,4 +1,4 @@
-"""GPTConfig: the shape of a dense proxy language model, validated, counted and buildable.
+"""GPTConfig and MoEConfig: the shape of a proxy language model, validated, counted, buildable.
 
 A config is a frozen dataclass that checks itself on construction (``dataclasses.replace`` checks
 again), knows its parameter count and its training FLOPs per token without building anything, and
@@ -9,19 +9,27 @@ Counting conventions (documented because papers differ):
 
 - ``non_embedding_params``: every parameter except the token embedding and the lm head, i.e.
   attention and MLP matrices plus RMSNorm gains. RegMix's "1M" proxy (2 layers, d=256, MLP 512,
-  SwiGLU) is 1.31M by this count.
+  SwiGLU) is 1.31M by this count. For an MoE this counts every expert (and the router).
+- ``active_params``: the non-embedding parameters one token uses (an MoE counts ``top_k``
+  experts, the shared expert and the router; for a dense model it equals non_embedding_params).
 - ``flops_per_token``: training FLOPs (forward + backward) per token,
   ``6 * N_matmul + 12 * n_layer * d_model * seq_len``, where ``N_matmul`` is the number of weights
-  used in matrix multiplies: attention and MLP matrices *and the lm head* (V x d; tied or not, the
-  head matmul is computed). The embedding lookup and norms are free. The attention term is
-  PaLM's (Chowdhery et al. 2022, App. B): QK^T and AV for every (query, key) pair, without halving
-  for the causal mask.
+  used in matrix multiplies by one token: attention and MLP matrices (an MoE's *active* experts
+  and its router) *and the lm head* (V x d; tied or not, the head matmul is computed). The
+  embedding lookup, norms and routing bookkeeping are free. The attention term is PaLM's
+  (Chowdhery et al. 2022, App. B): QK^T and AV for every (query, key) pair, without halving for
+  the causal mask.
+
+``MoEConfig`` extends GPTConfig: every block's MLP becomes ``n_experts`` SwiGLU experts of hidden
+width ``d_ff`` with token-choice top-k routing, an optional always-on shared expert, and one of
+the balancing schemes (see ``proxies.moe``).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from proxies.gpt import GPT
@@ -71,14 +79,27 @@ class GPTConfig:
 
     # ------------------------------------------------------------------------------ counting
 
-    def _block_matmul_params(self) -> int:
-        """Weights of one block's matrices: q,k,v,o (4 d^2) and SwiGLU gate, up, down (3 d d_ff)."""
-        return 4 * self.d_model**2 + 3 * self.d_model * self.d_ff
+    @property
+    def arch(self) -> Literal["dense", "moe"]:
+        return "dense"
+
+    def _mlp_params(self) -> int:
+        """One block's MLP weights: SwiGLU gate, up and down (3 d d_ff)."""
+        return 3 * self.d_model * self.d_ff
+
+    def _mlp_active_params(self) -> int:
+        """The MLP weights one token multiplies with (all of them, for a dense MLP)."""
+        return self._mlp_params()
 
     def non_embedding_params(self) -> int:
         """Parameters outside the token embedding and lm head (matrices + norm gains)."""
-        per_block = self._block_matmul_params() + 2 * self.d_model  # two RMSNorm gains
+        per_block = 4 * self.d_model**2 + self._mlp_params() + 2 * self.d_model  # + 2 norm gains
         return self.n_layer * per_block + self.d_model  # + final RMSNorm
+
+    def active_params(self) -> int:
+        """Non-embedding parameters used per token (the same as non_embedding_params if dense)."""
+        unused = self.n_layer * (self._mlp_params() - self._mlp_active_params())
+        return self.non_embedding_params() - unused
 
     def total_params(self) -> int:
         """All distinct parameters (a tied head is counted once, with the embedding)."""
@@ -87,8 +108,9 @@ class GPTConfig:
         return self.non_embedding_params() + embedding + head
 
     def flops_per_token(self) -> float:
-        """Training FLOPs per token: 6 * (block matrices + lm head) + 12 * L * d * T (see above)."""
-        n_matmul = self.n_layer * self._block_matmul_params() + self.vocab_size * self.d_model
+        """Training FLOPs per token: 6 * (active matrices + head) + 12 * L * d * T (see above)."""
+        per_block = 4 * self.d_model**2 + self._mlp_active_params()
+        n_matmul = self.n_layer * per_block + self.vocab_size * self.d_model
         attention = 12 * self.n_layer * self.d_model * self.seq_len
         return float(6 * n_matmul + attention)
 
@@ -102,3 +124,87 @@ class GPTConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+Balance = Literal["aux_loss", "aux_free", "none"]
+AuxScope = Literal["micro", "global"]
+ExpertBackend = Literal["auto", "grouped_mm", "padded"]
+
+
+@dataclass(frozen=True)
+class MoEConfig(GPTConfig):
+    """A GPT whose block MLPs are token-choice top-k mixtures of SwiGLU experts (dropless).
+
+    ``d_ff`` is each routed expert's hidden width. ``balance`` picks how the load is balanced:
+
+    - ``aux_loss``: Switch-style loss ``E * sum_e f_e * P_e`` times ``aux_loss_coef``, with the
+      routed fractions f over the micro-batch (``aux_scope="micro"``) or over every micro-batch of
+      the optimizer step so far (``"global"``, "Demons in the Detail"; with one micro-batch per
+      step the two coincide);
+    - ``aux_free``: DeepSeek-V3's per-expert bias, added to the scores for expert *selection*
+      only and moved by ``bias_update_rate * sign(mean load - load)`` after every step;
+    - ``none``.
+
+    ``seq_aux_loss_coef`` adds the sequence-wise balancing loss (DeepSeek-V3 uses a tiny one with
+    aux_free) and ``z_loss_coef`` the router z-loss, in any mode.
+    """
+
+    n_experts: int = 8
+    top_k: int = 2
+    shared_expert_d_ff: int = 0  # hidden width of an always-on shared SwiGLU expert; 0 = none
+    norm_topk: bool = True  # renormalise the top-k gate weights to sum to 1
+    balance: Balance = "aux_loss"
+    aux_scope: AuxScope = "global"
+    aux_loss_coef: float = 0.01
+    seq_aux_loss_coef: float = 0.0
+    bias_update_rate: float = 1e-3
+    z_loss_coef: float = 1e-3
+    expert_backend: ExpertBackend = "auto"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("n_experts", "top_k"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"MoEConfig.{name} must be a positive integer, got {value!r}")
+        if self.top_k > self.n_experts:
+            raise ValueError(
+                f"MoEConfig.top_k ({self.top_k}) must not exceed n_experts ({self.n_experts})"
+            )
+        value = self.shared_expert_d_ff
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(
+                f"MoEConfig.shared_expert_d_ff must be an integer >= 0 (0 = none), got {value!r}"
+            )
+        if not isinstance(self.norm_topk, bool):
+            raise ValueError(f"MoEConfig.norm_topk must be a bool, got {self.norm_topk!r}")
+        choices: dict[str, tuple[str, ...]] = {
+            "balance": ("aux_loss", "aux_free", "none"),
+            "aux_scope": ("micro", "global"),
+            "expert_backend": ("auto", "grouped_mm", "padded"),
+        }
+        for name, valid in choices.items():
+            if getattr(self, name) not in valid:
+                raise ValueError(
+                    f"MoEConfig.{name} must be one of {', '.join(valid)}; "
+                    f"got {getattr(self, name)!r}"
+                )
+        for name in ("aux_loss_coef", "seq_aux_loss_coef", "bias_update_rate", "z_loss_coef"):
+            value = getattr(self, name)
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+            if not ok or not math.isfinite(value) or value < 0:
+                raise ValueError(f"MoEConfig.{name} must be a finite number >= 0, got {value!r}")
+
+    @property
+    def arch(self) -> Literal["dense", "moe"]:
+        return "moe"
+
+    def _mlp_params(self) -> int:
+        """Router (d x E), every expert (E x 3 d d_ff) and the shared expert (3 d d_shared)."""
+        d = self.d_model
+        return d * self.n_experts + 3 * d * (self.n_experts * self.d_ff + self.shared_expert_d_ff)
+
+    def _mlp_active_params(self) -> int:
+        """Router, top_k experts and the shared expert."""
+        d = self.d_model
+        return d * self.n_experts + 3 * d * (self.top_k * self.d_ff + self.shared_expert_d_ff)

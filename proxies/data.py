@@ -5,8 +5,9 @@ through numpy memmaps so nothing is loaded up front. ``MixtureBatches`` is the t
 every sequence independently picks its domain with the mixture's weights and a uniform start
 offset in that domain's train tokens, all drawn from one seeded ``numpy.random.Generator`` (same
 seed and mixture, same stream; domains with weight 0 are never opened, so they may be short or
-missing). ``ValidationWindows`` is the evaluation set: the first non-overlapping (T+1)-token
-windows of each domain's val file, the same for every trial, so losses are comparable.
+missing; ``state``/``set_state`` save and resume a stream). ``ValidationWindows`` is the
+evaluation set: the first non-overlapping (T+1)-token windows of each domain's val file, the same
+for every trial, so losses are comparable.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -95,10 +96,11 @@ class MixtureBatches:
 
     ``batch[:, :-1]`` are the inputs and ``batch[:, 1:]`` the targets.
 
-    Common random numbers: each row's domain is the inverse CDF of one uniform draw over the
-    domains in a fixed order, and each domain draws its window offsets from a stream of its own
-    (seeded by the seed and the domain's position). Two nearby mixtures with the same seed then
-    see almost the same token stream (only rows near a CDF boundary switch domain), so the
+    Common random numbers: every row draws two uniforms from one seeded stream, the first picks
+    its domain (inverse CDF over the domains in a fixed order), the second where its window
+    starts (as a fraction of that domain's length). Row ``r`` of step ``s`` thus sees the same
+    window under any mixture that assigns it the same domain, and two nearby mixtures with the
+    same seed differ only in the few rows whose first uniform falls between their CDFs: the
     difference between their proxies measures the mixture rather than sampling noise.
     """
 
@@ -128,11 +130,19 @@ class MixtureBatches:
                     f"domain {d.name!r} has weight > 0 but only {len(toks)} train tokens; "
                     f"need at least seq_len + 1 = {seq_len + 1}"
                 )
-        self.rng = np.random.default_rng([seed, 0])  # domain choice
-        self.offset_rngs = [np.random.default_rng([seed, 1, i]) for i in positions]
+        self.rng = np.random.default_rng([seed, 0])
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         return self
+
+    def state(self) -> dict[str, Any]:
+        """The random generators' states (plain data): ``set_state`` resumes the stream there."""
+        return {"rng": self.rng.bit_generator.state}
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        if "rng" not in state:
+            raise ValueError("not a MixtureBatches stream state (no 'rng')")
+        self.rng.bit_generator.state = state["rng"]
 
     def __next__(self) -> torch.Tensor:
         return torch.from_numpy(self.sample()[0])
@@ -140,12 +150,12 @@ class MixtureBatches:
     def sample(self) -> tuple[np.ndarray, np.ndarray]:
         """One batch: tokens (B, T+1) int64 and the index (into ``self.domains``) of each row."""
         span = self.seq_len + 1
-        u = self.rng.random(self.batch_size)  # (B,)
-        which = np.searchsorted(self._cdf, u, side="right").clip(max=len(self.domains) - 1)
+        u = self.rng.random((self.batch_size, 2))  # (B, 2): domain, window start
+        which = np.searchsorted(self._cdf, u[:, 0], side="right").clip(max=len(self.domains) - 1)
         batch = np.empty((self.batch_size, span), dtype=np.int64)  # (B, T+1)
         for row, d in enumerate(which):
             toks = self.tokens[d]
-            start = int(self.offset_rngs[d].integers(0, len(toks) - span, endpoint=True))
+            start = min(int(u[row, 1] * (len(toks) - span + 1)), len(toks) - span)
             batch[row] = toks[start : start + span]
         return batch, which
 

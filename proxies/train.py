@@ -1,45 +1,76 @@
-"""train_proxy: train one proxy on one mixture, then evaluate every domain's validation loss.
+"""The trainer: ``train_proxy`` trains one proxy on one mixture, ``train_stacked`` K at once.
 
-What happens, in order: resolve the device (``auto`` = CUDA when available); on CPU turn on
-flush-to-zero for denormals (tiny AdamW updates are otherwise 4-60x slower) and set torch's thread
-count to ``threads`` (the CPUs the runner granted; restored afterwards); seed torch; build the
-model, AdamW and the data streams (validation windows first, so bad files fail before training);
-run ``ceil(train_tokens / (batch_size * seq_len))`` steps of warmup + cosine (or constant) lr with
-gradient clipping, fp32 on CPU and bf16 autocast on CUDA; evaluate ``val_loss/<domain>`` (mean
-token cross-entropy on fixed windows) and ``bpb/<domain>`` for every domain, weight 0 included.
+What happens, in order: resolve the device (``auto`` = CUDA when available); on CPU flush
+denormals and use ``threads`` torch threads (``proxies.runtime.cpu_settings``); build the data
+streams (validation windows first, so bad files fail before training) and resolve the metric
+hooks; seed torch with each model's seed and build it (dense or MoE, from the config); resume from
+the checkpoint if ``checkpoint_dir`` holds one of this run; run ``ceil(train_tokens / (batch_size
+* seq_len))`` optimizer steps of warmup + cosine (or constant) lr with gradient clipping, fp32 on
+CPU and bf16 autocast on CUDA (optionally ``torch.compile``d), each step's batch optionally split
+into micro-batches (gradient accumulation); evaluate every ``eval_every`` steps and at the end:
+``val_loss/<domain>`` and ``bpb/<domain>`` for every domain, weight 0 included, MoE expert loads
+and the metric hooks (``proxies.evaluate``).
 
-Also on CPU (Linux/glibc), ``tune_malloc`` raises glibc's mmap and trim thresholds to 1 GiB once
-per process: the (B*T, V) logit-sized buffers are otherwise fresh mmaps that page-fault on every
-step (the tiny proxy trains ~1.3x faster without that); ``PROXIES_MALLOC_TUNING=0`` turns it off.
+Stacked training (``train_stacked``) runs K models of one config as one ``StackedGPT``: model k
+starts from the weights ``train_proxy`` would build with seed k, draws its own mixture's stream,
+and gets its own gradient (the summed loss separates), its own clipping (per-model global norm)
+and, because AdamW is elementwise, its own AdamW — so each result matches a separate
+``train_proxy`` run to float tolerance. It pays where one model leaves the device idle (tiny
+proxies on a GPU); ``proxies.plan`` decides when.
 
 Weight decay applies to the block matrices (and an untied lm head); RMSNorm gains and the token
 embedding (with the tied head, which is the same tensor) are not decayed, as in LLaMA/OLMo recipes.
-Per-step losses stay on the device and are read once at the end (no per-step sync on CUDA) unless
-an ``on_step`` callback asks for them.
+Per-step losses stay on the device and are read at checkpoints and at the end (no per-step sync on
+CUDA) unless an ``on_step`` callback asks for them. An MoE's balancing losses are added to the
+loss that is differentiated; the curve and ``StepInfo.loss`` are the cross-entropy alone.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import functools
 import math
-import os
-import sys
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import torch
 from torch import nn
 
+from proxies.checkpoint import load_checkpoint, remove_checkpoint, run_fingerprint, save_checkpoint
 from proxies.config import GPTConfig
 from proxies.data import DomainTokens, MixtureBatches, ValidationWindows
+from proxies.evaluate import Evaluation, MetricHook, evaluate, evaluate_models, metric_hooks
 from proxies.gpt import GPT
+from proxies.runtime import (
+    autocast_for,
+    cpu_settings,
+    maybe_compile,
+    resolve_device,
+    tune_malloc,
+)
+from proxies.stacked import StackedGPT, clip_grad_norm_per_model
+
+_cpu_settings = cpu_settings  # the name this module used to define
+__all__ = [
+    "StepInfo",
+    "TrainConfig",
+    "TrainResult",
+    "autocast_for",
+    "build_optimizer",
+    "evaluate",
+    "lr_at",
+    "resolve_device",
+    "smooth_curve",
+    "train_proxy",
+    "train_stacked",
+    "train_step",
+    "tune_malloc",
+]
 
 CURVE_POINTS = 50
 _EMA_BETA = 0.9
+Model = GPT | StackedGPT
 
 
 @dataclass(frozen=True)
@@ -53,11 +84,18 @@ class TrainConfig:
     warmup_ratio: float = 0.05  # fraction of steps with linear warmup
     schedule: Literal["cosine", "constant"] = "cosine"
     weight_decay: float = 0.1
-    grad_clip: float = 1.0  # max global grad norm; 0 turns clipping off
+    grad_clip: float = 1.0  # max global grad norm (per model); 0 turns clipping off
     eval_tokens: int = 32_768  # validation tokens per domain (whole windows, at least one)
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int | None = None  # torch CPU threads; None leaves torch's setting alone
+    micro_batch_size: int | None = None  # split each step's batch (gradient accumulation)
+    eval_every: int = 0  # also evaluate every this many steps (0: only at the end)
+    metrics: tuple[str, ...] = ()  # metric hooks (proxies.evaluate) run at every evaluation
+    checkpoint_dir: str | None = None  # resume from / save to <checkpoint_dir>/checkpoint.pt
+    checkpoint_every: int = 0  # steps between checkpoints (0: every tenth of the run)
+    keep_checkpoint: bool = False  # keep the last checkpoint after a successful run
+    compile: bool = False  # torch.compile the training step on CUDA (CPU stays eager)
 
     def __post_init__(self) -> None:
         def need(ok: bool, what: str) -> None:
@@ -86,25 +124,58 @@ class TrainConfig:
             self.threads is None or self.threads >= 1,
             f"threads must be None or >= 1, got {self.threads}",
         )
+        mb = self.micro_batch_size
+        need(
+            mb is None or (mb > 0 and self.batch_size % mb == 0),
+            f"micro_batch_size must divide batch_size ({self.batch_size}), got {mb}",
+        )
+        need(self.eval_every >= 0, f"eval_every must be >= 0 (0 = end only), got {self.eval_every}")
+        need(
+            self.checkpoint_every >= 0,
+            f"checkpoint_every must be >= 0, got {self.checkpoint_every}",
+        )
+        need(
+            self.checkpoint_dir is not None
+            or (self.checkpoint_every == 0 and not self.keep_checkpoint),
+            "checkpoint_every and keep_checkpoint need a checkpoint_dir",
+        )
+        if isinstance(self.metrics, str) or not all(isinstance(m, str) for m in self.metrics):
+            raise ValueError(f"TrainConfig: metrics must be a list of names, got {self.metrics!r}")
+        object.__setattr__(self, "metrics", tuple(self.metrics))  # lists from JSON/YAML
+
+    @property
+    def micro_batches(self) -> int:
+        return self.batch_size // (self.micro_batch_size or self.batch_size)
 
 
 @dataclass
 class TrainResult:
-    """What a trained proxy reports back to the driver (plain data, picklable)."""
+    """What a trained proxy reports back to the driver (plain data, picklable).
 
-    metrics: dict[str, float]  # val_loss/<domain>, bpb/<domain> (when val_bytes > 0)
+    For a stacked run the time fields are the model's share of the group (the group's time / K)
+    and ``tokens_per_s`` is the group's aggregate rate; ``group_wall_s`` is the whole group's.
+    """
+
+    metrics: dict[str, float]  # val_loss/<domain>, bpb/<domain> (when val_bytes > 0), moe/*, hooks
     curve: list[tuple[int, float]]  # (tokens seen, EMA-smoothed train loss), ~50 points
     tokens: int  # training tokens processed
     flops: float  # training FLOPs: cfg.flops_per_token() * tokens (evaluation not counted)
     wall_s: float  # whole call: setup + training + evaluation
     train_s: float
     eval_s: float
-    tokens_per_s: float  # training throughput: tokens / train_s
+    tokens_per_s: float  # training throughput: tokens trained in this call / train_s
     device: str
     n_params: int  # non-embedding
     n_params_total: int
     steps: int = 0
     threads: int = 0  # torch CPU threads used
+    arch: str = "dense"
+    n_params_active: int = 0  # non-embedding parameters used per token (MoE: top_k experts)
+    evals: list[dict[str, Any]] = field(default_factory=list)  # every eval_every steps
+    expert_counts: list[list[int]] = field(default_factory=list)  # final eval, layers x experts
+    resumed_from_step: int = 0  # > 0 when this call continued from a checkpoint
+    n_models: int = 1  # models trained together (stacked)
+    group_wall_s: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -118,9 +189,10 @@ class StepInfo:
 
     step: int  # 0-based step just taken
     n_steps: int
-    tokens: int  # tokens seen so far
-    loss: float  # this step's train loss
+    tokens: int  # tokens seen so far (per model)
+    loss: float  # this step's train cross-entropy (the mean over models when stacked)
     lr: float
+    losses: tuple[float, ...] = ()  # per model
 
 
 # ------------------------------------------------------------------------------------- pieces
@@ -153,8 +225,12 @@ def lr_at(
     return min_lr + 0.5 * (lr - min_lr) * (1.0 + math.cos(math.pi * progress))
 
 
-def build_optimizer(model: GPT, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
-    """AdamW(betas 0.9/0.95); decay on the block matrices and an untied head only."""
+def build_optimizer(model: Model, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+    """AdamW(betas 0.9/0.95); decay on the block matrices and an untied head only.
+
+    For a StackedGPT this one optimizer is exactly K independent AdamWs: every AdamW operation is
+    elementwise, and the K models share the hyperparameters and the step count.
+    """
     no_decay = {id(model.wte.weight)} | {
         id(p) for name, p in model.named_parameters() if name.endswith("norm.weight")
     }
@@ -167,65 +243,42 @@ def build_optimizer(model: GPT, cfg: TrainConfig, device: torch.device) -> torch
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95), eps=1e-8, fused=fused)
 
 
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device='cuda' was requested but CUDA is not available")
-    return torch.device(device)
-
-
-def autocast_for(device: torch.device) -> contextlib.AbstractContextManager[Any]:
-    """bf16 autocast on CUDA; nothing (fp32) on CPU, where bf16 matmuls are ~100x slower."""
-    if device.type == "cuda":
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+LossFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
 def train_step(
-    model: GPT,
+    model: Model,
     optimizer: torch.optim.Optimizer,
     batch: torch.Tensor,
     *,
     grad_clip: float,
     device: torch.device,
+    micro_batches: int = 1,
+    loss_fn: LossFn | None = None,
 ) -> torch.Tensor:
-    """One optimizer step on batch (B, T+1); returns the detached loss (still on the device)."""
+    """One optimizer step on batch (B, T+1), or (K, B, T+1) for a StackedGPT, split into
+    ``micro_batches`` equal parts along B. Returns the detached cross-entropy (still on the
+    device): a scalar for a GPT, (K,) for a StackedGPT. ``loss_fn`` replaces
+    ``model.train_loss`` (e.g. its compiled version)."""
     batch = batch.to(device, non_blocking=True)
-    with autocast_for(device):
-        loss = model.loss(batch[:, :-1], batch[:, 1:])
+    loss_fn = loss_fn or model.train_loss
+    model.begin_step()
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    ce_sum: torch.Tensor | None = None
+    for part in batch.chunk(micro_batches, dim=-2):
+        with autocast_for(device):
+            total, ce = loss_fn(part[..., :-1], part[..., 1:])
+        (total / micro_batches if micro_batches > 1 else total).backward()
+        ce_sum = ce.detach() if ce_sum is None else ce_sum + ce.detach()
     if grad_clip > 0:
-        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        if isinstance(model, StackedGPT):
+            clip_grad_norm_per_model(list(model.parameters()), grad_clip, model.n_models)
+        else:
+            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     optimizer.step()
-    return loss.detach()
-
-
-@torch.inference_mode()
-def evaluate(
-    model: GPT, windows: ValidationWindows, *, batch_size: int, device: torch.device
-) -> dict[str, float]:
-    """val_loss/<domain> (mean token loss over its windows) and bpb/<domain> where bytes known."""
-    model.eval()
-    metrics: dict[str, float] = {}
-    for name in windows.names:
-        total, count = torch.zeros((), dtype=torch.float64, device=device), 0
-        for batch in windows.batches(name, batch_size):
-            batch = batch.to(device, non_blocking=True)
-            with autocast_for(device):
-                loss = model.loss(batch[:, :-1], batch[:, 1:])
-            n = batch[:, 1:].numel()
-            total += loss.double() * n
-            count += n
-        val_loss = float(total) / count
-        metrics[f"val_loss/{name}"] = val_loss
-        bytes_evaluated = windows.bytes_evaluated(name)
-        if bytes_evaluated > 0:
-            tokens_per_byte = windows.window_tokens(name) / bytes_evaluated
-            metrics[f"bpb/{name}"] = val_loss / math.log(2) * tokens_per_byte
-    model.train()
-    return metrics
+    model.end_step()
+    assert ce_sum is not None
+    return ce_sum / micro_batches if micro_batches > 1 else ce_sum
 
 
 def smooth_curve(losses: list[float], tokens_per_step: int) -> list[tuple[int, float]]:
@@ -240,46 +293,11 @@ def smooth_curve(losses: list[float], tokens_per_step: int) -> list[tuple[int, f
     return curve
 
 
-@functools.cache
-def tune_malloc() -> bool:
-    """Keep freed large buffers in the heap (glibc mallopt); True when applied. Once per process."""
-    if os.environ.get("PROXIES_MALLOC_TUNING", "1") == "0" or not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_mmap_threshold = -1, -3
-        return bool(
-            libc.mallopt(m_mmap_threshold, 1 << 30) and libc.mallopt(m_trim_threshold, 1 << 30)
-        )
-    except (OSError, AttributeError):  # not glibc
-        return False
-
-
 def _check_token_ids(tokens: torch.Tensor, vocab_size: int, where: str) -> None:
     """Out-of-range ids would crash the embedding (a device-side assert on CUDA): fail clearly."""
     top = int(tokens.max())
     if top >= vocab_size:  # ids come from unsigned files: never negative
         raise ValueError(f"{where} has token id {top} outside the model's vocab_size {vocab_size}")
-
-
-@contextlib.contextmanager
-def _cpu_settings(device: torch.device, threads: int | None) -> Any:
-    """On CPU: flush denormals and use ``threads`` torch threads; both are restored after
-    (flush-to-zero is process-wide state that other numerical code must not inherit)."""
-    previous = torch.get_num_threads()
-    flushing = False
-    if device.type == "cpu":
-        tune_malloc()
-        flushing = torch.set_flush_denormal(True)
-        if threads is not None:
-            torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        if flushing:
-            torch.set_flush_denormal(False)
-        if torch.get_num_threads() != previous:
-            torch.set_num_threads(previous)
 
 
 # ------------------------------------------------------------------------------------- driver
@@ -294,68 +312,239 @@ def train_proxy(
     on_step: Callable[[StepInfo], None] | None = None,
 ) -> TrainResult:
     """Train ``model_cfg`` on the mixture ``weights`` over ``domains``; evaluate every domain."""
+    return _train(
+        model_cfg, train_cfg, domains, [weights], [train_cfg.seed], stacked=False, on_step=on_step
+    )[0]
+
+
+def train_stacked(
+    model_cfg: GPTConfig,
+    train_cfg: TrainConfig,
+    domains: list[DomainTokens],
+    mixtures: Sequence[Mapping[str, float]],
+    *,
+    seeds: Sequence[int] | None = None,
+    on_step: Callable[[StepInfo], None] | None = None,
+) -> list[TrainResult]:
+    """Train K = len(mixtures) models of ``model_cfg`` together, model k on ``mixtures[k]`` with
+    seed ``seeds[k]`` (default: ``train_cfg.seed`` for all); ``train_cfg.seed`` is otherwise
+    unused. Result k matches ``train_proxy`` with seed ``seeds[k]`` to float tolerance."""
+    if not mixtures:
+        raise ValueError("train_stacked needs at least one mixture")
+    seeds = [train_cfg.seed] * len(mixtures) if seeds is None else list(seeds)
+    if len(seeds) != len(mixtures):
+        raise ValueError(f"got {len(mixtures)} mixtures but {len(seeds)} seeds")
+    return _train(model_cfg, train_cfg, domains, mixtures, seeds, stacked=True, on_step=on_step)
+
+
+@dataclass
+class _Progress:
+    """The state of a run that a checkpoint saves besides the model, optimizer and streams."""
+
+    n_models: int
+    step: int = 0
+    losses: list[list[float]] = field(default_factory=list)  # per model, one per step
+    evals: list[list[dict[str, Any]]] = field(default_factory=list)  # per model
+
+    def __post_init__(self) -> None:
+        self.losses = self.losses or [[] for _ in range(self.n_models)]
+        self.evals = self.evals or [[] for _ in range(self.n_models)]
+
+    def add_losses(self, pending: list[torch.Tensor]) -> None:
+        """Append per-step (K,) device tensors (one sync)."""
+        if pending:
+            rows = torch.stack([p.reshape(-1) for p in pending]).float().cpu().T.tolist()
+            for k, row in enumerate(rows):
+                self.losses[k].extend(row)
+            pending.clear()
+
+
+def _fingerprint(
+    model_cfg: GPTConfig,
+    train_cfg: TrainConfig,
+    domains: list[DomainTokens],
+    mixtures: Sequence[Mapping[str, float]],
+    seeds: Sequence[int],
+    stacked: bool,
+) -> str:
+    volatile = {
+        "threads",
+        "device",
+        "compile",
+        "checkpoint_dir",
+        "checkpoint_every",
+        "keep_checkpoint",
+    }
+    train = {k: v for k, v in asdict(train_cfg).items() if k not in volatile and k != "seed"}
+    return run_fingerprint(
+        {
+            "arch": model_cfg.arch,
+            "model": model_cfg.to_dict(),
+            "train": train,
+            "mixtures": [dict(sorted(m.items())) for m in mixtures],
+            "seeds": list(seeds),
+            "domains": [(d.name, str(d.train_path), d.dtype) for d in domains],
+            "stacked": stacked,
+        }
+    )
+
+
+def _eval_record(step: int, tokens: int, evaluation: Evaluation) -> dict[str, Any]:
+    return {
+        "step": step,
+        "tokens": tokens,
+        "metrics": evaluation.metrics,
+        "expert_counts": evaluation.expert_counts,
+    }
+
+
+def _train(
+    model_cfg: GPTConfig,
+    train_cfg: TrainConfig,
+    domains: list[DomainTokens],
+    mixtures: Sequence[Mapping[str, float]],
+    seeds: Sequence[int],
+    *,
+    stacked: bool,
+    on_step: Callable[[StepInfo], None] | None,
+) -> list[TrainResult]:
     t_start = time.perf_counter()
     device = resolve_device(train_cfg.device)
-    T, B = model_cfg.seq_len, train_cfg.batch_size
-    # Data first: bad weights or short files fail before any model is built.
+    K, T, B = len(mixtures), model_cfg.seq_len, train_cfg.batch_size
+    # Data and hooks first: bad weights, short files or unknown hooks fail before any model.
     windows = ValidationWindows(domains, T, train_cfg.eval_tokens)
     for name, array in windows.windows.items():
         _check_token_ids(torch.from_numpy(array), model_cfg.vocab_size, f"{name!r} val file")
-    batches = MixtureBatches(domains, weights, T, B, seed=train_cfg.seed)
+    streams = [
+        MixtureBatches(domains, w, T, B, seed=s) for w, s in zip(mixtures, seeds, strict=True)
+    ]
+    hooks: dict[str, MetricHook] = metric_hooks(train_cfg.metrics)
     n_steps = math.ceil(train_cfg.train_tokens / (B * T))
-    warmup_steps = int(train_cfg.warmup_ratio * n_steps)
-
+    tokens_per_step = B * T
     schedule = functools.partial(
         lr_at,
         n_steps=n_steps,
         lr=train_cfg.lr,
-        warmup_steps=warmup_steps,
+        warmup_steps=int(train_cfg.warmup_ratio * n_steps),
         min_lr_ratio=train_cfg.min_lr_ratio,
         schedule=train_cfg.schedule,
     )
+    ckpt_dir = train_cfg.checkpoint_dir
+    ckpt_every = train_cfg.checkpoint_every or max(1, n_steps // 10)
+    fingerprint = _fingerprint(model_cfg, train_cfg, domains, mixtures, seeds, stacked)
 
-    with _cpu_settings(device, train_cfg.threads):
+    with cpu_settings(device, train_cfg.threads):
         threads = torch.get_num_threads()
-        torch.manual_seed(train_cfg.seed)
-        model = model_cfg.build().to(device)
-        model.train()
+        models = []
+        for seed in seeds:
+            torch.manual_seed(seed)
+            models.append(model_cfg.build())
+        model: Model = StackedGPT.from_models(models) if stacked else models[0]
+        model = model.to(device).train()
+        del models
         optimizer = build_optimizer(model, train_cfg, device)
+        progress = _Progress(K)
+
+        def evaluate_now(step: int) -> list[Evaluation]:
+            return evaluate_models(
+                model, windows, batch_size=B, device=device, hooks=hooks, step=step,
+                tokens=step * tokens_per_step,
+            )  # fmt: skip
+
+        def save(step: int) -> None:
+            assert ckpt_dir is not None
+            progress.step = step
+            state = {
+                "step": step,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "streams": [s.state() for s in streams],
+                "losses": progress.losses,
+                "evals": progress.evals,
+                "torch_rng": torch.get_rng_state(),
+            }
+            save_checkpoint(ckpt_dir, state, fingerprint=fingerprint)
+
+        if ckpt_dir is not None:
+            saved = load_checkpoint(ckpt_dir, fingerprint=fingerprint, map_location=device)
+            if saved is not None:
+                model.load_state_dict(saved["model"])
+                optimizer.load_state_dict(saved["optimizer"])
+                for stream, state in zip(streams, saved["streams"], strict=True):
+                    stream.set_state(state)
+                torch.set_rng_state(saved["torch_rng"])
+                progress = _Progress(K, saved["step"], saved["losses"], saved["evals"])
+        resumed_from = progress.step
+        loss_fn = maybe_compile(model.train_loss, device, train_cfg.compile)
 
         t_train = time.perf_counter()
-        losses: list[torch.Tensor] = []  # 0-d tensors on the device
-        for step in range(n_steps):
+        pending: list[torch.Tensor] = []  # per-step (K,) losses still on the device
+        for step in range(progress.step, n_steps):
             lr = schedule(step)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            batch = next(batches)  # (B, T+1) on the CPU
+            parts = [next(s) for s in streams]  # each (B, T+1) on the CPU
+            batch = torch.stack(parts) if stacked else parts[0]
             _check_token_ids(batch, model_cfg.vocab_size, "training batch")
-            loss = train_step(model, optimizer, batch, grad_clip=train_cfg.grad_clip, device=device)
-            losses.append(loss)
+            ce = train_step(
+                model, optimizer, batch, grad_clip=train_cfg.grad_clip, device=device,
+                micro_batches=train_cfg.micro_batches, loss_fn=loss_fn,
+            )  # fmt: skip
+            pending.append(ce)
+            done = step + 1
             if on_step is not None:
-                on_step(StepInfo(step, n_steps, (step + 1) * B * T, float(loss), lr))
-        step_losses = torch.stack(losses).float().cpu().tolist()  # one device sync
+                values = ce.reshape(-1).float().tolist()
+                info = StepInfo(
+                    step, n_steps, done * tokens_per_step, sum(values) / K, lr, tuple(values)
+                )
+                on_step(info)
+            if train_cfg.eval_every and done % train_cfg.eval_every == 0 and done < n_steps:
+                for k, evaluation in enumerate(evaluate_now(done)):
+                    progress.evals[k].append(_eval_record(done, done * tokens_per_step, evaluation))
+            if ckpt_dir is not None and done % ckpt_every == 0 and done < n_steps:
+                progress.add_losses(pending)
+                save(done)
+        progress.add_losses(pending)
         train_s = time.perf_counter() - t_train
-        bad = next((i for i, x in enumerate(step_losses) if not math.isfinite(x)), None)
-        if bad is not None:
-            raise FloatingPointError(f"train loss became {step_losses[bad]} at step {bad}")
+        for k, losses in enumerate(progress.losses):
+            bad = next((i for i, x in enumerate(losses) if not math.isfinite(x)), None)
+            if bad is not None:
+                which = f"model {k}: " if stacked else ""
+                raise FloatingPointError(f"{which}train loss became {losses[bad]} at step {bad}")
 
         t_eval = time.perf_counter()
-        metrics = evaluate(model, windows, batch_size=B, device=device)
+        final = evaluate_now(n_steps)
         eval_s = time.perf_counter() - t_eval
 
-    tokens = n_steps * B * T
-    return TrainResult(
-        metrics=metrics,
-        curve=smooth_curve(step_losses, B * T),
-        tokens=tokens,
-        flops=model_cfg.flops_per_token() * tokens,
-        wall_s=time.perf_counter() - t_start,
-        train_s=train_s,
-        eval_s=eval_s,
-        tokens_per_s=tokens / train_s if train_s > 0 else float("nan"),
-        device=str(device),
-        n_params=model.num_params(non_embedding=True),
-        n_params_total=model.num_params(non_embedding=False),
-        steps=n_steps,
-        threads=threads,
-    )
+    if ckpt_dir is not None and not train_cfg.keep_checkpoint:
+        remove_checkpoint(ckpt_dir)
+    elif ckpt_dir is not None:
+        save(n_steps)
+    wall_s = time.perf_counter() - t_start
+    tokens = n_steps * tokens_per_step
+    trained_now = (n_steps - resumed_from) * tokens_per_step * K
+    return [
+        TrainResult(
+            metrics=evaluation.metrics,
+            curve=smooth_curve(progress.losses[k], tokens_per_step),
+            tokens=tokens,
+            flops=model_cfg.flops_per_token() * tokens,
+            wall_s=wall_s / K,
+            train_s=train_s / K,
+            eval_s=eval_s / K,
+            tokens_per_s=trained_now / train_s if train_s > 0 else float("nan"),
+            device=str(device),
+            n_params=model_cfg.non_embedding_params(),
+            n_params_total=model_cfg.total_params(),
+            steps=n_steps,
+            threads=threads,
+            arch=model_cfg.arch,
+            n_params_active=model_cfg.active_params(),
+            evals=progress.evals[k],
+            expert_counts=evaluation.expert_counts,
+            resumed_from_step=resumed_from,
+            n_models=K,
+            group_wall_s=wall_s,
+        )
+        for k, evaluation in enumerate(final)
+    ]

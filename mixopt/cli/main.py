@@ -120,7 +120,7 @@ def predict(
     weights: WeightsOption,
     target: Annotated[str, typer.Option(help="Target column in the train table.")],
     out: Annotated[Path, typer.Option(help="Output CSV: the test rows' predictions, in order.")],
-    predictor: Annotated[str, typer.Option(help="Predictor name.")] = "lightgbm",
+    predictor: Annotated[str, typer.Option(help="Predictor name.")] = "auto",
 ) -> None:
     """Fit a predictor on one runs table and predict another."""
     import pandas as pd
@@ -156,16 +156,26 @@ def replay(
     initial: Annotated[int, typer.Option(help="Random rows evaluated first.")] = 8,
     batch: Annotated[int, typer.Option(help="Rows evaluated per proposal step.")] = 4,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    strategy: Annotated[str, typer.Option(help="random | regmix")] = "regmix",
+    strategy: Annotated[
+        str, typer.Option(help="random | regmix | law | bo | mfbo (default bo).")
+    ] = "bo",
     maximize: Annotated[bool, typer.Option("--maximize", help="Maximise the target.")] = False,
-    predictor: Annotated[
-        str, typer.Option(help="Predictor for model-based strategies.")
-    ] = "lightgbm",
+    predictor: Annotated[str, typer.Option(help="Predictor of the regmix strategy.")] = "auto",
+    fidelity_column: Annotated[
+        str | None, typer.Option(help="Column holding each row's fidelity (multi-fidelity pools).")
+    ] = None,
+    target_fidelity: Annotated[
+        float | None, typer.Option(help="Fidelity the best row is judged at (default: highest).")
+    ] = None,
+    cost_column: Annotated[str | None, typer.Option(help="Column holding each row's cost.")] = None,
+    budget_cost: Annotated[
+        float | None, typer.Option(help="Total cost the search may spend.")
+    ] = None,
 ) -> None:
     """Replay a search over a pool of finished runs; write the order rows were evaluated."""
-    from mixopt.replay import ReplayConfig
+    from mixopt.replay import Pool, ReplayConfig
     from mixopt.replay import replay as run_replay
-    from mixopt.runs_table import read_table, weights_and_target
+    from mixopt.runs_table import numeric_column, read_table, weights_and_target
 
     config = ReplayConfig(
         budget=budget,
@@ -175,12 +185,24 @@ def replay(
         strategy=strategy,
         maximize=maximize,
         predictor=predictor,
+        budget_cost=budget_cost,
+        target_fidelity=target_fidelity,
     )
+    if budget_cost is not None and cost_column is None:
+        raise MixoptError("--budget-cost needs --cost-column")
+    if strategy == "mfbo" and fidelity_column is None:
+        raise MixoptError("strategy mfbo needs --fidelity-column")
     frame = read_table(runs)
     X, y, _ = weights_and_target(frame, weights, target, source=str(runs))
     assert y is not None
     _require_finite(y, f"{runs}: target column {target!r}")
-    trace = run_replay(X.to_numpy(), y.to_numpy(), config)
+    pool = Pool(
+        X.to_numpy(),
+        y.to_numpy(),
+        fidelity=numeric_column(frame, fidelity_column, source=str(runs)),
+        cost=numeric_column(frame, cost_column, source=str(runs)),
+    )
+    trace = run_replay(pool, config=config)
     _write_atomic(out, trace.to_csv(index=False))
     best = trace["value"].max() if maximize else trace["value"].min()
     typer.echo(f"{strategy}: evaluated {len(trace)} rows, best {best:.6g}; wrote {out}", err=True)
@@ -203,6 +225,12 @@ def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{time.time_ns()}.tmp")
     tmp.write_text(text)
     tmp.replace(path)
+
+
+from mixopt.cli.data import data_app, runs_command  # noqa: E402
+
+app.add_typer(data_app, name="data")
+app.command("runs")(runs_command)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -4,7 +4,15 @@
     manifest.natural_distribution()          # each domain's share of train tokens
     manifest.domains["code"].tokens("val")   # a read-only memory map of token ids
 
-Importing this package is cheap: ``tokenizers`` and ``pyarrow`` are imported when used.
+Modules: ``readers`` (files, globs, text/JSONL/Parquet, gzip/zstd, pre-tokenized ``.npy``/``.bin``,
+content hashes and the digest cache), ``encode`` (chunks encoded in worker processes),
+``shards`` (the token stream, split and cache), ``tokenizer``, ``manifest``, ``prepare``, and
+what the search builds on the data: ``caps`` (repetition caps from the target budget),
+``hierarchy`` (groups searched with fixed within-group shares), ``versions`` (per-domain data
+versions and stale trials) and ``cluster`` (domains from unlabeled text).
+
+Importing this package is cheap: ``tokenizers``, ``pyarrow``, ``zstandard`` and scikit-learn are
+imported when used.
 """
 
 from mixopt.data.manifest import DataManifest, DomainShards

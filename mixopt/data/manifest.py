@@ -37,6 +37,7 @@ class DomainShards:
     content_hash: str
     files: list[str]
     split: str = "hash"  # "hash" (whole documents by content hash) or "tail" (stream tail)
+    skipped_records: int = 0  # bad records skipped under skip_bad_records
 
     def tokens(self, split: Literal["train", "val"]) -> np.ndarray:
         """The split's tokens as a read-only memory map."""
@@ -67,6 +68,14 @@ class DataManifest:
         if total == 0:
             return {name: 1.0 / len(self.domains) for name in self.domains}
         return {name: d.train_tokens / total for name, d in self.domains.items()}
+
+    def domain_hashes(self) -> dict[str, str]:
+        """Each domain's content hash, shortened to 16 hex digits (what a trial records)."""
+        return {name: d.content_hash[:16] for name, d in self.domains.items()}
+
+    def train_tokens(self) -> dict[str, int]:
+        """Each domain's train tokens (what repetition caps and epoch counts are made from)."""
+        return {name: d.train_tokens for name, d in self.domains.items()}
 
     @property
     def data_hash(self) -> str:

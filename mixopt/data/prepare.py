@@ -13,22 +13,39 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
+from mixopt.data.encode import EncoderPool, available_cores
 from mixopt.data.manifest import DataManifest, DomainShards
-from mixopt.data.readers import DomainSources, scan_domain
-from mixopt.data.shards import build_shards
+from mixopt.data.readers import DigestCache, DomainSources, scan_domain
+from mixopt.data.shards import build_shards, shard_dtype
 from mixopt.data.tokenizer import TokenizerInfo, prepare_tokenizer
+from mixopt.errors import DataError
 
 if TYPE_CHECKING:
     from mixopt.spec import DomainSpec, JobSpec
 
 
 def prepare_data(spec: JobSpec, *, log: Callable[[str], None] = print) -> DataManifest:
-    """Tokenize and shard every domain of the job (reusing the cache) and describe the result."""
+    """Tokenize and shard every domain of the job (reusing the cache) and describe the result.
+
+    Every domain is resolved and hashed first, so a missing file or a bad setting fails before
+    any tokenizing; a bad record fails when its domain is tokenized, leaving the cache as it was
+    (the domains finished before it stay cached).
+    """
     cache_dir = Path(spec.data.cache_dir).expanduser().resolve()
     started = time.perf_counter()
-    domains = [_scan(domain_spec, log) for domain_spec in spec.domains]
+    digests = DigestCache(cache_dir / "digests") if spec.data.trust_mtime else None
+    domains = [_scan(domain_spec, spec, digests, log) for domain_spec in spec.domains]
+    _check_pretokenized(spec, domains)
     tokenizer = prepare_tokenizer(spec.tokenizer, domains, cache_dir, log)
-    shards = {d.name: _shard(d, tokenizer, spec, cache_dir, log) for d in domains}
+    dtype = shard_dtype(tokenizer.vocab_size, spec.data.token_dtype, tokenizer=str(tokenizer.path))
+    _check_token_files_fit(domains, tokenizer)
+    workers = spec.data.workers or available_cores()
+    with EncoderPool(
+        str(tokenizer.path), tokenizer.eot_id, tokenizer.vocab_size, dtype, workers
+    ) as pool:
+        shards = {d.name: _shard(d, tokenizer, spec, cache_dir, pool, log) for d in domains}
     manifest = DataManifest(
         tokenizer_path=str(tokenizer.path),
         tokenizer_hash=tokenizer.hash,
@@ -47,13 +64,46 @@ def prepare_data(spec: JobSpec, *, log: Callable[[str], None] = print) -> DataMa
     return manifest
 
 
-def _scan(domain_spec: DomainSpec, log: Callable[[str], None]) -> DomainSources:
-    sources = scan_domain(domain_spec)
+def _scan(
+    domain_spec: DomainSpec,
+    spec: JobSpec,
+    digests: DigestCache | None,
+    log: Callable[[str], None],
+) -> DomainSources:
+    sources = scan_domain(domain_spec, skip_bad_records=spec.data.skip_bad_records, digests=digests)
+    compressed = sum(bool(f.compression) for f in sources.files)
+    kinds = f", {compressed} compressed" if compressed else ""
+    if sources.pretokenized:
+        kinds += ", pre-tokenized"
     log(
-        f"data: {sources.name}: {len(sources.files)} file(s), {sources.size_bytes / 1e6:.2f} MB, "
-        f"content {sources.content_hash[:12]}"
+        f"data: {sources.name}: {len(sources.files)} file(s){kinds}, "
+        f"{sources.size_bytes / 1e6:.2f} MB, content {sources.content_hash[:12]}"
     )
     return sources
+
+
+def _check_pretokenized(spec: JobSpec, domains: list[DomainSources]) -> None:
+    """Pre-tokenized domains need the tokenizer they were made with."""
+    tokenized = [d.name for d in domains if d.pretokenized]
+    if tokenized and spec.tokenizer.kind != "file":
+        raise DataError(
+            f"domain(s) {tokenized} are pre-tokenized (.npy/.bin): set tokenizer.kind to 'file' "
+            "and tokenizer.path to the tokenizer.json they were made with (a BPE trained here "
+            "would not match their token ids)"
+        )
+
+
+def _check_token_files_fit(domains: list[DomainSources], tokenizer: TokenizerInfo) -> None:
+    """A pre-tokenized domain's dtype must be able to hold the tokenizer's ids."""
+    for domain in domains:
+        if domain.pretokenized and domain.dtype is not None:
+            limit = int(np.iinfo(np.dtype(domain.dtype)).max) + 1
+            if tokenizer.vocab_size > limit:
+                raise DataError(
+                    f"domain {domain.name!r}: its token files are {domain.dtype} (ids below "
+                    f"{limit}) but tokenizer {tokenizer.path} has {tokenizer.vocab_size} ids; "
+                    "they cannot have been made with it (or were cut to a too-narrow dtype)"
+                )
 
 
 def _shard(
@@ -61,10 +111,18 @@ def _shard(
     tokenizer: TokenizerInfo,
     spec: JobSpec,
     cache_dir: Path,
+    pool: EncoderPool,
     log: Callable[[str], None],
 ) -> DomainShards:
     directory, stats = build_shards(
-        sources, tokenizer, spec.data.val_fraction, spec.data.max_val_tokens, cache_dir, log
+        sources,
+        tokenizer,
+        spec.data.val_fraction,
+        spec.data.max_val_tokens,
+        cache_dir,
+        log,
+        pool=pool,
+        dtype=spec.data.token_dtype,
     )
     return DomainShards(
         name=sources.name,
@@ -79,4 +137,5 @@ def _shard(
         content_hash=sources.content_hash,
         files=[str(f.path) for f in sources.files],
         split=stats.split,
+        skipped_records=stats.skipped_records,
     )

@@ -61,7 +61,7 @@ class TokenizerInfo:
 
     def load(self) -> Tokenizer:
         """The tokenizer, set to encode special-token strings inside documents as plain text."""
-        tokenizer = _read_tokenizer(self.path)
+        tokenizer = read_tokenizer(self.path)
         tokenizer.encode_special_tokens = True
         return tokenizer
 
@@ -200,7 +200,7 @@ def load_tokenizer_file(path: Path, log: Callable[[str], None]) -> TokenizerInfo
 
 def describe_tokenizer(path: Path) -> TokenizerInfo:
     """Hash, vocabulary size and end-of-text token of a tokenizer.json."""
-    tokenizer = _read_tokenizer(path)
+    tokenizer = read_tokenizer(path)
     eot_token, eot_id = find_eot(tokenizer, path)
     vocab = tokenizer.get_vocab(with_added_tokens=True)
     return TokenizerInfo(
@@ -234,7 +234,8 @@ def find_eot(tokenizer: Tokenizer, path: Path) -> tuple[str, int]:
     )
 
 
-def _read_tokenizer(path: Path) -> Tokenizer:
+def read_tokenizer(path: Path) -> Tokenizer:
+    """A tokenizer.json, or a DataError saying why it cannot be read."""
     from tokenizers import Tokenizer
 
     if not path.is_file():

@@ -3,7 +3,8 @@
 RegMix fits one LightGBM model per target with 1000 trees at learning rate 0.01. LightGBM's
 default ``min_child_samples=20`` cannot split at all with the 16–40 trials of a small search,
 so unless it is given, the leaf size scales with the data: ``clip(n // 8, 2, 20)`` (RegMix's
-512 runs get LightGBM's default back).
+512 runs get LightGBM's default back). One thread by default: run tables are small, and on a
+shared machine LightGBM's thread hand-offs cost more than they save.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ class LightGBMPredictor(RegressorMixin, BaseEstimator):
         subsample: float = 1.0,
         colsample_bytree: float = 1.0,
         reg_lambda: float = 0.0,
-        n_jobs: int | None = None,
+        n_jobs: int = 1,
         random_state: int = 0,
     ) -> None:
         self.n_estimators = n_estimators
@@ -53,7 +54,7 @@ class LightGBMPredictor(RegressorMixin, BaseEstimator):
             subsample_freq=1 if self.subsample < 1.0 else 0,
             colsample_bytree=self.colsample_bytree,
             reg_lambda=self.reg_lambda,
-            n_jobs=self.n_jobs if self.n_jobs is not None else -1,
+            n_jobs=self.n_jobs,
             random_state=self.random_state,
             verbose=-1,
         )

@@ -1,5 +1,8 @@
 """Proposers: ask/tell searchers over the mixture space.
 
+Strategies: ``bo`` (the default: batch Bayesian optimisation), ``regmix`` (simulate and
+average), ``law`` (optimise a fitted mixing law), ``random`` (Dirichlet draws).
+
 ``ask(n)`` returns ``n`` new mixtures (rows in the space's domain order), ``tell(X, y)`` feeds
 back observed objective values, always in the *minimise* convention (the loop negates a
 maximised objective). ``recommend()`` gives the proposer's best mixture with its predicted value
@@ -8,8 +11,41 @@ and the evidence behind it. ``state_dict()`` / ``load_state_dict()`` let a job r
 
 from __future__ import annotations
 
+from typing import Any
+
+from mixopt.errors import MixoptError
 from mixopt.proposers.base import Proposer, Recommendation
 from mixopt.proposers.random_search import RandomProposer
 from mixopt.proposers.regmix import RegMixProposer
+from mixopt.sampling import DirichletSampler
 
-__all__ = ["Proposer", "RandomProposer", "Recommendation", "RegMixProposer"]
+STRATEGIES = ("bo", "regmix", "law", "random")
+
+
+def make_proposer(
+    strategy: str, sampler: DirichletSampler, *, seed: int = 0, **options: Any
+) -> Proposer:
+    """The proposer of a search strategy (imported only when used)."""
+    if strategy == "bo":
+        from mixopt.proposers.bo import BOProposer
+
+        return BOProposer(sampler, seed=seed)
+    if strategy == "regmix":
+        return RegMixProposer(sampler, seed=seed, **options)
+    if strategy == "law":
+        from mixopt.proposers.law import LawProposer
+
+        return LawProposer(sampler, seed=seed)
+    if strategy == "random":
+        return RandomProposer(sampler, seed=seed)
+    raise MixoptError(f"unknown strategy {strategy!r}; available: {', '.join(STRATEGIES)}")
+
+
+__all__ = [
+    "STRATEGIES",
+    "Proposer",
+    "RandomProposer",
+    "Recommendation",
+    "RegMixProposer",
+    "make_proposer",
+]

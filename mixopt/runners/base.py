@@ -32,6 +32,11 @@ class Runner(ABC):
     @abstractmethod
     def submit(self, request: TrialRequest) -> None: ...
 
+    def submit_group(self, requests: list[TrialRequest], *, stacking: str, max_stack: int) -> None:
+        """Submit trials that may be trained together (stacked); by default one by one."""
+        for request in requests:
+            self.submit(request)
+
     @abstractmethod
     def poll(self, timeout: float) -> list[RunnerEvent]:
         """Events of requests that stopped, waiting up to ``timeout`` seconds for the first."""
@@ -51,3 +56,14 @@ class Runner(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.shutdown()
+
+
+def group_events(results: list[dict[str, Any]]) -> list[RunnerEvent]:
+    """Events from ``mixopt.worker.execute_group`` results (a failed trial carries ``error``)."""
+    events = []
+    for result in results:
+        if "error" in result and "metrics" not in result:
+            events.append(RunnerEvent(result["trial_id"], error=str(result["error"])))
+        else:
+            events.append(RunnerEvent(result["trial_id"], result=result))
+    return events

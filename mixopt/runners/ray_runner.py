@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from mixopt.runners.base import Runner, RunnerEvent
+from mixopt.runners.base import Runner, RunnerEvent, group_events
 from mixopt.trials import TrialRequest
-from mixopt.worker import execute_trial
+from mixopt.worker import execute_group, execute_trial
 
 
 class RayRunner(Runner):
@@ -28,8 +28,9 @@ class RayRunner(Runner):
         self.cpus_per_trial = cpus_per_trial
         self.gpus_per_trial = gpus_per_trial
         self.num_cpus = num_cpus
-        self._refs: dict[Any, str] = {}  # ObjectRef -> trial_id
+        self._refs: dict[Any, list[str]] = {}  # ObjectRef -> trial ids (one, or a group's)
         self._remote: Any = None
+        self._remote_group: Any = None
         self._owns_ray = False
 
     def start(self) -> None:
@@ -43,9 +44,13 @@ class RayRunner(Runner):
                 kwargs["object_store_memory"] = 200 * 1024**2
             ray.init(address=address, **kwargs)
             self._owns_ray = True
-        self._remote = ray.remote(execute_trial).options(
-            num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial, max_retries=0
-        )
+        resources = {
+            "num_cpus": self.cpus_per_trial,
+            "num_gpus": self.gpus_per_trial,
+            "max_retries": 0,
+        }
+        self._remote = ray.remote(execute_trial).options(**resources)
+        self._remote_group = ray.remote(execute_group).options(**resources)
 
     def describe(self) -> str:
         import ray
@@ -57,7 +62,14 @@ class RayRunner(Runner):
     def submit(self, request: TrialRequest) -> None:
         if self._remote is None:
             raise RuntimeError("RayRunner.start() must be called before submit()")
-        self._refs[self._remote.remote(request)] = request.trial_id
+        self._refs[self._remote.remote(request)] = [request.trial_id]
+
+    def submit_group(self, requests: list[TrialRequest], *, stacking: str, max_stack: int) -> None:
+        """One task trains the group (stacked on its GPU where that is faster)."""
+        if self._remote_group is None:
+            raise RuntimeError("RayRunner.start() must be called before submit_group()")
+        ref = self._remote_group.remote(requests, stacking=stacking, max_stack=max_stack)
+        self._refs[ref] = [r.trial_id for r in requests]
 
     def poll(self, timeout: float) -> list[RunnerEvent]:
         import ray
@@ -70,23 +82,27 @@ class RayRunner(Runner):
             done, _ = ray.wait(list(self._refs), num_returns=len(self._refs), timeout=0)
         events = []
         for ref in done:
-            trial_id = self._refs.pop(ref)
+            trial_ids = self._refs.pop(ref)
             try:
-                events.append(RunnerEvent(trial_id, result=ray.get(ref)))
+                value = ray.get(ref)
+                if isinstance(value, list):
+                    events.extend(group_events(value))
+                else:
+                    events.append(RunnerEvent(trial_ids[0], result=value))
             except RayTaskError as error:
                 cause = error.cause if error.cause is not None else error
-                events.append(RunnerEvent(trial_id, error=f"{type(cause).__name__}: {cause}"))
+                message = f"{type(cause).__name__}: {cause}"
+                events.extend(RunnerEvent(t, error=message) for t in trial_ids)
             except Exception as error:  # worker/node died, object lost, cancelled
-                events.append(
-                    RunnerEvent(trial_id, error=f"{type(error).__name__}: {error}", retryable=True)
-                )
+                message = f"{type(error).__name__}: {error}"
+                events.extend(RunnerEvent(t, error=message, retryable=True) for t in trial_ids)
         return events
 
     def cancel(self, trial_id: str) -> None:
         import ray
 
-        for ref, tid in list(self._refs.items()):
-            if tid == trial_id:
+        for ref, trial_ids in list(self._refs.items()):
+            if trial_id in trial_ids:  # a group is cancelled as a whole
                 ray.cancel(ref, force=True)
                 del self._refs[ref]
 

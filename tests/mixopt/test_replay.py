@@ -47,5 +47,5 @@ def test_maximize_flips_the_search(pool):
 def test_budget_larger_than_pool_and_bad_config(pool):
     X, y = pool
     assert len(replay(X[:10], y[:10], ReplayConfig(budget=50, initial=4, batch=3))) == 10
-    with pytest.raises(MixoptError, match="unknown strategy 'bo'"):
-        ReplayConfig(budget=5, initial=2, batch=1, strategy="bo")
+    with pytest.raises(MixoptError, match="unknown strategy 'sigopt'"):
+        ReplayConfig(budget=5, initial=2, batch=1, strategy="sigopt")

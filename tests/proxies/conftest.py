@@ -1,16 +1,30 @@
-"""Fixtures for proxies tests: token files written from numpy arrays into tmp_path."""
+"""Fixtures for proxies tests: token files written from numpy arrays into tmp_path.
+
+Every test runs with one torch thread (restored after): the proxies here are tiny, and on a
+shared 2-core machine two OpenMP threads waiting for each other at every small kernel make a
+step up to 100x slower than one thread.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from proxies.data import DomainTokens, TokenDtype
 
 MakeDomain = Callable[..., DomainTokens]
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture

@@ -144,3 +144,23 @@ def test_validation_windows_limits(make_domain: MakeDomain) -> None:
     short = make_domain("short", counting(10), counting(9), dtype="uint32")
     with pytest.raises(ValueError, match="'short': val file has 9 tokens"):
         ValidationWindows([d, short], seq_len=9, eval_tokens=100)
+
+
+def test_stream_state_resumes_the_same_batches(make_domain: MakeDomain) -> None:
+    domains = [
+        make_domain(n, counting(3000) + 10_000 * i, counting(50), dtype="uint32")
+        for i, n in enumerate("ab")
+    ]
+    weights = {"a": 0.4, "b": 0.6}
+    stream = MixtureBatches(domains, weights, seq_len=8, batch_size=4, seed=1)
+    for _ in range(3):
+        next(stream)
+    state = stream.state()
+    expected = [next(stream) for _ in range(5)]
+    fresh = MixtureBatches(domains, weights, seq_len=8, batch_size=4, seed=1)
+    fresh.set_state(state)
+    assert all(
+        torch.equal(x, y) for x, y in zip(expected, (next(fresh) for _ in range(5)), strict=True)
+    )
+    with pytest.raises(ValueError, match="not a MixtureBatches stream state"):
+        fresh.set_state({"choice": 1})

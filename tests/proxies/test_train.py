@@ -108,6 +108,7 @@ def test_training_learns_and_reports_every_domain(domains: list[DomainTokens]) -
         seen_threads.append(torch.get_num_threads())
         steps.append(info)
 
+    torch.set_num_threads(2)  # the trainer must switch to its 1 thread and back
     before = torch.get_num_threads()
     result = train_proxy(
         MODEL, quick(), domains, {"web": 0.5, "code": 0.5, "math": 0.0}, on_step=on_step
@@ -184,9 +185,77 @@ def test_cpu_settings_are_restored_after_training() -> None:
 
     from proxies.train import _cpu_settings
 
+    torch.set_num_threads(2)
     before = torch.get_num_threads()
     with _cpu_settings(torch.device("cpu"), threads=1):
         assert torch.get_num_threads() == 1
         assert torch.tensor([1e-39], dtype=torch.float32).mul(1.0).item() == 0.0  # flushed
     assert torch.get_num_threads() == before
     assert torch.tensor([1e-39], dtype=torch.float32).mul(1.0).item() != 0.0  # restored
+
+
+# --------------------------------------------------------------------- trainer additions
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"micro_batch_size": 5}, "micro_batch_size must divide batch_size"),
+        ({"micro_batch_size": 0}, "micro_batch_size"),
+        ({"eval_every": -1}, "eval_every"),
+        ({"metrics": "accuracy"}, "metrics must be a list of names"),
+        ({"keep_checkpoint": True}, "need a checkpoint_dir"),
+    ],
+)
+def test_train_config_validation_of_new_fields(change: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        quick(**change)
+
+
+def test_micro_batches_give_the_same_training(domains: list[DomainTokens]) -> None:
+    cfg = quick(train_tokens=10 * 16 * T)
+    whole = train_proxy(MODEL, cfg, domains, {"web": 0.5, "code": 0.5})
+    parts = train_proxy(
+        MODEL,
+        quick(train_tokens=10 * 16 * T, micro_batch_size=4),
+        domains,
+        {"web": 0.5, "code": 0.5},
+    )
+    for key, value in whole.metrics.items():
+        assert parts.metrics[key] == pytest.approx(value, rel=1e-4), key
+    for a, b in zip(whole.curve, parts.curve, strict=True):
+        assert a[1] == pytest.approx(b[1], rel=1e-5)
+
+
+def test_moe_balancing_scope_matters_only_with_micro_batches(domains: list[DomainTokens]) -> None:
+    def run(scope: str, micro: int | None) -> dict[str, float]:
+        model = get_preset(
+            "tiny", vocab_size=VOCAB, seq_len=T, arch="moe", aux_scope=scope, aux_loss_coef=0.1
+        )
+        cfg = quick(train_tokens=6 * 16 * T, micro_batch_size=micro)
+        return train_proxy(model, cfg, domains, {"web": 0.5, "code": 0.5}).metrics
+
+    assert run("micro", None) == run("global", None)  # one micro-batch: the same counts
+    assert run("micro", 4) != run("global", 4)
+
+
+def test_periodic_evaluation_and_result_fields(domains: list[DomainTokens]) -> None:
+    model = get_preset("tiny", vocab_size=VOCAB, seq_len=T, arch="moe")
+    result = train_proxy(
+        model, quick(train_tokens=10 * 16 * T, eval_every=4), domains, {"web": 1.0}
+    )
+    assert [e["step"] for e in result.evals] == [4, 8]  # the end (10) is result.metrics
+    assert [e["tokens"] for e in result.evals] == [4 * 16 * T, 8 * 16 * T]
+    assert result.evals[0]["metrics"]["val_loss/web"] > result.metrics["val_loss/web"]
+    assert len(result.evals[0]["expert_counts"]) == 2
+    assert result.arch == "moe" and result.n_params_active == model.active_params()
+    assert result.n_params == model.non_embedding_params() > result.n_params_active
+    assert result.expert_counts and result.metrics["moe/dropped_tokens"] == 0
+    json.dumps(result.to_dict())
+
+
+def test_compile_is_a_no_op_on_cpu(domains: list[DomainTokens]) -> None:
+    cfg = quick(train_tokens=3 * 16 * T)
+    a = train_proxy(MODEL, cfg, domains, {"web": 1.0})
+    b = train_proxy(MODEL, quick(train_tokens=3 * 16 * T, compile=True), domains, {"web": 1.0})
+    assert a.metrics == b.metrics

@@ -73,7 +73,7 @@ def test_dry_run_prints_the_resolved_spec(tmp_path):
     assert result.exit_code == 0, result.output
     resolved = yaml.safe_load(result.output)
     assert resolved["domains"][0]["paths"] == [str(tmp_path / "a.txt")]
-    assert resolved["search"]["strategy"] == "regmix"
+    assert resolved["search"]["strategy"] == "bo"
     assert not (tmp_path / "runs").exists()
 
 

@@ -1,11 +1,25 @@
-"""The train/validation split planner, on synthetic document lengths."""
+"""The train/validation split planner, on synthetic document lengths (and on real shards)."""
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from mixopt.data.shards import MIN_VAL_TOKENS, document_key, plan_split, token_dtype
+from mixopt.data import prepare_data
+from mixopt.data.shards import (
+    MIN_VAL_TOKENS,
+    document_key,
+    plan_split,
+    plan_split_indices,
+    token_dtype,
+)
+
+from .conftest import CORPUS, LogCollector, MakeSpec, corpus_domains
 
 
 def keys_for(n: int) -> np.ndarray:
@@ -58,3 +72,59 @@ def test_tiny_domain_still_has_both_splits() -> None:
 def test_token_dtype() -> None:
     assert token_dtype(4096) == token_dtype(65536) == "uint16"
     assert token_dtype(65537) == "uint32"
+
+
+def reference_split(
+    tokens: np.ndarray, keys: np.ndarray, val_fraction: float, max_val_tokens: int
+) -> tuple[str, list[int], int]:
+    """The planner as first written: sort every document by key, greedy in that order."""
+    total = int(tokens.sum())
+    floor = min(MIN_VAL_TOKENS, max_val_tokens, total // 4)
+    want = min(max_val_tokens, max(floor, math.ceil(val_fraction * total)))
+    limit = min(max_val_tokens, want + want // 2)
+    held, chosen = 0, []
+    for i in np.argsort(keys, kind="stable").tolist():
+        if held >= want:
+            break
+        if held + int(tokens[i]) <= limit:
+            chosen.append(i)
+            held += int(tokens[i])
+    if held >= max(want // 2, 1) and held < total:
+        return "hash", sorted(chosen), 0
+    return "tail", [], max(1, min(want, total - 1))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 5000), min_size=1, max_size=400),
+    duplicates=st.integers(0, 30),
+    val_fraction=st.floats(0.001, 0.4),
+    max_val_tokens=st.integers(1, 50_000),
+)
+def test_bounded_planner_equals_sorting_everything(
+    sizes: list[int], duplicates: int, val_fraction: float, max_val_tokens: int
+) -> None:
+    tokens = np.array(sizes, dtype=np.int64)
+    keys = keys_for(len(sizes))
+    keys[: min(duplicates, len(keys))] = keys[0]  # identical documents share a key
+    method, docs, tail = plan_split_indices(tokens, keys, val_fraction, max_val_tokens)
+    assert (method, docs.tolist(), tail) == reference_split(
+        tokens, keys, val_fraction, max_val_tokens
+    )
+
+
+def test_index_chunking_does_not_change_the_shards(
+    make_spec: MakeSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    big = tmp_path / "bible.txt"
+    big.write_text("".join(p.read_text() for p in sorted((CORPUS / "bible").glob("*.txt"))))
+    domains = [*corpus_domains()[:2], {"name": "one_file", "paths": [str(big)]}]
+    plain = prepare_data(make_spec(domains, cache_dir=tmp_path / "a"), log=LogCollector())
+    monkeypatch.setattr("mixopt.data.shards._INDEX_CHUNK", 3)
+    chunked = prepare_data(make_spec(domains, cache_dir=tmp_path / "b"), log=LogCollector())
+    assert {d.split for d in chunked.domains.values()} == {"hash", "tail"}
+    for name, shards in plain.domains.items():
+        other = chunked.domains[name]
+        assert Path(shards.train_path).read_bytes() == Path(other.train_path).read_bytes()
+        assert Path(shards.val_path).read_bytes() == Path(other.val_path).read_bytes()
+        assert (shards.val_bytes, shards.train_bytes) == (other.val_bytes, other.train_bytes)

@@ -1,0 +1,120 @@
+"""``mixopt data``: prepare a spec's domains and print the manifest; cluster unlabeled text.
+
+mixopt data prepare SPEC            # tokenize + shard (cached), one line per domain
+mixopt data cluster 'raw/*.jsonl.gz' --k 8 --out clusters/
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mixopt.cli.runs import report_errors, runs_command
+
+__all__ = ["data_app", "runs_command"]
+
+data_app = typer.Typer(
+    help="Prepare domains (tokenize, shard, cache) and split unlabeled text into domains.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+@data_app.command("prepare")
+@report_errors
+def prepare(
+    spec_path: Annotated[Path, typer.Argument(metavar="SPEC", help="Search spec (YAML).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")] = False,
+) -> None:
+    """Tokenize and shard SPEC's domains (reusing the cache) and summarise them."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from mixopt.data import prepare_data
+    from mixopt.data.caps import apply_caps, caps_for_job
+    from mixopt.space import MixtureSpace
+    from mixopt.spec import load_spec
+
+    spec = load_spec(spec_path)
+    manifest = prepare_data(spec, log=(lambda _: None) if quiet else _err)
+    caps = caps_for_job(spec, manifest)
+    apply_caps(MixtureSpace.from_spec(spec), caps)  # an infeasible budget fails here, clearly
+    if as_json:
+        typer.echo(json.dumps(manifest.to_dict(), indent=2))
+        return
+    natural = manifest.natural_distribution()
+    table = Table(title=f"data of {spec.name} (hash {manifest.data_hash})")
+    for column in ("domain", "docs", "train tokens", "val tokens", "bytes/token", "natural"):
+        table.add_column(column, justify="left" if column == "domain" else "right")
+    if caps is not None:
+        table.add_column("max weight", justify="right")
+    table.add_column("skipped", justify="right")
+    table.add_column("content", justify="left")
+    for name, d in manifest.domains.items():
+        row = [
+            name,
+            f"{d.documents:,}",
+            f"{d.train_tokens:,}",
+            f"{d.val_tokens:,}",
+            f"{d.bytes_per_token:.2f}",
+            f"{natural[name]:.3f}",
+        ]
+        if caps is not None:
+            row.append(f"{caps.caps[name]:.3g}")
+        row += [str(d.skipped_records), d.content_hash[:12]]
+        table.add_row(*row)
+    if caps is not None:
+        limits = ", ".join(sorted({f"{e:g}" for e in caps.epochs.values()}))
+        table.caption = (
+            f"max weight = train tokens x epoch limit ({limits}) / target.tokens "
+            f"({caps.target_tokens:,.0f})"
+        )
+    Console().print(table)
+    typer.echo(f"tokenizer: {manifest.tokenizer_path} (vocab {manifest.vocab_size})")
+
+
+@data_app.command("cluster")
+@report_errors
+def cluster(
+    paths: Annotated[
+        list[str], typer.Argument(metavar="PATH...", help="Files, directories or globs.")
+    ],
+    k: Annotated[int, typer.Option("--k", "-k", help="Number of clusters (domains).")],
+    out: Annotated[Path, typer.Option(help="Output folder (new or empty).")],
+    text_field: Annotated[str, typer.Option(help="JSONL key / Parquet column.")] = "text",
+    file_format: Annotated[
+        str, typer.Option("--format", help="auto | text | jsonl | parquet")
+    ] = "auto",
+    seed: Annotated[int, typer.Option(help="Random seed (sample, SVD, k-means).")] = 0,
+    fit_docs: Annotated[int, typer.Option(help="Documents sampled to fit the model.")] = 20_000,
+    dims: Annotated[int, typer.Option(help="SVD dimensions (at most).")] = 100,
+) -> None:
+    """Split an unlabeled corpus into k domains (TF-IDF + SVD + k-means) with a summary."""
+    from mixopt.data.cluster import DOMAINS_FILE, SUMMARY_FILE, cluster_corpus
+
+    result = cluster_corpus(
+        paths,
+        out,
+        k,
+        text_field=text_field,
+        format=file_format,
+        seed=seed,
+        fit_docs=fit_docs,
+        dims=dims,
+        log=_err,
+    )
+    for c in result.clusters:
+        typer.echo(f"{c.name}: {c.documents} docs, {c.bytes:,} bytes; {', '.join(c.top_terms[:8])}")
+        for example in c.examples[:1]:
+            typer.echo(f"    e.g. {example[:120]!r}")
+    typer.echo(
+        f"wrote {out}/cluster_*.jsonl, {SUMMARY_FILE} and {DOMAINS_FILE} (paste its domains)"
+    )
+
+
+def _err(line: str) -> None:
+    typer.echo(line, err=True)

@@ -1,0 +1,88 @@
+"""``mixopt runs JOB_DIR``: a job's trials, and which are stale with respect to the data now."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from mixopt.errors import MixoptError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def report_errors(func: F) -> F:
+    """A MixoptError becomes one line on stderr and exit status 2 (as in ``mixopt run``)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except MixoptError as error:
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@report_errors
+def runs_command(
+    job_dir: Annotated[Path, typer.Argument(metavar="JOB_DIR", help="A job directory.")],
+    spec_path: Annotated[
+        Path | None,
+        typer.Option("--spec", help="Compare with this spec's data (default: the job's spec)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per trial.")] = False,
+) -> None:
+    """Show JOB_DIR's trials and mark those trained on data that has changed since."""
+    import math
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from mixopt.data.versions import current_state, stale_reasons
+    from mixopt.runs_table import RUNS_FILE, read_table
+    from mixopt.spec import load_spec
+
+    if not job_dir.is_dir():
+        raise MixoptError(f"{job_dir}: not a job directory")
+    spec = load_spec(spec_path or job_dir / "spec.yaml")
+    frame = read_table(job_dir / RUNS_FILE)
+    state = current_state(spec)
+    rows: list[dict[str, Any]] = frame.to_dict(orient="records")  # type: ignore[assignment]
+    stale = {str(row["trial_id"]): stale_reasons(row, state) for row in rows}
+    if as_json:
+        for row in rows:
+            out = {k: row.get(k) for k in ("trial_id", "stage", "round", "status", "objective")}
+            out = {
+                k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in out.items()
+            }
+            out["stale"] = stale[str(row["trial_id"])]
+            typer.echo(json.dumps(out, default=str))
+        return
+    table = Table(title=f"trials of {job_dir}")
+    for column in ("trial", "stage", "round", "status", "objective", "data"):
+        table.add_column(column, justify="right" if column in ("round", "objective") else "left")
+    for row in rows:
+        objective = row.get("objective")
+        value = "-" if objective is None or objective != objective else f"{objective:.4f}"
+        reasons = stale[str(row["trial_id"])]
+        data = "[green]current[/]" if not reasons else "[red]stale:[/] " + "; ".join(reasons)
+        table.add_row(
+            str(row["trial_id"]),
+            str(row.get("stage", "")),
+            str(row.get("round", "")),
+            str(row.get("status", "")),
+            value,
+            data,
+        )
+    console = Console()
+    console.print(table)
+    n_stale = sum(bool(r) for r in stale.values())
+    console.print(f"{n_stale} of {len(rows)} trial(s) stale")
+    for name, note in state.notes.items():
+        console.print(f"note: {name}: {note}")

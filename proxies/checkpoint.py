@@ -1,0 +1,79 @@
+"""Checkpoints that let an interrupted training run resume exactly where it stopped.
+
+A checkpoint is one file, ``<checkpoint_dir>/checkpoint.pt``, holding everything the next steps
+depend on: the step reached, the model and optimizer states (an MoE's aux-free bias included),
+each data stream's random generator states, the per-step train losses so far (the curve is built
+from all of them), the evaluations so far and torch's RNG state. The trainer resumes from it, so
+a run that was killed and restarted returns the same result as one that never stopped.
+
+It is written atomically (a temporary file, then ``os.replace``), so a kill during the write
+leaves the previous checkpoint intact. It carries a fingerprint of the run (model, training
+settings that change the result, mixtures, seeds, data files): resuming a different run from it
+raises ValueError instead of silently mixing two runs. Files are read with
+``torch.load(weights_only=True)`` (no arbitrary code on load).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+CHECKPOINT_FILE = "checkpoint.pt"
+FORMAT = 1
+
+
+def run_fingerprint(parts: dict[str, Any]) -> str:
+    """A short stable hash of plain data describing a run."""
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def checkpoint_path(directory: str | Path) -> Path:
+    return Path(directory) / CHECKPOINT_FILE
+
+
+def save_checkpoint(directory: str | Path, state: dict[str, Any], *, fingerprint: str) -> Path:
+    """Write ``state`` (tensors and plain data) atomically; returns the checkpoint's path."""
+    path = checkpoint_path(directory)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save({"format": FORMAT, "fingerprint": fingerprint, **state}, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(
+    directory: str | Path, *, fingerprint: str, map_location: torch.device | str = "cpu"
+) -> dict[str, Any] | None:
+    """The saved state, or None when there is no checkpoint.
+
+    Raises ValueError when the checkpoint belongs to another run or another format.
+    """
+    path = checkpoint_path(directory)
+    if not path.is_file():
+        return None
+    state: dict[str, Any] = torch.load(path, map_location=map_location, weights_only=True)
+    if state.get("format") != FORMAT:
+        raise ValueError(f"checkpoint {path} has format {state.get('format')!r}, not {FORMAT}")
+    if state.get("fingerprint") != fingerprint:
+        raise ValueError(
+            f"checkpoint {path} was written by a different run (fingerprint "
+            f"{state.get('fingerprint')} != {fingerprint}); remove it or use another "
+            "checkpoint_dir"
+        )
+    return state
+
+
+def remove_checkpoint(directory: str | Path) -> None:
+    """Delete the checkpoint file, and the directory when that leaves it empty."""
+    path = checkpoint_path(directory)
+    path.unlink(missing_ok=True)
+    folder = path.parent
+    if folder.is_dir() and not any(folder.iterdir()):
+        shutil.rmtree(folder, ignore_errors=True)
