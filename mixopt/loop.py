@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mixopt.data.caps import RepetitionCaps, apply_caps, caps_for_job, epochs_consumed
+from mixopt.data.hierarchy import build_hierarchy, identity
 from mixopt.errors import MixoptError
 from mixopt.progress import Progress, Snapshot
 from mixopt.proposers import Proposer, Recommendation, make_proposer
@@ -81,7 +83,10 @@ class SearchJob:
         self.tracker = tracker or Tracker()
         self.progress = progress or Progress()
         self._prepare = prepare
-        self.space = MixtureSpace.from_spec(spec)
+        self.space = MixtureSpace.from_spec(spec)  # leaf space; capped once the data is known
+        self.search_space = self.space  # what the sampler/proposer search (units when grouped)
+        self.hierarchy = identity(spec.domain_names)
+        self.caps: RepetitionCaps | None = None
         self.objective_weights = spec.objective_weights()
         self.sign = 1.0 if spec.objective.direction == "minimize" else -1.0
         self.trials: list[Trial] = []
@@ -99,6 +104,7 @@ class SearchJob:
         self._write_state("preparing")
         try:
             self.manifest = self._prepare_data()
+            self._apply_data_constraints(self.manifest)
             sampler = self._build_sampler(self.manifest)
             proposer = self._build_proposer(sampler)
             self._start_tracking()
@@ -106,6 +112,7 @@ class SearchJob:
                 self._say(f"runner: {self.runner.describe()}; tracking: {self.tracker.describe()}")
                 self._search(sampler, proposer)
                 recommendation = proposer.recommend()
+                recommendation.weights = self.hierarchy.expand(recommendation.weights)  # leaves
                 validation = self._validate(recommendation) if self.spec.validate_.enabled else {}
             result = self._write_recommendation(recommendation, validation)
         except BaseException as error:
@@ -145,6 +152,17 @@ class SearchJob:
             )
         return manifest
 
+    def _apply_data_constraints(self, manifest: DataManifest) -> None:
+        """Repetition caps (target.tokens) as upper bounds, and the search level (groups)."""
+        self.caps = caps_for_job(self.spec, manifest)
+        self.space = apply_caps(MixtureSpace.from_spec(self.spec), self.caps)
+        if self.caps is not None:
+            self._say("repetition caps:\n" + self.caps.describe())
+        self.hierarchy = build_hierarchy(self.spec, manifest.train_tokens())
+        self.search_space = self.hierarchy.unit_space(self.space)
+        if not self.hierarchy.trivial:
+            self._say(f"searching {len(self.hierarchy.units)} groups: {self.hierarchy.units}")
+
     def natural(self, manifest: DataManifest) -> np.ndarray:
         dist = manifest.natural_distribution()
         return np.array([dist[d] for d in self.space.domains])
@@ -152,8 +170,8 @@ class SearchJob:
     def _build_sampler(self, manifest: DataManifest) -> DirichletSampler:
         s = self.spec.search.sampler
         return DirichletSampler(
-            self.space,
-            self.natural(manifest),
+            self.search_space,
+            self.hierarchy.collapse(self.natural(manifest)),
             temperature=s.temperature,
             alpha_min=s.alpha_min,
             alpha_max=s.alpha_max,
@@ -193,7 +211,10 @@ class SearchJob:
             )
 
     def _run_round(self, proposer: Proposer, mixtures: np.ndarray, index: int, name: str) -> None:
-        trials = [self._new_trial(w, index, self.spec.search.seed) for w in mixtures]
+        trials = [
+            self._new_trial(self.hierarchy.expand(w), index, self.spec.search.seed)
+            for w in mixtures
+        ]
         self._run_trials(trials, stage=name)
         finite = [
             t
@@ -202,6 +223,7 @@ class SearchJob:
         ]
         if finite:
             X = np.array([[t.weights[d] for d in self.space.domains] for t in finite])
+            X = self.hierarchy.collapse(X)
             y = np.array([self.sign * t.result["objective"] for t in finite])
             proposer.tell(X, y)
             self._told.extend(finite)
@@ -384,6 +406,9 @@ class SearchJob:
             job=self.spec.name,
             fidelity=f"{p.arch}:{p.preset}:{p.train_tokens}",
             data_hash=self.manifest.data_hash,
+            domain_hashes=self.manifest.domain_hashes(),
+            tokenizer_hash=self.manifest.tokenizer_hash[:16],
+            train_tokens=self.manifest.train_tokens(),
         )
         write_runs(list(self._rows.values()), self.job_dir / RUNS_FILE)
         self.tracker.log_trial(trial)
@@ -461,6 +486,15 @@ class SearchJob:
             "evidence": self._evidence(recommendation),
             "natural": self.space.as_dict(self.natural(self.manifest)),
             "data_hash": self.manifest.data_hash,
+            "data_hashes": self.manifest.domain_hashes(),
+            "repetition_caps": None if self.caps is None else self.caps.caps,
+            "target_epochs": None
+            if self.caps is None
+            else epochs_consumed(
+                self.space.as_dict(recommendation.weights),
+                self.caps.target_tokens,
+                self.manifest.train_tokens(),
+            ),
             "validation": validation,
             "verdict": _verdict(validation, self.spec.objective.direction),
         }

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from mixopt.errors import InfeasibleSpaceError
 from mixopt.space import MixtureSpace
 
 
@@ -97,13 +98,18 @@ class DirichletSampler:
                 if len(kept) == n:
                     return np.stack(kept)
         # Tight bounds reject most draws: project the remainder into the space instead.
-        while len(kept) < n:
+        for _ in range(100 * n):
             row = self.space.project(self._draw(1, rng))[0]
             key = _key(row)
             if key not in seen:
                 seen.add(key)
                 kept.append(row)
-        return np.stack(kept)
+            if len(kept) == n:
+                return np.stack(kept)
+        raise InfeasibleSpaceError(
+            f"the space holds only {len(kept)} new distinct mixture(s) (at 4 decimals), "
+            f"{n} were asked for: its bounds leave (almost) nothing to search"
+        )
 
     def candidates(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """Many mixtures for simulation (duplicates allowed, all inside the space)."""

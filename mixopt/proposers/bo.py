@@ -15,6 +15,7 @@ simulated candidates, and reports the posterior standard deviation there.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -76,7 +77,6 @@ class BOProposer(Proposer):
 
     def _optimize(self, acquisition: Any, q: int, rng: np.random.Generator) -> np.ndarray:
         import torch
-        from botorch.optim import optimize_acqf
 
         free, bounds, simplex, _ = self._free_problem()
         if len(free) == 0:
@@ -96,7 +96,28 @@ class BOProposer(Proposer):
             values = wrapped(torch.as_tensor(starts, dtype=torch.float64).reshape(-1, q, len(free)))
         best = torch.argsort(values, descending=True)[: self.num_restarts]
         initial = torch.as_tensor(starts, dtype=torch.float64).reshape(-1, q, len(free))[best]
-        points = []
+        with warnings.catch_warnings():
+            # SLSQP "failed" line searches are routine at the simplex's faces; the best point
+            # found is kept either way, so the warnings only add noise to a job's log
+            warnings.simplefilter("ignore", category=RuntimeWarning)
+            warnings.simplefilter("ignore", category=UserWarning)
+            points = self._greedy(wrapped, acquisition, bounds, simplex, initial, free, q)
+        return self._full(free, torch.cat(points).reshape(q, len(free)).numpy())
+
+    def _greedy(
+        self,
+        wrapped: Any,
+        acquisition: Any,
+        bounds: Any,
+        simplex: Any,
+        initial: Any,
+        free: np.ndarray,
+        q: int,
+    ) -> list[Any]:
+        import torch
+        from botorch.optim import optimize_acqf
+
+        points: list[Any] = []
         for i in range(q):  # greedy batch: each point conditioned on the ones chosen before
             x, _ = optimize_acqf(
                 wrapped,
@@ -114,7 +135,7 @@ class BOProposer(Proposer):
                 acquisition.set_X_pending(self._full_tensor(free, pending))
         if q > 1:
             acquisition.set_X_pending(None)
-        return self._full(free, torch.cat(points).reshape(q, len(free)).numpy())
+        return points
 
     def _full_tensor(self, free: np.ndarray, x_free: Any) -> Any:
         import torch

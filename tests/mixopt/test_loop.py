@@ -134,3 +134,40 @@ def test_verdict_weighs_gains_against_seed_noise():
     assert "beats natural" in _verdict(worse, "maximize")
     single = {"recommended": entry(4.0, None, 1), "uniform": entry(4.1, None, 1)}
     assert "one seed (no spread)" in _verdict(single, "minimize")
+
+
+def test_repetition_caps_bound_every_trial_and_the_recommendation(make_spec, tmp_path):
+    from tests.conftest import corpus_domains
+
+    domains = corpus_domains()
+    domains[0]["max_epochs"] = 1.0  # code may be seen once
+    probe = make_spec(domains=domains)
+    from mixopt.data import prepare_data
+
+    train = prepare_data(probe, log=lambda _: None).train_tokens()
+    target = 3.0 * train["code"]  # one epoch of code is a third of the target run
+    _, outcome = _run(make_spec, tmp_path, domains=domains, target={"tokens": target})
+    runs = pd.read_parquet(outcome.job_dir / "runs.parquet")
+    cap = outcome.recommendation["repetition_caps"]["code"]
+    assert cap == pytest.approx(1 / 3, rel=1e-6)
+    assert (runs["weight/code"] <= cap + 1e-6).all()
+    assert outcome.recommendation["weights"]["code"] <= cap + 1e-6
+    assert outcome.recommendation["target_epochs"]["code"] <= 1.0 + 1e-6
+    assert {"data_hash/code", "epochs/code", "tokenizer_hash"} <= set(runs.columns)
+
+
+def test_grouped_search_keeps_within_group_shares(make_spec, tmp_path):
+    from tests.conftest import corpus_domains
+
+    domains = corpus_domains()
+    domains[1].update(group="prose", share=3.0)  # bible
+    domains[2].update(group="prose", share=1.0)  # dictionary
+    _, outcome = _run(make_spec, tmp_path, domains=domains, groups={"level": "groups"})
+    runs = pd.read_parquet(outcome.job_dir / "runs.parquet")
+    search = runs[runs["stage"] == "search"]
+    prose = search["weight/bible"] + search["weight/dictionary"]
+    some = prose > 0  # a trial may give the whole group nothing
+    assert some.sum() >= 10
+    np.testing.assert_allclose(search["weight/bible"][some] / prose[some], 0.75, atol=1e-6)
+    rec = outcome.recommendation["weights"]
+    assert rec["bible"] / (rec["bible"] + rec["dictionary"]) == pytest.approx(0.75, abs=1e-6)

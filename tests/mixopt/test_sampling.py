@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -74,3 +75,12 @@ def test_every_sample_and_candidate_respects_the_space(bounds, fixed, seed):
     assert samples.shape == (12, 5)
     assert space.contains(samples).all()
     assert space.contains(candidates).all()
+
+
+def test_a_space_with_one_mixture_is_reported_not_looped_on():
+    from mixopt.errors import InfeasibleSpaceError
+
+    space = MixtureSpace.from_bounds(DOMAINS, {d: (0.0, 0.2) for d in DOMAINS})  # only uniform
+    sampler = DirichletSampler(space, NATURAL)
+    with pytest.raises(InfeasibleSpaceError, match="holds only 1 new distinct mixture"):
+        sampler.sample(4, np.random.default_rng(0))
