@@ -188,7 +188,9 @@ class SearchJob:
                 "candidates": s.candidates,
                 "top_k": min(s.top_k, s.candidates),
             }
-        return make_proposer(s.strategy, sampler, seed=s.seed, **options)
+        proposer = make_proposer(s.strategy, sampler, seed=s.seed, **options)
+        proposer.target_weights = self.sign * np.array(list(self.objective_weights.values()))
+        return proposer
 
     def _search(self, sampler: DirichletSampler, proposer: Proposer) -> None:
         s = self.spec.search
@@ -225,7 +227,10 @@ class SearchJob:
             X = np.array([[t.weights[d] for d in self.space.domains] for t in finite])
             X = self.hierarchy.collapse(X)
             y = np.array([self.sign * t.result["objective"] for t in finite])
-            proposer.tell(X, y)
+            targets = np.array(
+                [[t.result["metrics"][m] for m in self.objective_weights] for t in finite]
+            )
+            proposer.tell(X, y, targets=targets)
             self._told.extend(finite)
 
     def _validate(self, recommendation: Recommendation) -> dict[str, Any]:

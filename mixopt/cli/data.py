@@ -12,9 +12,9 @@ from typing import Annotated
 
 import typer
 
-from mixopt.cli.runs import report_errors, runs_command
+from mixopt.cli.common import echo_err, user_errors
 
-__all__ = ["data_app", "runs_command"]
+__all__ = ["data_app"]
 
 data_app = typer.Typer(
     help="Prepare domains (tokenize, shard, cache) and split unlabeled text into domains.",
@@ -24,7 +24,7 @@ data_app = typer.Typer(
 
 
 @data_app.command("prepare")
-@report_errors
+@user_errors
 def prepare(
     spec_path: Annotated[Path, typer.Argument(metavar="SPEC", help="Search spec (YAML).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
@@ -40,7 +40,7 @@ def prepare(
     from mixopt.spec import load_spec
 
     spec = load_spec(spec_path)
-    manifest = prepare_data(spec, log=(lambda _: None) if quiet else _err)
+    manifest = prepare_data(spec, log=(lambda _: None) if quiet else echo_err)
     caps = caps_for_job(spec, manifest)
     apply_caps(MixtureSpace.from_spec(spec), caps)  # an infeasible budget fails here, clearly
     if as_json:
@@ -78,7 +78,7 @@ def prepare(
 
 
 @data_app.command("cluster")
-@report_errors
+@user_errors
 def cluster(
     paths: Annotated[
         list[str], typer.Argument(metavar="PATH...", help="Files, directories or globs.")
@@ -105,7 +105,7 @@ def cluster(
         seed=seed,
         fit_docs=fit_docs,
         dims=dims,
-        log=_err,
+        log=echo_err,
     )
     for c in result.clusters:
         typer.echo(f"{c.name}: {c.documents} docs, {c.bytes:,} bytes; {', '.join(c.top_terms[:8])}")
@@ -114,7 +114,3 @@ def cluster(
     typer.echo(
         f"wrote {out}/cluster_*.jsonl, {SUMMARY_FILE} and {DOMAINS_FILE} (paste its domains)"
     )
-
-
-def _err(line: str) -> None:
-    typer.echo(line, err=True)

@@ -6,15 +6,13 @@ status 2; nothing a failing command touched is left half-written.
 
 from __future__ import annotations
 
-import functools
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
 
+from mixopt.cli.common import WeightsOption, require_finite, user_errors, write_atomic
 from mixopt.errors import MixoptError
 
 app = typer.Typer(
@@ -24,27 +22,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def fail(message: str, code: int = 2) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def user_errors(func: F) -> F:
-    """Report MixoptError as a message, without a traceback."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except MixoptError as error:
-            fail(str(error))
-
-    return wrapper  # type: ignore[return-value]
-
 
 # ------------------------------------------------------------------------------------------ run
 
@@ -101,15 +78,11 @@ def export(
     if out is None:
         typer.echo(text, nl=False)
     else:
-        _write_atomic(out, text)
+        write_atomic(out, text)
         typer.echo(f"wrote {out}", err=True)
 
 
 # -------------------------------------------------------------------------------------- predict
-
-WeightsOption = Annotated[
-    str, typer.Option(help="Weight columns: a prefix (e.g. train_the_pile_) or a comma list.")
-]
 
 
 @app.command()
@@ -131,12 +104,12 @@ def predict(
     train_frame = read_table(train)
     X, y, columns = weights_and_target(train_frame, weights, target, source=str(train))
     assert y is not None
-    _require_finite(y, f"{train}: target column {target!r}")
+    require_finite(y, f"{train}: target column {target!r}")
     test_frame = read_table(test)
     X_test, _, _ = weights_and_target(test_frame, columns, None, source=str(test))
     model = make_predictor(predictor).fit(X.to_numpy(), y.to_numpy())
     frame = pd.DataFrame({"prediction": model.predict(X_test.to_numpy())})
-    _write_atomic(out, frame.to_csv(index=False))
+    write_atomic(out, frame.to_csv(index=False))
     typer.echo(
         f"{predictor}: fitted on {len(y)} rows, wrote {len(frame)} predictions to {out}", err=True
     )
@@ -195,7 +168,7 @@ def replay(
     frame = read_table(runs)
     X, y, _ = weights_and_target(frame, weights, target, source=str(runs))
     assert y is not None
-    _require_finite(y, f"{runs}: target column {target!r}")
+    require_finite(y, f"{runs}: target column {target!r}")
     pool = Pool(
         X.to_numpy(),
         y.to_numpy(),
@@ -203,34 +176,19 @@ def replay(
         cost=numeric_column(frame, cost_column, source=str(runs)),
     )
     trace = run_replay(pool, config=config)
-    _write_atomic(out, trace.to_csv(index=False))
+    write_atomic(out, trace.to_csv(index=False))
     best = trace["value"].max() if maximize else trace["value"].min()
     typer.echo(f"{strategy}: evaluated {len(trace)} rows, best {best:.6g}; wrote {out}", err=True)
 
 
-# -------------------------------------------------------------------------------------- helpers
+from mixopt.cli.brain import cv, study_app  # noqa: E402
+from mixopt.cli.data import data_app  # noqa: E402
+from mixopt.cli.runs import runs_app  # noqa: E402
 
-
-def _require_finite(values: Any, what: str) -> None:
-    import numpy as np
-
-    bad = np.flatnonzero(~np.isfinite(values.to_numpy(dtype=float)))
-    if len(bad):
-        rows = ", ".join(str(i) for i in bad[:5])
-        raise MixoptError(f"{what} has {len(bad)} missing or non-finite value(s) (rows {rows})")
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{time.time_ns()}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
-from mixopt.cli.data import data_app, runs_command  # noqa: E402
-
+app.command()(cv)
 app.add_typer(data_app, name="data")
-app.command("runs")(runs_command)
+app.add_typer(runs_app, name="runs")
+app.add_typer(study_app, name="study")
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -1,35 +1,25 @@
-"""``mixopt runs JOB_DIR``: a job's trials, and which are stale with respect to the data now."""
+"""``mixopt runs show JOB_DIR``: a job's trials, and which are stale with respect to the data now;
+``mixopt runs import``: past runs into a study (the command lives in :mod:`mixopt.cli.brain`)."""
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 
+from mixopt.cli.common import user_errors
 from mixopt.errors import MixoptError
 
-F = TypeVar("F", bound=Callable[..., Any])
+runs_app = typer.Typer(
+    help="Trials of a job (stale or not), and importing past runs into a study.",
+    no_args_is_help=True,
+)
 
 
-def report_errors(func: F) -> F:
-    """A MixoptError becomes one line on stderr and exit status 2 (as in ``mixopt run``)."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except MixoptError as error:
-            typer.echo(f"error: {error}", err=True)
-            raise typer.Exit(2) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-@report_errors
+@runs_app.command("show")
+@user_errors
 def runs_command(
     job_dir: Annotated[Path, typer.Argument(metavar="JOB_DIR", help="A job directory.")],
     spec_path: Annotated[
@@ -86,3 +76,8 @@ def runs_command(
     console.print(f"{n_stale} of {len(rows)} trial(s) stale")
     for name, note in state.notes.items():
         console.print(f"note: {name}: {note}")
+
+
+from mixopt.cli.brain import import_runs  # noqa: E402
+
+runs_app.command("import")(import_runs)

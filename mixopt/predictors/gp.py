@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -81,7 +82,9 @@ def fit_gp(
     )
     mll = ExactMarginalLogLikelihood(model.likelihood, model)
     threads = 1 if len(y) < 1000 else torch.get_num_threads()
-    with torch_threads(threads):
+    with torch_threads(threads), warnings.catch_warnings():
+        # jitter added to a nearly singular kernel matrix is routine with near-duplicate trials
+        warnings.filterwarnings("ignore", message=".*not p.d., added jitter.*")
         fit_gpytorch_mll(mll, optimizer_kwargs={"options": {"maxiter": maxiter}})
     model.eval()
     return model

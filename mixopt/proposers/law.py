@@ -1,10 +1,12 @@
 """Optimise a fitted mixing law over the constrained simplex (Data Mixing Laws, Olmix "exact").
 
 The law ``L(w) = c + k·exp(tᵀw)`` with ``k > 0`` is convex in ``w``, and so is any positive
-combination of such laws (one per target domain), so a local optimum over the polytope
-(bounds, caps, ``Σ w = 1``) is the global one: SLSQP from a few starts (the best simulated
-candidates) finds it. ``ask(n)`` returns the optimum first, then optima of laws refitted to
-bootstrap resamples, which spread the batch where the law is unsure.
+combination of such laws, so a local optimum over the polytope (bounds, caps, ``Σ w = 1``) is
+the global one: SLSQP from a few starts (the best simulated candidates) finds it. When the
+objective is a weighted sum of targets (per-domain losses) and they were told, one law is fitted
+per target, as Data Mixing Laws do, and the objective is their weighted sum. ``ask(n)`` returns
+the optimum first, then optima of laws refitted to bootstrap resamples, which spread the batch
+where the law is unsure.
 """
 
 from __future__ import annotations
@@ -71,20 +73,30 @@ class LawProposer(Proposer):
         rows = rng.integers(0, len(y), size=len(y))
         return refit(model, X[rows], y[rows])
 
+    def _fit(self, X: np.ndarray, y: np.ndarray) -> tuple[Any, np.ndarray]:
+        """The law model and what it is fitted to (per-target values when known)."""
+        targets = self._targets()
+        if targets is not None:
+            from mixopt.predictors.multi import ObjectivePredictor
+
+            weights = list(self.target_weights) if self.target_weights is not None else None
+            return ObjectivePredictor(self.predictor, weights).fit(X, targets), targets
+        return make_predictor(self.predictor).fit(X, y), y
+
     def ask(self, n: int) -> np.ndarray:
         X, y = self._require_observations(2)
         rng = np.random.default_rng([self.seed, 5, self._asked])
         self._asked += 1
-        model = make_predictor(self.predictor).fit(X, y)
+        model, fitted_to = self._fit(X, y)
         proposals = [self._optimum(model, rng)]
         while len(proposals) < n:
-            proposals.append(self._optimum(self._boot(model, X, y, rng), rng))
+            proposals.append(self._optimum(self._boot(model, X, fitted_to, rng), rng))
         return np.stack(proposals)
 
     def recommend(self) -> Recommendation:
         X, y = self._require_observations(2)
         rng = np.random.default_rng([self.seed, 6, self.n_observed])
-        model = make_predictor(self.predictor).fit(X, y)
+        model, y = self._fit(X, y)
         weights = self._optimum(model, rng)
         boots = [
             float(self._boot(model, X, y, rng).predict(weights[None])[0])

@@ -136,15 +136,15 @@ def test_mixing_versions_is_refused_unless_allowed(make_spec: MakeSpec, tmp_path
 def test_runs_command_marks_stale_trials(make_spec: MakeSpec, tmp_path: Path) -> None:
     spec = make_spec(copied_corpus(tmp_path))
     job, _ = job_with_trials(spec, tmp_path)
-    result = cli.invoke(app, ["runs", str(job), "--json"])
+    result = cli.invoke(app, ["runs", "show", str(job), "--json"])
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.output.splitlines()]
     assert [(t["trial_id"], t["stale"]) for t in lines] == [("t0000", []), ("t0001", [])]
     (tmp_path / "corpus" / "dictionary" / "gcide_entries.parquet").unlink()
-    result = cli.invoke(app, ["runs", str(job)], env={"COLUMNS": "300"})
+    result = cli.invoke(app, ["runs", "show", str(job)], env={"COLUMNS": "300"})
     assert result.exit_code == 0, result.output
     assert "2 of 2 trial(s) stale" in result.output
     assert "dictionary: unreadable now" in result.output
     assert "note: dictionary: domain 'dictionary'" in result.output
-    missing = cli.invoke(app, ["runs", str(tmp_path / "nope")])
+    missing = cli.invoke(app, ["runs", "show", str(tmp_path / "nope")])
     assert missing.exit_code == 2 and "not a job directory" in missing.output

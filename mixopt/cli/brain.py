@@ -1,0 +1,215 @@
+"""Commands of the mixture brain that need no proxies: ``cv``, ``study …``, ``runs import``.
+
+mixopt cv --runs RUNS.csv --weights train_the_pile_ --target metric/... [--json]
+mixopt runs import MIX.csv LOSS.csv --weights train_the_pile_ --target metric/... --study S.json
+mixopt study ask S.json -n 8          # prints mixtures to train (JSON lines)
+mixopt study tell S.json m0512 --value 5.08
+mixopt study best S.json
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mixopt.cli.common import WeightsOption, echo_err, require_finite, user_errors
+from mixopt.errors import MixoptError
+
+study_app = typer.Typer(
+    help="Ask/tell mixture search for models you train yourself.", no_args_is_help=True
+)
+
+StudyArg = Annotated[Path, typer.Argument(metavar="STUDY", help="A study file (JSON).")]
+
+
+# ------------------------------------------------------------------------------------------- cv
+
+
+@user_errors
+def cv(
+    runs: Annotated[list[Path], typer.Option(help="Runs table(s); several are joined.")],
+    weights: WeightsOption,
+    target: Annotated[str, typer.Option(help="Target column.")],
+    predictors: Annotated[
+        str | None, typer.Option(help="Comma list (default: every registered predictor).")
+    ] = None,
+    folds: Annotated[int, typer.Option(help="Number of folds.")] = 5,
+    seed: Annotated[int, typer.Option(help="Fold shuffling seed.")] = 0,
+    join_on: Annotated[str | None, typer.Option(help="Column joining several tables.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """K-fold cross-validation of predictors: Spearman, Pearson, MAE, interval coverage."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from mixopt.predictors import available_predictors, make_predictor
+    from mixopt.predictors.cv import cross_val_predict, score
+    from mixopt.runs_table import read_joined, weights_and_target
+
+    frame = read_joined(runs, on=join_on)
+    X, y, _ = weights_and_target(frame, weights, target, source=", ".join(map(str, runs)))
+    assert y is not None
+    require_finite(y, f"target column {target!r}")
+    names = predictors.split(",") if predictors else available_predictors()
+    results = {}
+    for name in names:
+        model = make_predictor(name.strip())
+        pred, std = cross_val_predict(model, X.to_numpy(), y.to_numpy(), k=folds, seed=seed)
+        results[name.strip()] = score(y.to_numpy(), pred, std).as_dict()
+        echo_err(f"cv: {name.strip()} done")
+    if as_json:
+        typer.echo(json.dumps({"rows": len(y), "folds": folds, "results": results}, indent=2))
+        return
+    table = Table(title=f"{folds}-fold CV on {len(y)} runs, target {target}")
+    for column in ("predictor", "Spearman", "Pearson", "MAE", "cover 68%", "cover 95%"):
+        table.add_column(column, justify="left" if column == "predictor" else "right")
+    for name, r in sorted(results.items(), key=lambda kv: -(kv[1]["spearman"] or 0.0)):
+        cells = [
+            "-" if r[k] is None else f"{scale * r[k]:{fmt}}"  # type: ignore[operator]
+            for k, scale, fmt in (
+                ("spearman", 100, ".2f"),
+                ("pearson", 100, ".2f"),
+                ("mae", 1, ".4f"),
+                ("coverage68", 1, ".2f"),
+                ("coverage95", 1, ".2f"),
+            )
+        ]
+        table.add_row(
+            name,
+            *cells,
+        )
+    Console().print(table)
+
+
+# -------------------------------------------------------------------------------- runs import
+
+
+@user_errors
+def import_runs(
+    files: Annotated[list[Path], typer.Argument(help="Runs table(s); several are joined.")],
+    weights: WeightsOption,
+    target: Annotated[str, typer.Option(help="Target (objective) column.")],
+    study: Annotated[Path, typer.Option(help="Study file to add to (created if missing).")],
+    join_on: Annotated[str | None, typer.Option(help="Column joining several tables.")] = None,
+    maximize: Annotated[bool, typer.Option("--maximize", help="A new study maximises.")] = False,
+    strategy: Annotated[str, typer.Option(help="A new study's strategy.")] = "bo",
+) -> None:
+    """Bring past runs (CSV/Parquet; e.g. RegMix's mixture + loss files) into a study."""
+    from mixopt.runs_table import read_joined, weights_and_target
+    from mixopt.study import Study
+
+    frame = read_joined(files, on=join_on)
+    X, y, columns = weights_and_target(frame, weights, target, source=", ".join(map(str, files)))
+    assert y is not None
+    require_finite(y, f"target column {target!r}")
+    prefix = weights if "," not in weights and weights not in columns else ""
+    domains = [c[len(prefix) :] if prefix else c for c in columns]
+    if study.exists():
+        s = Study.load(study)
+        if s.domains != domains:
+            raise MixoptError(f"{study}: its domains {s.domains} differ from the table's {domains}")
+    else:
+        s = Study(
+            domains,
+            objective=target,
+            direction="maximize" if maximize else "minimize",
+            strategy=strategy,
+            natural=dict(zip(domains, X.mean(axis=0).to_numpy(), strict=True)),
+            name=study.stem,
+        )
+    for row, value in zip(X.to_numpy(), y.to_numpy(), strict=True):
+        s.add(dict(zip(domains, row, strict=True)), {target: float(value)})
+    s.save(study)
+    echo_err(f"imported {len(y)} runs into {study} ({len(s.suggestions)} mixtures in all)")
+
+
+# ------------------------------------------------------------------------------------- study
+
+
+@study_app.command("new")
+@user_errors
+def study_new(
+    path: StudyArg,
+    domains: Annotated[str, typer.Option(help="Comma list of domain names.")],
+    objective: Annotated[str, typer.Option(help="Metric name of the objective.")] = "objective",
+    maximize: Annotated[bool, typer.Option("--maximize")] = False,
+    strategy: Annotated[str, typer.Option(help="bo | regmix | law | random")] = "bo",
+    initial: Annotated[int, typer.Option(help="Random mixtures before the strategy.")] = 8,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Create an empty study."""
+    from mixopt.study import Study
+
+    if path.exists():
+        raise MixoptError(f"{path}: already exists (mixopt never overwrites a study)")
+    names = [d.strip() for d in domains.split(",") if d.strip()]
+    Study(
+        names,
+        objective=objective,
+        direction="maximize" if maximize else "minimize",
+        strategy=strategy,
+        initial=initial,
+        seed=seed,
+        name=path.stem,
+    ).save(path)
+    echo_err(f"created {path} over {len(names)} domains")
+
+
+@study_app.command("ask")
+@user_errors
+def study_ask(
+    path: StudyArg, n: Annotated[int, typer.Option("-n", help="How many mixtures.")] = 1
+) -> None:
+    """Print N new mixtures to train, one JSON object per line."""
+    from mixopt.study import Study
+
+    s = Study.load(path)
+    suggestions = s.ask(n)
+    s.save(path)
+    for suggestion in suggestions:
+        typer.echo(json.dumps({"mixture_id": suggestion.mixture_id, "weights": suggestion.weights}))
+
+
+@study_app.command("tell")
+@user_errors
+def study_tell(
+    path: StudyArg,
+    mixture_id: Annotated[str, typer.Argument(help="The id printed by ask.")],
+    value: Annotated[float | None, typer.Option(help="The objective's value.")] = None,
+    metrics: Annotated[
+        str | None, typer.Option(help='Metrics as JSON, e.g. {"val_loss": 3.2}.')
+    ] = None,
+) -> None:
+    """Report a trained mixture's result."""
+    from mixopt.study import Study
+
+    if (value is None) == (metrics is None):
+        raise MixoptError("give exactly one of --value and --metrics")
+    s = Study.load(path)
+    if metrics is not None:
+        try:
+            parsed = json.loads(metrics)
+        except json.JSONDecodeError as error:
+            raise MixoptError(f"--metrics is not JSON: {error}") from None
+        if not isinstance(parsed, dict):
+            raise MixoptError("--metrics must be a JSON object of metric: value")
+        objective = s.tell(mixture_id, parsed)
+    else:
+        assert value is not None
+        objective = s.tell(mixture_id, value)
+    s.save(path)
+    echo_err(f"{mixture_id}: objective {objective:.6g}")
+
+
+@study_app.command("best")
+@user_errors
+def study_best(path: StudyArg) -> None:
+    """Print the recommended mixture with its predicted objective (JSON)."""
+    from dataclasses import asdict
+
+    from mixopt.study import Study
+
+    typer.echo(json.dumps(asdict(Study.load(path).best()), indent=2))

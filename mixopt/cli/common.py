@@ -1,0 +1,58 @@
+"""What every ``mixopt`` command shares: error reporting, atomic writes, common options."""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from mixopt.errors import MixoptError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+WeightsOption = Annotated[
+    str, typer.Option(help="Weight columns: a prefix (e.g. train_the_pile_) or a comma list.")
+]
+
+
+def fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def user_errors(func: F) -> F:
+    """A MixoptError becomes one line on stderr and exit status 2, without a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except MixoptError as error:
+            fail(str(error))
+
+    return wrapper  # type: ignore[return-value]
+
+
+def require_finite(values: Any, what: str) -> None:
+    import numpy as np
+
+    bad = np.flatnonzero(~np.isfinite(values.to_numpy(dtype=float)))
+    if len(bad):
+        rows = ", ".join(str(i) for i in bad[:5])
+        raise MixoptError(f"{what} has {len(bad)} missing or non-finite value(s) (rows {rows})")
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{time.time_ns()}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def echo_err(line: str) -> None:
+    typer.echo(line, err=True)
