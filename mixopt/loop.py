@@ -1,13 +1,18 @@
 """The search loop: from a validated spec to a validated recommendation.
 
     data → initial design (Dirichlet) → trials → tell → [propose → trials → tell] × rounds
-         → recommend → validate against baselines → recommendation.json
+         → recommend → validate against baselines (larger proxy, several seeds)
+         → recommendation.json
 
 The driver owns all state: workers return result dicts and only this module writes the runs
-table (after every finished trial) and MLflow. Search trials share one seed (common random
-numbers: the same initialisation and data order for every mixture, so differences between trials
-come from the mixture, not the seed); validation repeats each mixture over ``validate.seeds``
-seeds.
+table, the resumable state (``state.json``, after every trial event), the status file
+(``job.json``) and MLflow. Search trials share one seed (common random numbers: the same
+initialisation and data order for every mixture, so differences between trials come from the
+mixture, not the seed); validation repeats each mixture over ``validate.seeds`` seeds.
+
+Resuming (``resume=True``) replays the job against its saved state: trial ids are given in a
+fixed order, so every trial created again finds its saved self; finished ones are kept, the
+rest run again, saved rounds are not proposed again, and a saved recommendation is reused.
 """
 
 from __future__ import annotations
@@ -26,23 +31,30 @@ import numpy as np
 from mixopt.data.caps import RepetitionCaps, apply_caps, caps_for_job, epochs_consumed
 from mixopt.data.hierarchy import build_hierarchy, identity
 from mixopt.errors import MixoptError
+from mixopt.job_state import JobState, recommendation_from_dict, recommendation_to_dict
 from mixopt.progress import Progress, Snapshot
 from mixopt.proposers import Proposer, Recommendation, make_proposer
 from mixopt.runners.base import Runner, RunnerEvent
 from mixopt.runs_table import RUNS_FILE, trial_row, write_runs
 from mixopt.sampling import DirichletSampler
 from mixopt.space import MixtureSpace
-from mixopt.spec import JobSpec
+from mixopt.spec import JobSpec, ProxySpec
 from mixopt.tracking.base import Tracker
+from mixopt.tracking.retry import RetryingTracker
 from mixopt.trials import Stage, Trial, TrialRequest, TrialStatus
+from mixopt.verdict import summarise, verdict
 
 if TYPE_CHECKING:
     from mixopt.data import DataManifest
 
 RECOMMENDATION_FILE = "recommendation.json"
 SPEC_FILE = "spec.yaml"
-STATE_FILE = "job.json"
+STATUS_FILE = "job.json"
 MANIFEST_FILE = "data_manifest.json"
+
+
+class JobCancelled(Exception):
+    """Raised in the driver (e.g. by a SIGTERM handler) to stop a job: its status 'cancelled'."""
 
 
 @dataclass
@@ -65,7 +77,7 @@ def objective_value(metrics: dict[str, float], weights: dict[str, float]) -> flo
 
 
 class SearchJob:
-    """Runs one job in ``job_dir`` (which must exist and be empty or new)."""
+    """Runs one job in ``job_dir`` (new or empty; or, with ``resume``, an interrupted job's)."""
 
     def __init__(
         self,
@@ -76,12 +88,16 @@ class SearchJob:
         tracker: Tracker | None = None,
         progress: Progress | None = None,
         prepare: Callable[..., DataManifest] | None = None,
+        resume: bool = False,
     ) -> None:
         self.spec = spec
         self.job_dir = Path(job_dir)
         self.runner = runner
         self.tracker = tracker or Tracker()
+        if isinstance(self.tracker, RetryingTracker):
+            self.tracker.report = self._say  # tracking trouble shows in the job's log and view
         self.progress = progress or Progress()
+        self.resume = resume
         self._prepare = prepare
         self.space = MixtureSpace.from_spec(spec)  # leaf space; capped once the data is known
         self.search_space = self.space  # what the sampler/proposer search (units when grouped)
@@ -89,10 +105,15 @@ class SearchJob:
         self.caps: RepetitionCaps | None = None
         self.objective_weights = spec.objective_weights()
         self.sign = 1.0 if spec.objective.direction == "minimize" else -1.0
+        self.validation_proxy = spec.validation_proxy()
         self.trials: list[Trial] = []
         self.manifest: DataManifest | None = None
+        self.state = JobState()
+        self._saved: dict[str, Trial] = {}  # trials from the saved state (resume)
         self._rows: dict[str, dict[str, Any]] = {}
         self._told: list[Trial] = []  # trials in the order the proposer was told them
+        self._stage = "preparing"
+        self._started_at = time.time()
         self._log_file = self.job_dir / "job.log"
 
     # ------------------------------------------------------------------------------ lifecycle
@@ -100,8 +121,16 @@ class SearchJob:
     def run(self) -> JobOutcome:
         started = time.monotonic()
         self.job_dir.mkdir(parents=True, exist_ok=True)
-        (self.job_dir / SPEC_FILE).write_text(self.spec.to_yaml())
-        self._write_state("preparing")
+        if self.resume:
+            self.state = JobState.load(self.job_dir)
+            self._saved = {t.trial_id: t for t in self.state.trials}
+            self._say(
+                f"resuming: {sum(t.status.finished for t in self._saved.values())} of "
+                f"{len(self._saved)} saved trials are finished"
+            )
+        else:
+            (self.job_dir / SPEC_FILE).write_text(self.spec.to_yaml())
+        self._write_status("preparing")
         try:
             self.manifest = self._prepare_data()
             self._apply_data_constraints(self.manifest)
@@ -111,23 +140,33 @@ class SearchJob:
             with self.runner:
                 self._say(f"runner: {self.runner.describe()}; tracking: {self.tracker.describe()}")
                 self._search(sampler, proposer)
-                recommendation = proposer.recommend()
-                recommendation.weights = self.hierarchy.expand(recommendation.weights)  # leaves
+                recommendation = self._recommend(proposer)
                 validation = self._validate(recommendation) if self.spec.validate_.enabled else {}
             result = self._write_recommendation(recommendation, validation)
         except BaseException as error:
-            status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
-            self._write_state(status, error=str(error))
-            self.tracker.finish("KILLED" if status == "interrupted" else "FAILED")
+            status = (
+                "cancelled"
+                if isinstance(error, JobCancelled)
+                else "interrupted"
+                if isinstance(error, KeyboardInterrupt)
+                else "failed"
+            )
+            self._save_state()
+            self._write_status(status, error=str(error) or type(error).__name__)
+            self.tracker.finish("KILLED" if status != "failed" else "FAILED")
             raise
         finally:
             self.progress.close()
         wall = time.monotonic() - started
-        self._write_state("completed", wall_s=wall)
+        self._stage = "done"
+        self._write_status("completed", wall_s=wall)
         self.tracker.log_job_metrics({"wall_s": wall, "trials": float(len(self.trials))})
         for name in (SPEC_FILE, RECOMMENDATION_FILE, RUNS_FILE):
             self.tracker.log_artifact(self.job_dir / name)
         self.tracker.finish("FINISHED")
+        health = self.tracker.health()
+        if health.get("failures"):
+            self._write_status("completed", wall_s=wall, tracking=health)
         return JobOutcome(self.job_dir, result, self.trials, wall)
 
     # ------------------------------------------------------------------------------- stages
@@ -140,15 +179,12 @@ class SearchJob:
             self._prepare = prepare_data
         manifest = self._prepare(self.spec, log=self._say)
         manifest.save(self.job_dir / MANIFEST_FILE)
-        too_short = [
-            name
-            for name, shards in manifest.domains.items()
-            if shards.val_tokens < self.spec.proxy.seq_len + 1
-        ]
+        window = max(self.spec.proxy.seq_len, self.validation_proxy.seq_len) + 1
+        too_short = [n for n, s in manifest.domains.items() if s.val_tokens < window]
         if too_short:
             raise MixoptError(
                 f"domain(s) {too_short}: fewer held-out tokens than one validation window "
-                f"(proxy.seq_len + 1 = {self.spec.proxy.seq_len + 1}); add data or lower seq_len"
+                f"(seq_len + 1 = {window}); add data or lower seq_len"
             )
         return manifest
 
@@ -194,16 +230,44 @@ class SearchJob:
 
     def _search(self, sampler: DirichletSampler, proposer: Proposer) -> None:
         s = self.spec.search
+        self._stage = "initial design"
         initial = sampler.sample(s.initial_trials, np.random.default_rng(s.seed))
-        self._run_round(proposer, initial, 0, "initial design")
+        self._run_round(proposer, initial, 0)
         for round_index in range(1, s.rounds + 1):
             self._require_finished(proposer)
-            self._say(
-                f"round {round_index}: {s.strategy} proposes from {proposer.n_observed} trials"
-            )
-            mixtures = proposer.ask(s.trials_per_round)
-            self._run_round(proposer, mixtures, round_index, f"round {round_index}/{s.rounds}")
+            self._stage = f"round {round_index}/{s.rounds}"
+            saved = [
+                t
+                for t in self._saved.values()
+                if t.stage is Stage.SEARCH and t.round == round_index
+            ]
+            if saved:  # proposed before the driver stopped: run those, do not propose again
+                mixtures = self.hierarchy.collapse(
+                    np.array([[t.weights[d] for d in self.space.domains] for t in saved])
+                )
+            else:
+                self._say(
+                    f"round {round_index}: {s.strategy} proposes from {proposer.n_observed} trials"
+                )
+                mixtures = proposer.ask(s.trials_per_round)
+                self._log_predictor(proposer, round_index)
+            self._run_round(proposer, mixtures, round_index)
         self._require_finished(proposer)
+
+    def _log_predictor(self, proposer: Proposer, round_index: int) -> None:
+        """Log the fitted predictor's cross-validated scores, where the proposer has them
+        (``auto`` scores every candidate while choosing; nothing is refitted for the log)."""
+        model = getattr(proposer, "model_", None)
+        scores = getattr(model, "cv_scores_", None)
+        if model is None or not scores:
+            return
+        params = {"choice": getattr(model, "choice_", ""), "trials": proposer.n_observed}
+        self.tracker.log_predictor_fit(
+            self.spec.search.predictor,
+            {f"spearman/{name}": value for name, value in scores.items()},
+            params,
+            round=round_index,
+        )
 
     def _require_finished(self, proposer: Proposer) -> None:
         if proposer.n_observed < 2:
@@ -212,12 +276,12 @@ class SearchJob:
                 f"the errors are in {self._log_file} and {self.job_dir / RUNS_FILE}"
             )
 
-    def _run_round(self, proposer: Proposer, mixtures: np.ndarray, index: int, name: str) -> None:
+    def _run_round(self, proposer: Proposer, mixtures: np.ndarray, index: int) -> None:
         trials = [
             self._new_trial(self.hierarchy.expand(w), index, self.spec.search.seed)
             for w in mixtures
         ]
-        self._run_trials(trials, stage=name)
+        self._run_trials(trials)
         finite = [
             t
             for t in trials
@@ -233,9 +297,21 @@ class SearchJob:
             proposer.tell(X, y, targets=targets)
             self._told.extend(finite)
 
+    def _recommend(self, proposer: Proposer) -> Recommendation:
+        """The proposer's recommendation in leaf weights (the saved one when resuming)."""
+        self._stage = "recommending"
+        if self.state.recommendation is not None:
+            return recommendation_from_dict(self.state.recommendation)
+        recommendation = proposer.recommend()
+        recommendation.weights = self.hierarchy.expand(recommendation.weights)
+        self.state.recommendation = recommendation_to_dict(recommendation)
+        self._save_state()
+        return recommendation
+
     def _validate(self, recommendation: Recommendation) -> dict[str, Any]:
         assert self.manifest is not None
         v = self.spec.validate_
+        self._stage = "validation"
         candidates: dict[str, np.ndarray] = {"recommended": recommendation.weights}
         for baseline in v.baselines:
             if baseline == "uniform":
@@ -250,51 +326,58 @@ class SearchJob:
                     )
         if v.current is not None:
             candidates["current"] = self.space.check(v.current, source="validate.current")
-        trials = []
+        by_label: dict[str, list[Trial]] = {}
         for label, weights in candidates.items():
             for k in range(v.seeds):
                 trial = self._new_trial(
-                    weights, -1, self.spec.search.seed + k, stage=Stage.VALIDATE
+                    weights, -1, self.spec.search.seed + k, stage=Stage.VALIDATE, label=label
                 )
-                trial.label = label
-                trials.append(trial)
-        self._run_trials(trials, stage="validation")
-        summary: dict[str, Any] = {}
-        for label, weights in candidates.items():
-            values = [
-                t.result["objective"]
-                for t in trials
-                if t.label == label and t.status is TrialStatus.COMPLETED
-            ]
-            metrics = _mean_metrics([t for t in trials if t.label == label])
-            summary[label] = {
-                "weights": self.space.as_dict(weights),
-                "objective": float(np.mean(values)) if values else None,
-                "objective_std": float(np.std(values, ddof=1)) if len(values) > 1 else None,
-                "seeds": len(values),
-                "metrics": metrics,
-                "trials": [t.trial_id for t in trials if t.label == label],
-            }
-        return summary
+                by_label.setdefault(label, []).append(trial)
+        self._run_trials([t for group in by_label.values() for t in group])
+        return {
+            label: summarise(label, self.space.as_dict(candidates[label]), trials)
+            for label, trials in by_label.items()
+        }
 
     # -------------------------------------------------------------------------- trial running
 
     def _new_trial(
-        self, weights: np.ndarray, round_index: int, seed: int, *, stage: Stage = Stage.SEARCH
+        self,
+        weights: np.ndarray,
+        round_index: int,
+        seed: int,
+        *,
+        stage: Stage = Stage.SEARCH,
+        label: str = "",
     ) -> Trial:
-        trial = Trial(
-            trial_id=f"t{len(self.trials):04d}",
-            round=round_index,
-            weights=self.space.as_dict(np.asarray(weights, dtype=float)),
-            seed=seed,
-            stage=stage,
-        )
+        trial_id = f"t{len(self.trials):04d}"
+        saved = self._saved.get(trial_id)
+        if saved is not None:
+            if saved.stage is not stage or saved.round != round_index or saved.label != label:
+                raise MixoptError(
+                    f"{self.job_dir}: saved trial {trial_id} ({saved.stage.value}, round "
+                    f"{saved.round}) does not match the job's plan; was the spec edited?"
+                )
+            trial = saved
+        else:
+            trial = Trial(
+                trial_id=trial_id,
+                round=round_index,
+                weights=self.space.as_dict(np.asarray(weights, dtype=float)),
+                seed=seed,
+                stage=stage,
+                label=label,
+            )
         self.trials.append(trial)
+        self.state.trials = self.trials
         return trial
+
+    def _proxy_for(self, trial: Trial) -> ProxySpec:
+        return self.validation_proxy if trial.stage is Stage.VALIDATE else self.spec.proxy
 
     def _request(self, trial: Trial) -> TrialRequest:
         assert self.manifest is not None
-        p = self.spec.proxy
+        p = self._proxy_for(trial)
         train = {
             "train_tokens": p.train_tokens,
             "batch_size": p.batch_size,
@@ -348,15 +431,19 @@ class SearchJob:
             return 1
         return p.max_stack
 
-    def _run_trials(self, trials: list[Trial], *, stage: str) -> None:
-        """Run ``trials``, at most ``max_concurrent_trials`` submissions at once (a submission is
-        one trial, or a group trained stacked on one GPU); retry trials whose worker died."""
+    def _run_trials(self, trials: list[Trial]) -> None:
+        """Run the unfinished ``trials``, at most ``max_concurrent_trials`` submissions at once
+        (a submission is one trial, or a group trained stacked on one GPU); retry trials whose
+        worker died. Trials finished before a resume are recorded, not run."""
+        for trial in trials:
+            if trial.status.finished and trial.trial_id not in self._rows:
+                self._record(trial)
         cap, size = self.spec.resources.max_concurrent_trials, self._group_size()
-        pending = list(trials)
+        pending = [t for t in trials if not t.status.finished]
         running: dict[str, Trial] = {}
         group_of: dict[str, int] = {}  # trial id -> submission number
         submissions = 0
-        snapshot = Snapshot(stage=stage, total=len(trials))
+        snapshot = Snapshot(stage=self._stage, total=len(trials))
         self._show(snapshot, running, trials)
         while pending or running:
             while pending and len(set(group_of.values())) < cap:
@@ -374,6 +461,7 @@ class SearchJob:
                     self.runner.submit_group(
                         requests, stacking=self.spec.proxy.stacking, max_stack=size
                     )
+                self._save_state()
             self._show(snapshot, running, trials)
             for event in self.runner.poll(timeout=1.0):
                 trial = running.pop(event.trial_id)
@@ -381,6 +469,7 @@ class SearchJob:
                 if self._finish(trial, event):
                     pending.append(trial)
                 snapshot.last = self._describe(trial)
+                self._save_state()
             self._show(snapshot, running, trials)
 
     def _finish(self, trial: Trial, event: RunnerEvent) -> bool:
@@ -394,18 +483,19 @@ class SearchJob:
             trial.error = ""
         else:
             trial.error = event.error
+            trial.failures.append(event.error)
             retry = event.retryable and trial.attempts <= self.spec.resources.max_retries
-            trial.status = TrialStatus.FAILED_RETRYABLE if retry else TrialStatus.ABANDONED
             self._say(f"trial {trial.trial_id} failed (attempt {trial.attempts}): {event.error}")
             if retry:
                 trial.status = TrialStatus.QUEUED
                 return True
+            trial.status = TrialStatus.ABANDONED
         self._record(trial)
         return False
 
     def _record(self, trial: Trial) -> None:
         assert self.manifest is not None
-        p = self.spec.proxy
+        p = self._proxy_for(trial)
         self._rows[trial.trial_id] = trial_row(
             trial,
             job=self.spec.name,
@@ -416,7 +506,7 @@ class SearchJob:
             train_tokens=self.manifest.train_tokens(),
         )
         write_runs(list(self._rows.values()), self.job_dir / RUNS_FILE)
-        self.tracker.log_trial(trial)
+        self.tracker.log_trial(trial, row=self._rows[trial.trial_id], request=self._request(trial))
 
     # ---------------------------------------------------------------------------- reporting
 
@@ -439,6 +529,7 @@ class SearchJob:
             snapshot.best = best.result["objective"]
             snapshot.best_trial = best.trial_id
         self.progress.update(snapshot)
+        self._write_status("running", running=snapshot.running)
 
     def _describe(self, trial: Trial) -> str:
         if trial.status is not TrialStatus.COMPLETED:
@@ -459,8 +550,11 @@ class SearchJob:
         p = self.spec.proxy
         params = {
             "domains": ",".join(self.space.domains),
+            "proxy.arch": p.arch,
             "proxy.preset": p.preset,
             "proxy.train_tokens": p.train_tokens,
+            "validate.preset": self.validation_proxy.preset,
+            "validate.train_tokens": self.validation_proxy.train_tokens,
             "search.strategy": self.spec.search.strategy,
             "search.predictor": self.spec.search.predictor,
             "search.initial_trials": self.spec.search.initial_trials,
@@ -471,11 +565,20 @@ class SearchJob:
         self.tracker.start_job(self.spec.name, params, tags)
         self.tracker.log_artifact(self.job_dir / SPEC_FILE)
 
+    def planned_trials(self) -> int:
+        s, v = self.spec.search, self.spec.validate_
+        validated = 1 + len(v.baselines) + (v.current is not None)
+        return (
+            s.initial_trials
+            + s.rounds * s.trials_per_round
+            + (validated * v.seeds if v.enabled else 0)
+        )
+
     def _write_recommendation(
         self, recommendation: Recommendation, validation: dict[str, Any]
     ) -> dict[str, Any]:
         assert self.manifest is not None
-        predicted = self.sign * recommendation.predicted
+        weights = self.space.as_dict(recommendation.weights)
         result: dict[str, Any] = {
             "job": self.spec.name,
             "job_dir": str(self.job_dir.resolve()),
@@ -484,8 +587,8 @@ class SearchJob:
                 "metrics": self.objective_weights,
                 "direction": self.spec.objective.direction,
             },
-            "weights": self.space.as_dict(recommendation.weights),
-            "predicted_objective": predicted,
+            "weights": weights,
+            "predicted_objective": self.sign * recommendation.predicted,
             "predicted_std": recommendation.predicted_std,
             "method": recommendation.method,
             "evidence": self._evidence(recommendation),
@@ -495,13 +598,14 @@ class SearchJob:
             "repetition_caps": None if self.caps is None else self.caps.caps,
             "target_epochs": None
             if self.caps is None
-            else epochs_consumed(
-                self.space.as_dict(recommendation.weights),
-                self.caps.target_tokens,
-                self.manifest.train_tokens(),
-            ),
+            else epochs_consumed(weights, self.caps.target_tokens, self.manifest.train_tokens()),
+            "validation_proxy": {
+                "arch": self.validation_proxy.arch,
+                "preset": self.validation_proxy.preset,
+                "train_tokens": self.validation_proxy.train_tokens,
+            },
             "validation": validation,
-            "verdict": _verdict(validation, self.spec.objective.direction),
+            "verdict": verdict(validation, self.spec.objective.direction),
         }
         path = self.job_dir / RECOMMENDATION_FILE
         tmp = path.with_suffix(".tmp")
@@ -528,59 +632,38 @@ class SearchJob:
         return {
             "trials": [self._told[i].trial_id for i in recommendation.evidence],
             "nearest": nearest,
+            "outside_data": bool(not nearest or min(n["l1_distance"] for n in nearest) > 0.5),
         }
 
-    def _write_state(self, status: str, **extra: Any) -> None:
+    def _save_state(self) -> None:
+        self.state.trials = self.trials
+        self.state.save(self.job_dir)
+
+    def _write_status(self, status: str, **extra: Any) -> None:
+        """``job.json``: what a person or the service polls to follow the job."""
+        done = [t for t in self.trials if t.status is TrialStatus.COMPLETED]
+        best = self._best_trial(Stage.SEARCH)
+        elapsed = time.time() - self._started_at
+        total = self.planned_trials()
+        eta = elapsed / len(done) * (total - len(done)) if done and status == "running" else None
         state = {
             "job": self.spec.name,
             "status": status,
+            "stage": self._stage,
             "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "host": platform.node(),
+            "pid": os.getpid(),
             "trials": len(self.trials),
+            "trials_total": total,
+            "trials_completed": len(done),
+            "trials_failed": sum(t.status is TrialStatus.ABANDONED for t in self.trials),
+            "best_objective": None if best is None else best.result["objective"],
+            "best_trial": None if best is None else best.trial_id,
+            "elapsed_s": elapsed,
+            "eta_s": eta,
             **extra,
         }
-        (self.job_dir / STATE_FILE).write_text(json.dumps(state, indent=2))
-
-
-def _mean_metrics(trials: list[Trial]) -> dict[str, float]:
-    done = [t.result.get("metrics", {}) for t in trials if t.status is TrialStatus.COMPLETED]
-    if not done:
-        return {}
-    return {k: float(np.mean([m[k] for m in done if k in m])) for k in done[0]}
-
-
-def _verdict(validation: dict[str, Any], direction: str) -> str:
-    """One sentence: does the recommendation beat each baseline, by how much, beyond seed noise?
-
-    A gain counts as a win when it exceeds two standard errors of the difference of the seed
-    means (with one seed there is no spread, and the sentence says so).
-    """
-    mine = validation.get("recommended", {})
-    if mine.get("objective") is None:
-        return "not validated"
-    parts = []
-    for label, other in validation.items():
-        if label == "recommended" or other.get("objective") is None:
-            continue
-        gain = other["objective"] - mine["objective"]
-        gain = gain if direction == "minimize" else -gain
-        relative = f"{gain:+.4f} ({100 * gain / abs(other['objective']):+.2f}%)"
-        se = _standard_error(mine, other)
-        if se is None:
-            word = "beats" if gain > 0 else "does not beat"
-            parts.append(f"{word} {label} by {relative}, one seed (no spread)")
-        elif gain > 2 * se:
-            parts.append(f"beats {label} by {relative}, {gain / se:.1f} standard errors")
-        elif gain < -2 * se:
-            parts.append(f"loses to {label} by {relative}, {-gain / se:.1f} standard errors")
-        else:
-            parts.append(f"ties {label}: {relative} is within 2 standard errors ({se:.4f})")
-    return "recommended " + "; ".join(parts) if parts else "no baselines"
-
-
-def _standard_error(a: dict[str, Any], b: dict[str, Any]) -> float | None:
-    """Standard error of the difference of two seed means (None without a spread)."""
-    if a.get("objective_std") is None or b.get("objective_std") is None:
-        return None
-    var = a["objective_std"] ** 2 / a["seeds"] + b["objective_std"] ** 2 / b["seeds"]
-    return max(float(np.sqrt(var)), 1e-12)
+        path = self.job_dir / STATUS_FILE
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(state, indent=2))
+        os.replace(tmp, path)

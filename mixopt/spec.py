@@ -310,18 +310,29 @@ class SearchSpec(_Section):
 
 
 Baseline = Literal["uniform", "natural", "best_trial"]
-DEFAULT_BASELINES: tuple[Baseline, ...] = ("uniform", "natural")
+DEFAULT_BASELINES: tuple[Baseline, ...] = ("uniform", "natural", "best_trial")
 
 
 class ValidateSpec(_Section):
-    """After the search: train the recommendation next to baselines and compare."""
+    """After the search: train the recommendation next to baselines, at a larger scale.
+
+    ``preset``, ``train_tokens`` and ``overrides`` replace the search proxy's for validation
+    trials (a bigger model on more tokens is the evidence a team needs before a large run);
+    left unset, validation uses the search proxy.
+    """
 
     enabled: bool = True
     baselines: list[Baseline] = Field(default_factory=lambda: list(DEFAULT_BASELINES))
     current: dict[str, float] | None = Field(
         None, description="The team's current mixture, validated as a baseline too."
     )
-    seeds: int = Field(1, ge=1, le=16)
+    seeds: int = Field(2, ge=1, le=16, description="Seeds per validated mixture (the spread).")
+    preset: str | None = Field(None, description="Validation proxy preset (e.g. 1m, 5m).")
+    train_tokens: int | None = Field(None, gt=0, description="Validation training tokens.")
+    overrides: dict[str, int | float | bool | str] = Field(
+        default_factory=dict, description="Model fields of the validation proxy."
+    )
+    lr: float | None = Field(None, gt=0, description="Validation learning rate.")
 
 
 class ResourcesSpec(_Section):
@@ -400,6 +411,13 @@ class JobSpec(_Section):
                 raise ValueError(
                     f"validate.current: weights must be >= 0 and sum to 1, got {total}"
                 )
+        if self.validate_.preset or self.validate_.overrides or self.validate_.train_tokens:
+            try:
+                self.validation_proxy()
+            except ValidationError as error:
+                raise ValueError(
+                    "validate: " + format_validation_error(error, "validation proxy")
+                ) from None
         if self.search.top_k > self.search.candidates:
             raise ValueError("search.top_k must not exceed search.candidates")
         # Feasibility of the space is checked by mixopt.space.MixtureSpace (a clear message there).
@@ -411,6 +429,22 @@ class JobSpec(_Section):
         except MixoptError as error:
             raise ValueError(str(error)) from None
         return self
+
+    def validation_proxy(self) -> ProxySpec:
+        """The proxy validation trials train: the search proxy with validate's replacements."""
+        v = self.validate_
+        update: dict[str, Any] = {}
+        if v.preset is not None:
+            update["preset"] = v.preset
+        if v.train_tokens is not None:
+            update["train_tokens"] = v.train_tokens
+        if v.lr is not None:
+            update["lr"] = v.lr
+        if v.overrides:
+            update["overrides"] = {**self.proxy.overrides, **v.overrides}
+        if not update:
+            return self.proxy
+        return ProxySpec.model_validate({**self.proxy.model_dump(), **update})
 
     def objective_weights(self) -> dict[str, float]:
         """Metric name → weight of the scalar objective (mean val loss when none are given)."""

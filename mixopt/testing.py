@@ -2,19 +2,23 @@
 
 They stand in for proxy training where a test is about the search logic, not the model: the
 synthetic executor's losses are a known function of the mixture, so a test can check that the
-loop finds its optimum, and the scripted runner injects worker deaths to exercise retries. Every
-component they replace also has an integration test with the real part.
+loop finds its optimum, and the scripted runner injects worker deaths to exercise retries; the
+flaky tracker fails tracking calls on demand. Every component they replace also has an
+integration test with the real part.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mixopt.runners.base import Runner, RunnerEvent
-from mixopt.trials import TrialRequest
+from mixopt.tracking.base import Tracker
+from mixopt.trials import Trial, TrialRequest
 
 
 def synthetic_losses(weights: dict[str, float]) -> dict[str, float]:
@@ -78,3 +82,77 @@ class ScriptedRunner(Runner):
 
     def cancel(self, trial_id: str) -> None:
         self._queue = deque(r for r in self._queue if r.trial_id != trial_id)
+
+
+class FlakyTracker(Tracker):
+    """A tracker that fails on demand, as a flaky or dead tracking server would.
+
+    Every call first counts an attempt in ``attempts``; it then raises ``ConnectionError`` while
+    ``down`` is true or while ``fail_next`` > 0 (which it decrements), and a permanent
+    ``ValueError`` for methods named in ``reject``. A call that gets through is recorded in
+    ``calls`` as ``(method, args, kwargs)``, so a test sees exactly what was delivered, in order.
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+        self.attempts: list[str] = []
+        self.down = False
+        self.fail_next = 0
+        self.reject: set[str] = set()
+
+    def _enter(self, method: str, *args: Any, **kwargs: Any) -> None:
+        self.attempts.append(method)
+        if self.down:
+            raise ConnectionError(f"{method}: connection refused (injected)")
+        if self.fail_next > 0:
+            self.fail_next -= 1
+            raise ConnectionError(f"{method}: connection reset (injected)")
+        if method in self.reject:
+            raise ValueError(f"{method}: rejected (injected)")
+        self.calls.append((method, args, kwargs))
+
+    def delivered(self, method: str) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
+        return [(args, kwargs) for name, args, kwargs in self.calls if name == method]
+
+    def start_job(
+        self, name: str, params: dict[str, Any], tags: dict[str, str], *, run_id: str | None = None
+    ) -> None:
+        self._enter("start_job", name, params, tags, run_id=run_id)
+
+    def log_trial(
+        self,
+        trial: Trial,
+        *,
+        row: Mapping[str, Any] | None = None,
+        request: TrialRequest | None = None,
+    ) -> None:
+        self._enter("log_trial", trial, row=row, request=request)
+
+    def log_predictor_fit(
+        self,
+        name: str,
+        cv_scores: Mapping[str, Any],
+        params: Mapping[str, Any],
+        *,
+        round: int | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        self._enter("log_predictor_fit", name, cv_scores, params, round=round, tags=tags)
+
+    def log_job_metrics(self, metrics: Mapping[str, float], *, step: int = 0) -> None:
+        self._enter("log_job_metrics", metrics, step=step)
+
+    def log_artifact(self, path: Path, *, artifact_path: str | None = None) -> None:
+        self._enter("log_artifact", path, artifact_path=artifact_path)
+
+    def log_dict(self, data: Any, artifact_file: str) -> None:
+        self._enter("log_dict", data, artifact_file)
+
+    def log_figure(self, figure: Any, artifact_file: str) -> None:
+        self._enter("log_figure", figure, artifact_file)
+
+    def finish(self, status: str) -> None:
+        self._enter("finish", status)
+
+    def describe(self) -> str:
+        return "flaky test tracker"

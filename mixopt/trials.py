@@ -63,4 +63,17 @@ class Trial:
     status: TrialStatus = TrialStatus.QUEUED
     attempts: int = 0
     error: str = ""
+    failures: list[str] = field(default_factory=list)  # every failed attempt, in order
     result: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["stage"], data["status"] = self.stage.value, self.status.value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Trial:
+        fields = dict(data)
+        fields["stage"] = Stage(fields["stage"])
+        fields["status"] = TrialStatus(fields["status"])
+        return cls(**fields)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -56,3 +58,21 @@ def write_atomic(path: Path, text: str) -> None:
 
 def echo_err(line: str) -> None:
     typer.echo(line, err=True)
+
+
+@contextlib.contextmanager
+def cancel_on_sigterm() -> Iterator[None]:
+    """Turn SIGTERM into :class:`~mixopt.loop.JobCancelled`, so a cancelled job stops its
+    trials, saves its state and marks itself 'cancelled' instead of dying mid-write."""
+    from mixopt.loop import JobCancelled
+
+    def handler(signum: int, frame: object) -> None:
+        raise JobCancelled("cancelled (SIGTERM)")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    except JobCancelled as error:
+        fail(str(error), code=3)
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -12,7 +12,13 @@ from typing import Annotated
 
 import typer
 
-from mixopt.cli.common import WeightsOption, require_finite, user_errors, write_atomic
+from mixopt.cli.common import (
+    WeightsOption,
+    cancel_on_sigterm,
+    require_finite,
+    user_errors,
+    write_atomic,
+)
 from mixopt.errors import MixoptError
 
 app = typer.Typer(
@@ -52,12 +58,27 @@ def run(
     if dry_run:
         typer.echo(spec.to_yaml(), nl=False)
         return
+    from mixopt.cli.summary import print_summary
     from mixopt.jobs import create_job_dir, run_job
 
     directory = create_job_dir(spec, job_dir)
-    outcome = run_job(spec, directory, runner=runner)
-    from mixopt.cli.summary import print_summary
+    with cancel_on_sigterm():
+        outcome = run_job(spec, directory, runner=runner)
+    print_summary(outcome)
 
+
+@app.command()
+@user_errors
+def resume(
+    job_dir: Annotated[Path, typer.Argument(metavar="JOB_DIR", help="An interrupted job.")],
+    runner: Annotated[str, typer.Option(help="'ray' (default) or 'local'.")] = "ray",
+) -> None:
+    """Continue an interrupted job: finished trials are kept, the rest run again."""
+    from mixopt.cli.summary import print_summary
+    from mixopt.jobs import resume_job
+
+    with cancel_on_sigterm():
+        outcome = resume_job(job_dir, runner=runner)
     print_summary(outcome)
 
 
@@ -68,13 +89,28 @@ def run(
 @user_errors
 def export(
     job_dir: Annotated[Path, typer.Argument(metavar="JOB_DIR", help="A finished job directory.")],
-    format: Annotated[str, typer.Option("--format", "-f", help="json | yaml")] = "json",
+    format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            help="json | yaml | megatron | hf-python | hf-json | olmo | nanotron | torchtitan | "
+            "streaming",
+        ),
+    ] = "json",
     out: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="megatron: write the domains here as Megatron indexed datasets (.bin + .idx) "
+            "and point the blend at them."
+        ),
+    ] = None,
 ) -> None:
-    """Write the recommended mixture of a finished job."""
+    """Write the recommended mixture of a finished job (weights sum to 1 at 6 decimals)."""
     from mixopt.export import export as render
 
-    text = render(job_dir, format)
+    text = render(job_dir, format, data_dir=data_dir)
     if out is None:
         typer.echo(text, nl=False)
     else:
@@ -189,6 +225,12 @@ app.command()(cv)
 app.add_typer(data_app, name="data")
 app.add_typer(runs_app, name="runs")
 app.add_typer(study_app, name="study")
+
+# Service commands (serve, submit, status, cancel, jobs, logs; --server on export and resume):
+# keep this last among the registrations, it wraps commands registered above.
+from mixopt.cli.service import register_service_commands  # noqa: E402
+
+register_service_commands(app)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -46,6 +46,7 @@ def _check_job(job_dir, n_trials):
     assert sum(rec["weights"].values()) == pytest.approx(1.0)
     assert 0.1 - 1e-9 <= rec["weights"]["code"] <= 0.8 + 1e-9
     assert rec["validation"]["recommended"]["seeds"] == 1
+    assert set(rec["validation"]) == {"recommended", "uniform", "natural", "best_trial"}
     assert len(rec["evidence"]["trials"]) == 6
     return runs, rec
 
@@ -57,7 +58,7 @@ def test_real_job_on_ray_with_mlflow(make_spec, tmp_path):
     spec = make_spec(**SMALL_JOB)
     job_dir = create_job_dir(spec, tmp_path / "job")
     outcome = run_job(spec, job_dir, runner="ray")
-    runs, rec = _check_job(job_dir, 9)
+    runs, rec = _check_job(job_dir, 10)
     assert outcome.recommendation == rec
 
     # Ray ran trials side by side: some trials' training intervals overlap.
@@ -68,8 +69,12 @@ def test_real_job_on_ray_with_mlflow(make_spec, tmp_path):
     experiment = client.get_experiment_by_name("mixopt")
     all_runs = client.search_runs([experiment.experiment_id], max_results=100)
     parents = [r for r in all_runs if "mlflow.parentRunId" not in r.data.tags]
-    children = [r for r in all_runs if "mlflow.parentRunId" in r.data.tags]
-    assert len(parents) == 1 and len(children) == 9
+    children = [
+        r
+        for r in all_runs
+        if "mlflow.parentRunId" in r.data.tags and r.data.tags.get("mixopt.kind") == "trial"
+    ]
+    assert len(parents) == 1 and len(children) == 10
     parent = parents[0]
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
     assert {c.data.tags["mixopt.trial_id"] for c in children} == set(runs["trial_id"])
@@ -86,6 +91,6 @@ def test_real_job_on_ray_with_mlflow(make_spec, tmp_path):
 def test_real_proxies_in_process(make_spec, tmp_path):
     spec = make_spec(tracking={"enabled": False}, **SMALL_JOB)
     outcome = run_job(spec, create_job_dir(spec, tmp_path / "job"), runner=InProcessRunner())
-    runs, _ = _check_job(outcome.job_dir, 9)
+    runs, _ = _check_job(outcome.job_dir, 10)
     assert runs["device"].eq("cpu").all()
     assert not (outcome.job_dir / "mlflow.db").exists()

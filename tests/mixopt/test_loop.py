@@ -17,7 +17,17 @@ from mixopt.loop import SearchJob
 from mixopt.testing import ScriptedRunner, synthetic_losses
 from mixopt.trials import TrialStatus
 
-SEARCH = {"initial_trials": 8, "rounds": 2, "trials_per_round": 3, "candidates": 2000, "top_k": 40}
+# the loop's logic does not depend on the strategy: a fast one keeps these tests quick, and
+# test_rounds_runs_table_and_recommendation runs the default (bo)
+SEARCH = {
+    "initial_trials": 8,
+    "rounds": 2,
+    "trials_per_round": 3,
+    "candidates": 2000,
+    "top_k": 40,
+    "strategy": "regmix",
+    "predictor": "linear",
+}
 PROXY = {"seq_len": 16}
 
 
@@ -33,7 +43,7 @@ def _mean_loss(weights):
 
 
 def test_rounds_runs_table_and_recommendation(make_spec, tmp_path):
-    _, outcome = _run(make_spec, tmp_path)
+    _, outcome = _run(make_spec, tmp_path, search={"strategy": "bo"})
     runs = pd.read_parquet(outcome.job_dir / "runs.parquet")
     search = runs[runs["stage"] == "search"]
     assert search["round"].tolist() == [0] * 8 + [1] * 3 + [2] * 3
@@ -50,7 +60,7 @@ def test_rounds_runs_table_and_recommendation(make_spec, tmp_path):
     assert sum(rec["weights"].values()) == pytest.approx(1.0)
     assert rec["objective"]["direction"] == "minimize"
     assert len(rec["evidence"]["trials"]) == 14
-    assert set(rec["validation"]) == {"recommended", "uniform", "natural"}
+    assert set(rec["validation"]) == {"recommended", "uniform", "natural", "best_trial"}
     validated = rec["validation"]["recommended"]["objective"]
     assert validated == pytest.approx(_mean_loss(rec["weights"]))
     assert validated < np.median(search["objective"])  # the search learned something
@@ -64,7 +74,8 @@ def test_maximize_flips_the_direction(make_spec, tmp_path):
     _, outcome = _run(make_spec, tmp_path, objective=objective, validate={"enabled": False})
     runs = pd.read_parquet(outcome.job_dir / "runs.parquet")
     # maximising code's loss means starving code: the recommendation gives it little weight
-    assert outcome.recommendation["weights"]["code"] < runs["weight/code"].median()
+    initial = runs[(runs["stage"] == "search") & (runs["round"] == 0)]
+    assert outcome.recommendation["weights"]["code"] < min(0.01, initial["weight/code"].median())
     assert outcome.recommendation["validation"] == {}
 
 
@@ -120,7 +131,7 @@ def test_empty_domain_fails_before_any_trial(make_spec, tmp_path):
 
 
 def test_verdict_weighs_gains_against_seed_noise():
-    from mixopt.loop import _verdict
+    from mixopt.verdict import verdict as _verdict
 
     def entry(objective, std, seeds=3):
         return {"objective": objective, "objective_std": std, "seeds": seeds}
@@ -171,3 +182,61 @@ def test_grouped_search_keeps_within_group_shares(make_spec, tmp_path):
     np.testing.assert_allclose(search["weight/bible"][some] / prose[some], 0.75, atol=1e-6)
     rec = outcome.recommendation["weights"]
     assert rec["bible"] / (rec["bible"] + rec["dictionary"]) == pytest.approx(0.75, abs=1e-6)
+
+
+class _DieAfter(ScriptedRunner):
+    """Runs ``n`` trials, then raises as if the driver were killed (state is saved per event)."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.left = n
+
+    def poll(self, timeout):
+        if self.left <= 0:
+            raise KeyboardInterrupt("driver killed")
+        events = super().poll(timeout)
+        self.left -= len(events)
+        return events
+
+
+def test_resume_keeps_finished_trials_and_does_not_propose_again(make_spec, tmp_path):
+    spec = make_spec(search=SEARCH, proxy=PROXY)
+    job_dir = create_job_dir(spec, tmp_path / "job")
+    with pytest.raises(KeyboardInterrupt):
+        SearchJob(spec, job_dir, runner=_DieAfter(10)).run()
+    status = json.loads((job_dir / "job.json").read_text())
+    assert status["status"] == "interrupted" and status["trials_completed"] == 10
+    saved = json.loads((job_dir / "state.json").read_text())["trials"]
+    round1 = {t["trial_id"]: t["weights"] for t in saved if t["round"] == 1}
+    assert len(round1) == 3  # round 1 was proposed before the kill
+
+    runner = ScriptedRunner()
+    outcome = SearchJob(spec, job_dir, runner=runner, resume=True).run()
+    assert "t0000" not in runner.submitted  # finished trials were not trained again
+    assert runner.submitted[0] == "t0010"
+    by_id = {t.trial_id: t for t in outcome.trials}
+    assert {tid: by_id[tid].weights for tid in round1} == round1  # no second proposal
+    runs = pd.read_parquet(job_dir / "runs.parquet")
+    assert runs["trial_id"].is_unique and len(runs) == len(outcome.trials)
+    assert (runs["status"] == "completed").all()
+    assert json.loads((job_dir / "job.json").read_text())["status"] == "completed"
+
+
+def test_resume_refuses_a_finished_or_foreign_directory(make_spec, tmp_path):
+    from mixopt.jobs import resume_job
+
+    _, outcome = _run(make_spec, tmp_path)
+    with pytest.raises(MixoptError, match="already completed"):
+        resume_job(outcome.job_dir, runner=ScriptedRunner())
+    with pytest.raises(MixoptError, match="not a job directory"):
+        resume_job(tmp_path, runner=ScriptedRunner())
+
+
+def test_validation_trains_the_larger_proxy(make_spec, tmp_path):
+    validate = {"preset": "small", "train_tokens": 5000, "seeds": 2}
+    _, outcome = _run(make_spec, tmp_path, validate=validate)
+    runs = pd.read_parquet(outcome.job_dir / "runs.parquet")
+    assert set(runs[runs["stage"] == "validate"]["fidelity"]) == {"dense:small:5000"}
+    assert set(runs[runs["stage"] == "search"]["fidelity"]) == {"dense:tiny:500000"}
+    assert outcome.recommendation["validation"]["uniform"]["seeds"] == 2
+    assert outcome.recommendation["validation_proxy"]["preset"] == "small"

@@ -1,0 +1,520 @@
+"""``mixopt serve`` and the client commands that mirror the service's API.
+
+    MIXOPT_TOKEN=... mixopt serve --port 8000
+    mixopt submit spec.yaml --server http://127.0.0.1:8000     # last line: the job id
+    mixopt status JOB --server URL --json                      # state, trials_completed, ...
+    mixopt jobs / cancel JOB / resume JOB / logs JOB / export JOB --format yaml   (--server URL)
+
+``--server`` defaults to ``$MIXOPT_SERVER`` (except on ``export`` and ``resume``, which were
+local commands first: there it must be given); the token comes from ``$MIXOPT_TOKEN``. Without
+a server the commands work on local job directories: ``submit`` starts ``mixopt run`` in the
+background, ``status`` and ``logs`` read the job directory, ``export`` and ``resume`` are the
+local commands. :func:`register_service_commands` adds them to the ``mixopt`` app and gives the
+local ``export`` (and ``resume``, where it exists) a ``--server`` option.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from mixopt.cli.common import fail, user_errors, write_atomic
+from mixopt.errors import MixoptError
+
+if TYPE_CHECKING:
+    from mixopt.service.client import ServiceClient
+
+SERVER_ENV = "MIXOPT_SERVER"
+FINAL_STATES = ("completed", "failed", "cancelled")
+
+ServerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--server",
+        envvar=SERVER_ENV,
+        help="Service URL, e.g. http://127.0.0.1:8000 (token: $MIXOPT_TOKEN). Without it, "
+        "JOB is a local job directory.",
+    ),
+]
+# export and resume were local commands first: there only an explicit --server goes remote, so a
+# $MIXOPT_SERVER set for the client commands never redirects them (nor the service's own jobs).
+ExplicitServerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--server",
+        help="Service URL, e.g. http://127.0.0.1:8000 (token: $MIXOPT_TOKEN): JOB_DIR is then "
+        "a job id on that server.",
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+JobArgument = Annotated[
+    str, typer.Argument(metavar="JOB", help="Job id on the server, or a local job directory.")
+]
+
+
+def _client(server: str) -> ServiceClient:
+    from mixopt.service.client import ServiceClient
+
+    return ServiceClient(server)
+
+
+def _print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2))
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = round(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def _describe(job: dict[str, Any]) -> str:
+    best = job.get("best_objective")
+    parts = [
+        f"job {job['id']} ({job.get('name', '?')}): {job['state']}",
+        f"{job.get('trials_completed', 0)}/{job.get('trials_total', '?')} trials",
+    ]
+    if job.get("trials_failed"):
+        parts.append(f"{job['trials_failed']} failed")
+    parts.append(f"best {best:.4f}" if isinstance(best, int | float) else "best -")
+    if job.get("state") == "running":
+        parts.append(f"ETA {_duration(job.get('eta_s'))}")
+    lines = [", ".join(parts)]
+    if job.get("stage"):
+        lines.append(f"  stage: {job['stage']}")
+    if job.get("error"):
+        lines.append(f"  error: {job['error']}")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------ serve
+
+
+@user_errors
+def serve(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    host: Annotated[
+        str, typer.Option(help="Address to bind (loopback by default; others are exposed).")
+    ] = "127.0.0.1",
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(help="Jobs, cache and SQLite live here (default ~/.mixopt/service)."),
+    ] = None,
+    database: Annotated[
+        str | None,
+        typer.Option(
+            envvar="MIXOPT_DATABASE_URL",
+            help="SQLAlchemy URL of the jobs database (default: SQLite in the state dir), "
+            "e.g. postgresql+psycopg://user@host/mixopt.",
+        ),
+    ] = None,
+    data_root: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="A folder specs may read data from (repeatable; default: the current folder)."
+        ),
+    ] = None,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(help="Tokens: one token, or a YAML mapping user: token (plus $MIXOPT_TOKEN)."),
+    ] = None,
+    runner: Annotated[str, typer.Option(help="Where jobs run their trials: ray | local.")] = "ray",
+    max_jobs: Annotated[int, typer.Option(help="Jobs running at once; more are queued.")] = 1,
+    max_request_bytes: Annotated[int, typer.Option(help="Largest request body.")] = 1 << 20,
+    auto_resume: Annotated[
+        bool,
+        typer.Option(help="Resume jobs whose process was lost (e.g. killed with the server)."),
+    ] = True,
+    allow_code_hooks: Annotated[
+        bool, typer.Option(help="Let specs name metric hooks as module:function (imports code).")
+    ] = False,
+    public_docs: Annotated[
+        bool, typer.Option(help="Serve /docs and /openapi.json without a token.")
+    ] = False,
+    poll_interval: Annotated[float, typer.Option(help="Seconds between job checks.")] = 1.0,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Run the mixopt service (REST API; docs at /docs). Jobs keep running if it stops; a
+    restarted server adopts them, and resumes those whose process is gone."""
+    import logging
+
+    import uvicorn
+
+    from mixopt.service.app import create_app
+    from mixopt.service.settings import ServiceSettings, default_state_dir, load_tokens
+
+    settings = ServiceSettings(
+        tokens=load_tokens(token_file),
+        state_dir=state_dir or default_state_dir(),
+        data_roots=list(data_root or [Path.cwd()]),
+        database_url=database,
+        host=host,
+        port=port,
+        max_request_bytes=max_request_bytes,
+        max_concurrent_jobs=max_jobs,
+        runner=runner,
+        auto_resume=auto_resume,
+        allow_code_hooks=allow_code_hooks,
+        public_docs=public_docs,
+        poll_interval_s=poll_interval,
+    )
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s: %(name)s: %(message)s")
+    echo = lambda text: typer.echo(text, err=True)  # noqa: E731
+    echo(f"mixopt service: state in {settings.state_dir}")
+    echo(f"  database: {_redact(settings.url)}")
+    echo(f"  data roots: {', '.join(str(r) for r in settings.data_roots)}")
+    echo(f"  users: {', '.join(sorted(settings.tokens))}; runner: {settings.runner}")
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        echo(f"  warning: listening on {host}: put TLS in front of it, tokens travel in clear")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+
+
+def _redact(url: str) -> str:
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url
+
+
+# ----------------------------------------------------------------------------------- submit
+
+
+@user_errors
+def submit(
+    spec_path: Annotated[Path, typer.Argument(metavar="SPEC", help="Search spec (YAML or JSON).")],
+    server: ServerOption = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only check the spec (on the server).")
+    ] = False,
+    runner: Annotated[
+        str, typer.Option(help="Without --server: where trials run (ray | local).")
+    ] = "ray",
+) -> None:
+    """Submit SPEC; the job id (or, locally, the job directory) is the last line printed."""
+    if not spec_path.is_file():
+        raise MixoptError(f"{spec_path}: spec file not found")
+    if server is None:
+        _submit_local(spec_path, runner, dry_run)
+        return
+    try:
+        text = spec_path.read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        raise MixoptError(f"{spec_path}: cannot read: {error}") from None
+    with _client(server) as client:
+        result = client.submit(
+            text,
+            base_dir=str(spec_path.resolve().parent),
+            json_body=spec_path.suffix.lower() == ".json",
+            dry_run=dry_run,
+        )
+    if dry_run:
+        typer.echo(f"{spec_path}: valid ({result['trials_total']} trials)")
+        return
+    typer.echo(
+        f"submitted {result['name']} as job {result['id']} ({result['state']}); "
+        f"watch it: mixopt status {result['id']} --server {server}",
+        err=True,
+    )
+    typer.echo(result["id"])
+
+
+def _submit_local(spec_path: Path, runner: str, dry_run: bool) -> None:
+    """Start ``mixopt run`` on SPEC in the background; print the job directory last."""
+    import subprocess
+
+    from mixopt.jobs import create_job_dir
+    from mixopt.spec import load_spec
+
+    spec = load_spec(spec_path)
+    if dry_run:
+        typer.echo(f"{spec_path}: valid")
+        return
+    directory = create_job_dir(spec)
+    log_path = directory.with_name(directory.name + ".log")
+    command = [sys.executable, "-m", "mixopt.cli.main", "run", str(spec_path.resolve())]
+    command += ["--job-dir", str(directory), "--runner", runner]
+    with log_path.open("ab") as out:
+        child = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    typer.echo(
+        f"started {spec.name} in the background (pid {child.pid}); output in {log_path}; "
+        f"watch it: mixopt status {directory}",
+        err=True,
+    )
+    typer.echo(str(directory))
+
+
+# ----------------------------------------------------------------------------------- status
+
+
+def local_status(job_dir: Path) -> dict[str, Any]:
+    """A local job directory described like the service's job (state, trials, best)."""
+    import platform
+
+    from mixopt.service.progress import eta_seconds, expected_trials, read_progress, read_state
+    from mixopt.service.supervisor import process_alive
+
+    state = read_state(job_dir)
+    if state is None and job_dir.is_dir() and not any(job_dir.iterdir()):
+        state = {"job": job_dir.name, "status": "queued"}  # created, its process starting
+    if state is None:
+        raise MixoptError(f"{job_dir}: not a job directory (no readable job.json)")
+    direction, total = "minimize", 0
+    spec_file = job_dir / "spec.yaml"
+    if spec_file.is_file():
+        from mixopt.spec import load_spec
+
+        try:
+            spec = load_spec(spec_file)
+            direction, total = spec.objective.direction, expected_trials(spec)
+        except MixoptError:
+            pass
+    progress = read_progress(job_dir, direction)
+    status = progress.status or str(state.get("status", "unknown"))
+    mapped = {"preparing": "running", "interrupted": "cancelled"}.get(status, status)
+    error = progress.error
+    pid = state.get("pid")
+    here = state.get("host") in (None, platform.node())
+    if mapped == "running" and here and isinstance(pid, int) and not process_alive(pid, ""):
+        mapped = "failed"
+        error = f"the job's process is gone; continue it with: mixopt resume {job_dir}"
+    completed = progress.trials_completed or 0
+    failed = progress.trials_failed or 0
+    total = progress.trials_total or total
+    eta = progress.eta_s
+    if mapped == "running" and eta is None:
+        eta = eta_seconds(completed + failed, total, job_dir.stat().st_ctime, time.time())
+    return {
+        "id": str(job_dir),
+        "name": state.get("job", job_dir.name),
+        "state": mapped,
+        "status": status,
+        "stage": progress.stage,
+        "trials_completed": completed,
+        "trials_failed": failed,
+        "trials_total": total,
+        "best_objective": progress.best_objective,
+        "eta_s": eta if mapped == "running" else None,
+        "error": error,
+        "job_dir": str(job_dir),
+    }
+
+
+@user_errors
+def status(
+    job: JobArgument,
+    server: ServerOption = None,
+    as_json: JsonOption = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Wait until the job is completed, failed or cancelled.")
+    ] = False,
+    interval: Annotated[float, typer.Option(help="Seconds between checks with --wait.")] = 2.0,
+) -> None:
+    """Show a job's state, trials, best objective so far and ETA."""
+
+    def fetch() -> dict[str, Any]:
+        if server is None:
+            return local_status(Path(job))
+        with _client(server) as client:
+            return client.job(job)
+
+    info = fetch()
+    while wait and info["state"] not in FINAL_STATES:
+        time.sleep(interval)
+        info = fetch()
+    if as_json:
+        _print_json(info)
+    else:
+        typer.echo(_describe(info))
+    if wait and info["state"] != "completed":
+        raise typer.Exit(1)
+
+
+# ------------------------------------------------------------------------------ cancel, jobs
+
+
+@user_errors
+def cancel(job: JobArgument, server: ServerOption = None, as_json: JsonOption = False) -> None:
+    """Cancel a queued or running job on the server."""
+    if server is None:
+        fail("cancel needs --server (or $MIXOPT_SERVER); stop a local `mixopt run` with Ctrl-C")
+        return
+    with _client(server) as client:
+        info = client.cancel(job)
+    if as_json:
+        _print_json(info)
+    else:
+        pending = info["state"] == "running"
+        typer.echo(f"job {info['id']}: {'cancelling' if pending else info['state']}")
+
+
+@user_errors
+def jobs(
+    server: ServerOption = None,
+    state: Annotated[str | None, typer.Option(help="Only these states (comma list).")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many (newest first).")] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """List your jobs on the server, newest first."""
+    if server is None:
+        fail("jobs needs --server (or $MIXOPT_SERVER)")
+        return
+    with _client(server) as client:
+        result = client.jobs(state=state, limit=limit)
+    if as_json:
+        _print_json(result)
+        return
+    if not result["jobs"]:
+        typer.echo("no jobs")
+        return
+    typer.echo(f"{'ID':<14} {'NAME':<20} {'STATE':<10} {'TRIALS':>8} {'BEST':>9}  CREATED")
+    for j in result["jobs"]:
+        best = j.get("best_objective")
+        trials = f"{j['trials_completed']}/{j['trials_total']}"
+        best_text = f"{best:.4f}" if isinstance(best, int | float) else "-"
+        typer.echo(
+            f"{j['id']:<14} {j['name'][:20]:<20} {j['state']:<10} {trials:>8} {best_text:>9}  "
+            f"{j['created']}"
+        )
+    if result["total"] > len(result["jobs"]):
+        typer.echo(f"({len(result['jobs'])} of {result['total']}; --limit for more)")
+
+
+# ------------------------------------------------------------------------------------- logs
+
+
+@user_errors
+def logs(
+    job: JobArgument,
+    server: ServerOption = None,
+    source: Annotated[
+        str, typer.Option(help="process: the job process's output; job: the loop's job.log.")
+    ] = "process",
+    tail: Annotated[int, typer.Option(help="Last lines to show.")] = 200,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing until the job ends.")
+    ] = False,
+) -> None:
+    """Print a job's log (locally: JOB_DIR/job.log)."""
+    if server is None:
+        path = Path(job) / "job.log"
+        if not path.is_file():
+            raise MixoptError(f"{path}: no such log")
+        lines = path.read_text(errors="replace").splitlines()[-tail:]
+        typer.echo("\n".join(lines))
+        return
+    with _client(server) as client:
+        text, offset = client.logs(job, source=source, tail=tail)
+        typer.echo(text, nl=False)
+        while follow:
+            if client.job(job)["state"] in FINAL_STATES:
+                text, offset = client.logs(job, source=source, offset=offset)
+                typer.echo(text, nl=False)
+                break
+            time.sleep(1.0)
+            text, offset = client.logs(job, source=source, offset=offset)
+            typer.echo(text, nl=False)
+
+
+# --------------------------------------------------------------------- export and resume
+
+
+def _remote_export(server: str, args: dict[str, Any]) -> None:
+    if args.get("data_dir") is not None:
+        raise MixoptError(
+            "--data-dir writes datasets on the machine that exports: use it without --server"
+        )
+    job = str(args.get("job_dir"))
+    with _client(server) as client:
+        text = client.export(job, str(args.get("format", "json")))
+    out = args.get("out")
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        write_atomic(Path(out), text)
+        typer.echo(f"wrote {out}", err=True)
+
+
+def _remote_resume(server: str, args: dict[str, Any]) -> None:
+    job = str(next(iter(args.values())))
+    with _client(server) as client:
+        info = client.resume(job)
+    typer.echo(f"job {info['id']}: {info['state']} (resuming)")
+
+
+@user_errors
+def resume_remote_only(job: JobArgument, server: ExplicitServerOption = None) -> None:
+    """Resume a failed or cancelled job on the server, keeping its finished trials."""
+    if server is None:
+        fail("resume needs --server here: this mixopt has no local resume yet")
+        return
+    _remote_resume(server, {"job": job})
+
+
+def with_server(
+    original: Callable[..., Any], remote: Callable[[str, dict[str, Any]], None]
+) -> Callable[..., Any]:
+    """``original`` (a local command) with a ``--server`` option: given, ``remote(server,
+    arguments)`` runs instead; without it, the local command runs unchanged."""
+    signature = inspect.signature(original, eval_str=True)
+    if "server" in signature.parameters:
+        return original
+    server = inspect.Parameter(
+        "server", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ExplicitServerOption
+    )
+    signature = signature.replace(parameters=[*signature.parameters.values(), server])
+    run_remote = user_errors(remote)
+
+    def command(**kwargs: Any) -> Any:
+        url = kwargs.pop("server", None)
+        if url:
+            return run_remote(url, kwargs)
+        return original(**kwargs)
+
+    command.__name__ = getattr(original, "__name__", "command")
+    command.__doc__ = original.__doc__
+    command.__signature__ = signature  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in signature.parameters.values()}
+    return command
+
+
+def register_service_commands(app: typer.Typer) -> None:
+    """Add serve/submit/status/cancel/jobs/logs to ``app``; give its ``export`` and ``resume``
+    a ``--server`` option (adding a server-only ``resume`` if there is no local one).
+    Call it after every other command is registered."""
+    for name, function in (
+        ("serve", serve),
+        ("submit", submit),
+        ("status", status),
+        ("cancel", cancel),
+        ("jobs", jobs),
+        ("logs", logs),
+    ):
+        app.command(name)(function)
+    remotes = {"export": _remote_export, "resume": _remote_resume}
+    for info in app.registered_commands:
+        callback = info.callback
+        if callback is None:
+            continue
+        name = info.name or callback.__name__.replace("_", "-")
+        if name in remotes:
+            info.callback = with_server(callback, remotes.pop(name))
+    if "resume" in remotes:
+        app.command("resume")(resume_remote_only)
