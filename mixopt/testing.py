@@ -49,6 +49,27 @@ def synthetic_execute(request: TrialRequest) -> dict[str, Any]:
     }
 
 
+def slow_synthetic_execute(request: TrialRequest, sleep_s: float = 6.0) -> dict[str, Any]:
+    """:func:`synthetic_execute` after sleeping ``sleep_s`` seconds, with when and in which
+    process it ran (for tests that kill workers or nodes mid-trial)."""
+    import os
+    import time
+
+    started = time.time()
+    markers = os.environ.get("MIXOPT_TEST_MARKERS")  # lets a test see that a trial started
+    if markers:
+        (Path(markers) / f"{request.trial_id}.{os.getpid()}.started").touch()
+    time.sleep(sleep_s)
+    result = synthetic_execute(request)
+    result.update(started_at=started, finished_at=time.time(), pid=os.getpid())
+    return result
+
+
+def quick_synthetic_execute(request: TrialRequest) -> dict[str, Any]:
+    """:func:`slow_synthetic_execute` without the sleep (still reports its process)."""
+    return slow_synthetic_execute(request, sleep_s=0.0)
+
+
 class ScriptedRunner(Runner):
     """Runs requests with an executor, in order, and fails chosen attempts as a dead worker would.
 

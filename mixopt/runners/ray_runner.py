@@ -8,6 +8,7 @@ the same error); a worker or node that died is retryable.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from mixopt.runners.base import Runner, RunnerEvent, group_events
@@ -23,8 +24,10 @@ class RayRunner(Runner):
         cpus_per_trial: float = 1.0,
         gpus_per_trial: float = 0.0,
         num_cpus: int | None = None,
+        execute: Callable[[TrialRequest], dict[str, Any]] = execute_trial,
     ) -> None:
         self.address = address
+        self.execute = execute  # a module-level function: Ray ships it to workers by reference
         self.cpus_per_trial = cpus_per_trial
         self.gpus_per_trial = gpus_per_trial
         self.num_cpus = num_cpus
@@ -38,18 +41,22 @@ class RayRunner(Runner):
 
         address = self.address or os.environ.get("RAY_ADDRESS") or None
         if not ray.is_initialized():
-            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-            if address is None:
-                kwargs["num_cpus"] = self.num_cpus
-                kwargs["object_store_memory"] = 200 * 1024**2
-            ray.init(address=address, **kwargs)
+            kwargs: dict[str, Any] = {"log_to_driver": False}
+            if address is None:  # a local Ray of our own; a cluster keeps its own settings
+                kwargs.update(
+                    include_dashboard=False,
+                    num_cpus=self.num_cpus,
+                    object_store_memory=200 * 1024**2,
+                )
+            # "local" always starts a fresh local Ray: never join a cluster someone else started
+            ray.init(address=address or "local", **kwargs)
             self._owns_ray = True
         resources = {
             "num_cpus": self.cpus_per_trial,
             "num_gpus": self.gpus_per_trial,
             "max_retries": 0,
         }
-        self._remote = ray.remote(execute_trial).options(**resources)
+        self._remote = ray.remote(self.execute).options(**resources)
         self._remote_group = ray.remote(execute_group).options(**resources)
 
     def describe(self) -> str:
