@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -51,14 +52,30 @@ def save_checkpoint(directory: str | Path, state: dict[str, Any], *, fingerprint
 def load_checkpoint(
     directory: str | Path, *, fingerprint: str, map_location: torch.device | str = "cpu"
 ) -> dict[str, Any] | None:
-    """The saved state, or None when there is no checkpoint.
+    """The saved state, or None when there is no usable checkpoint.
 
-    Raises ValueError when the checkpoint belongs to another run or another format.
+    A checkpoint that cannot be read (truncated by a full disk, corrupted) is moved aside to
+    ``checkpoint.pt.corrupt`` with a warning and the run starts over: losing progress is better
+    than losing the trial. Raises ValueError when the checkpoint belongs to another run or
+    another format (that is a mistake to report, not damage to repair).
     """
     path = checkpoint_path(directory)
     if not path.is_file():
         return None
-    state: dict[str, Any] = torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        state: dict[str, Any] = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # torch raises RuntimeError, EOFError, UnpicklingError, ...
+        aside = path.with_name(path.name + ".corrupt")
+        os.replace(path, aside)
+        warnings.warn(
+            f"checkpoint {path} is unreadable ({type(error).__name__}: {error}); moved it to "
+            f"{aside.name} and training starts over",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return None
+    if not isinstance(state, dict):
+        raise ValueError(f"checkpoint {path} does not hold a training state")
     if state.get("format") != FORMAT:
         raise ValueError(f"checkpoint {path} has format {state.get('format')!r}, not {FORMAT}")
     if state.get("fingerprint") != fingerprint:

@@ -58,6 +58,11 @@ class Runner(ABC):
         self.shutdown()
 
 
+def is_environmental(error: BaseException) -> bool:
+    """Failures of the machine, not of the trial (a full disk, memory): worth a retry."""
+    return isinstance(error, OSError | MemoryError)
+
+
 def group_events(results: list[dict[str, Any]]) -> list[RunnerEvent]:
     """Events from ``mixopt.worker.execute_group`` results (a failed trial carries ``error``)."""
     events = []

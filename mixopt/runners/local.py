@@ -7,7 +7,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from mixopt.runners.base import Runner, RunnerEvent, group_events
+from mixopt.runners.base import Runner, RunnerEvent, group_events, is_environmental
 from mixopt.trials import TrialRequest
 from mixopt.worker import execute_group, execute_trial
 
@@ -34,7 +34,8 @@ class InProcessRunner(Runner):
             return [RunnerEvent(request.trial_id, result=self.execute(request))]
         except Exception as error:  # a trial's failure must not stop the job
             detail = "".join(traceback.format_exception_only(error)).strip()
-            return [RunnerEvent(request.trial_id, error=detail, retryable=False)]
+            retryable = is_environmental(error)
+            return [RunnerEvent(request.trial_id, error=detail, retryable=retryable)]
 
     def cancel(self, trial_id: str) -> None:
         self._queue = deque(

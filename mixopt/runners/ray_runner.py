@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from mixopt.runners.base import Runner, RunnerEvent, group_events
+from mixopt.runners.base import Runner, RunnerEvent, group_events, is_environmental
 from mixopt.trials import TrialRequest
 from mixopt.worker import execute_group, execute_trial
 
@@ -99,7 +99,8 @@ class RayRunner(Runner):
             except RayTaskError as error:
                 cause = error.cause if error.cause is not None else error
                 message = f"{type(cause).__name__}: {cause}"
-                events.extend(RunnerEvent(t, error=message) for t in trial_ids)
+                retryable = is_environmental(cause)
+                events.extend(RunnerEvent(t, error=message, retryable=retryable) for t in trial_ids)
             except Exception as error:  # worker/node died, object lost, cancelled
                 message = f"{type(error).__name__}: {error}"
                 events.extend(RunnerEvent(t, error=message, retryable=True) for t in trial_ids)

@@ -140,3 +140,20 @@ def test_checkpoint_settings_need_a_folder() -> None:
         TrainConfig(train_tokens=10, checkpoint_every=5)
     with pytest.raises(ValueError, match="checkpoint_every must be >= 0"):
         TrainConfig(train_tokens=10, checkpoint_dir="x", checkpoint_every=-1)
+
+
+def test_a_corrupt_checkpoint_is_set_aside_and_training_starts_over(
+    domains: list[DomainTokens], tmp_path: Path
+) -> None:
+    model = get_preset("tiny", vocab_size=VOCAB, seq_len=T, n_layer=1)
+    folder = tmp_path / "ckpt"
+    full = train_proxy(model, config(), domains, WEIGHTS)
+    with pytest.raises(Interrupt):
+        train_proxy(model, config(checkpoint_dir=str(folder)), domains, WEIGHTS, on_step=stop_at(9))
+    path = folder / CHECKPOINT_FILE
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])  # a disk filled mid-write
+    with pytest.warns(RuntimeWarning, match="unreadable"):
+        rerun = train_proxy(model, config(checkpoint_dir=str(folder)), domains, WEIGHTS)
+    assert rerun.resumed_from_step == 0
+    assert (folder / (CHECKPOINT_FILE + ".corrupt")).is_file()
+    assert_same_run(rerun, full)
