@@ -104,6 +104,10 @@ class SearchJob:
         self.hierarchy = identity(spec.domain_names)
         self.caps: RepetitionCaps | None = None
         self.objective_weights = spec.objective_weights()
+        # what each trial reports to the proposer: the objective's metrics, then constrained ones
+        self.target_names = list(self.objective_weights) + [
+            c.metric for c in spec.objective.constraints if c.metric not in self.objective_weights
+        ]
         self.sign = 1.0 if spec.objective.direction == "minimize" else -1.0
         self.validation_proxy = spec.validation_proxy()
         self.trials: list[Trial] = []
@@ -225,7 +229,9 @@ class SearchJob:
                 "top_k": min(s.top_k, s.candidates),
             }
         proposer = make_proposer(s.strategy, sampler, seed=s.seed, **options)
-        proposer.target_weights = self.sign * np.array(list(self.objective_weights.values()))
+        proposer.target_weights = self.sign * np.array(
+            [self.objective_weights.get(name, 0.0) for name in self.target_names]
+        )
         return proposer
 
     def _search(self, sampler: DirichletSampler, proposer: Proposer) -> None:
@@ -233,6 +239,8 @@ class SearchJob:
         self._stage = "initial design"
         initial = sampler.sample(s.initial_trials, np.random.default_rng(s.seed))
         self._run_round(proposer, initial, 0)
+        if self.spec.objective.constraints:
+            self._set_constraints(proposer)
         for round_index in range(1, s.rounds + 1):
             self._require_finished(proposer)
             self._stage = f"round {round_index}/{s.rounds}"
@@ -253,6 +261,44 @@ class SearchJob:
                 self._log_predictor(proposer, round_index)
             self._run_round(proposer, mixtures, round_index)
         self._require_finished(proposer)
+
+    def _baselines(self) -> dict[str, np.ndarray]:
+        """The mixtures constraints are relative to (trained in the initial design)."""
+        assert self.manifest is not None
+        manifest = self.manifest
+        wanted = {c.relative_to for c in self.spec.objective.constraints if c.max_value is None}
+        mixtures: dict[str, Callable[[], np.ndarray]] = {
+            "natural": lambda: self.space.project(self.natural(manifest))[0],
+            "uniform": self.space.uniform,
+            "current": lambda: self.space.check(
+                self.spec.validate_.current or {}, source="current"
+            ),
+        }
+        return {name: mixtures[name]() for name in sorted(wanted)}
+
+    def _set_constraints(self, proposer: Proposer) -> None:
+        """Turn the spec's guard rails into limits, from the baselines' measured metrics."""
+        from mixopt.proposers.pareto import Constraint
+
+        measured = {
+            t.label.removeprefix("baseline:"): t
+            for t in self.trials
+            if t.label.startswith("baseline:") and t.status is TrialStatus.COMPLETED
+        }
+        constraints = []
+        for c in self.spec.objective.constraints:
+            if c.max_value is not None:
+                limit = c.max_value
+            elif c.relative_to in measured:
+                base = measured[c.relative_to].result["metrics"][c.metric]
+                limit = base * (1 + (c.max_increase or 0.0))
+            else:
+                raise MixoptError(
+                    f"the {c.relative_to} baseline trial failed: no limit for {c.metric}"
+                )
+            constraints.append(Constraint(self.target_names.index(c.metric), limit, c.metric))
+            self._say(f"constraint: {c.metric} <= {limit:.4f}")
+        proposer.constraints = constraints  # type: ignore[attr-defined]
 
     def _log_predictor(self, proposer: Proposer, round_index: int) -> None:
         """Log the fitted predictor's cross-validated scores, where the proposer has them
@@ -281,6 +327,10 @@ class SearchJob:
             self._new_trial(self.hierarchy.expand(w), index, self.spec.search.seed)
             for w in mixtures
         ]
+        if index == 0 and self.spec.objective.constraints:
+            seed = self.spec.search.seed
+            for name, weights in self._baselines().items():
+                trials.append(self._new_trial(weights, 0, seed, label=f"baseline:{name}"))
         self._run_trials(trials)
         finite = [
             t
@@ -292,7 +342,7 @@ class SearchJob:
             X = self.hierarchy.collapse(X)
             y = np.array([self.sign * t.result["objective"] for t in finite])
             targets = np.array(
-                [[t.result["metrics"][m] for m in self.objective_weights] for t in finite]
+                [[t.result["metrics"].get(m, np.nan) for m in self.target_names] for t in finite]
             )
             proposer.tell(X, y, targets=targets)
             self._told.extend(finite)
@@ -568,8 +618,10 @@ class SearchJob:
     def planned_trials(self) -> int:
         s, v = self.spec.search, self.spec.validate_
         validated = 1 + len(v.baselines) + (v.current is not None)
+        relative = {c.relative_to for c in self.spec.objective.constraints if c.max_value is None}
         return (
             s.initial_trials
+            + len(relative)
             + s.rounds * s.trials_per_round
             + (validated * v.seeds if v.enabled else 0)
         )

@@ -150,14 +150,35 @@ class GroupsSpec(_Section):
 # ---------------------------------------------------------------------------------- objective
 
 
+class ConstraintSpec(_Section):
+    """A guard rail: ``metric`` must stay below a limit (``strategy: pareto`` enforces it).
+
+    ``max_increase: 0.01, relative_to: natural`` reads "at most 1% above what the natural mixture
+    measures" (the baseline is trained in the initial design); ``max_value`` is an absolute limit.
+    """
+
+    metric: str
+    max_increase: float | None = Field(None, ge=0, description="Relative to the baseline.")
+    relative_to: Literal["natural", "uniform", "current"] = "natural"
+    max_value: float | None = Field(None, description="An absolute upper limit.")
+
+    @model_validator(mode="after")
+    def _one_limit(self) -> ConstraintSpec:
+        if (self.max_increase is None) == (self.max_value is None):
+            raise ValueError("give exactly one of max_increase and max_value")
+        return self
+
+
 class ObjectiveSpec(_Section):
-    """The scalar the search optimises: a weighted sum of trial metrics.
+    """The scalar the search optimises: a weighted sum of trial metrics (minimised by default),
+    and optional constraints on other metrics.
 
     An empty ``metrics`` means the mean of ``val_loss/<domain>`` over every domain.
     """
 
     metrics: dict[str, float] = Field(default_factory=dict)
     direction: Literal["minimize", "maximize"] = "minimize"
+    constraints: list[ConstraintSpec] = Field(default_factory=list)
 
     @field_validator("metrics")
     @classmethod
@@ -298,10 +319,11 @@ class SearchSpec(_Section):
     initial_trials: int = Field(16, ge=2, description="Mixtures drawn by the sampler first.")
     rounds: int = Field(1, ge=0, description="Proposal rounds after the initial design.")
     trials_per_round: int = Field(4, ge=1)
-    strategy: Literal["bo", "regmix", "law", "random"] = Field(
+    strategy: Literal["bo", "regmix", "law", "pareto", "random"] = Field(
         "bo",
         description="bo: batch Bayesian optimisation (GP, qLogNEI); regmix: simulate and average "
-        "the best predicted; law: optimise a fitted mixing law; random: Dirichlet draws.",
+        "the best predicted; law: optimise a fitted mixing law; pareto: the objective under "
+        "constraints on other metrics; random: Dirichlet draws.",
     )
     predictor: str = Field("auto", description="Predictor of the regmix strategy.")
     candidates: int = Field(100_000, ge=100, description="Simulated mixtures per proposal.")
@@ -405,6 +427,20 @@ class JobSpec(_Section):
                 f"objective.metrics: unknown metric(s) {unknown_metrics}; "
                 f"available: {sorted(metric_names)}"
             )
+        for i, constraint in enumerate(self.objective.constraints):
+            if constraint.metric not in metric_names:
+                raise ValueError(
+                    f"objective.constraints.{i}.metric: unknown metric {constraint.metric!r}; "
+                    f"available: {sorted(metric_names)}"
+                )
+            if constraint.relative_to == "current" and self.validate_.current is None:
+                raise ValueError(
+                    f"objective.constraints.{i}: relative_to 'current' needs validate.current"
+                )
+        if self.objective.constraints and self.search.strategy != "pareto":
+            raise ValueError("objective.constraints are enforced by search.strategy 'pareto'")
+        if self.objective.constraints and self.objective.direction != "minimize":
+            raise ValueError("objective.constraints work with direction 'minimize'")
         if self.validate_.current is not None:
             total = sum(self.validate_.current.values())
             if abs(total - 1.0) > 1e-6 or any(w < 0 for w in self.validate_.current.values()):

@@ -77,8 +77,12 @@ class Study:
     ) -> None:
         if direction not in ("minimize", "maximize"):
             raise MixoptError(f"direction must be 'minimize' or 'maximize', got {direction!r}")
-        if strategy not in STRATEGIES:
-            raise MixoptError(f"unknown strategy {strategy!r}; available: {', '.join(STRATEGIES)}")
+        if strategy not in STRATEGIES or strategy == "pareto":
+            valid = ", ".join(s for s in STRATEGIES if s != "pareto")
+            raise MixoptError(
+                f"unknown strategy {strategy!r} for a study; available: {valid} "
+                "(pareto needs constraints: run it from a job spec)"
+            )
         if initial < 2:
             raise MixoptError("initial must be at least 2")
         self.space = MixtureSpace.from_bounds(list(domains), bounds or {}, fixed or {})

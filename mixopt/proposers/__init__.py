@@ -1,7 +1,8 @@
 """Proposers: ask/tell searchers over the mixture space.
 
 Strategies: ``bo`` (the default: batch Bayesian optimisation), ``regmix`` (simulate and
-average), ``law`` (optimise a fitted mixing law), ``random`` (Dirichlet draws).
+average), ``law`` (optimise a fitted mixing law), ``pareto`` (several objectives, guard rails),
+``random`` (Dirichlet draws).
 
 ``ask(n)`` returns ``n`` new mixtures (rows in the space's domain order), ``tell(X, y)`` feeds
 back observed objective values, always in the *minimise* convention (the loop negates a
@@ -19,7 +20,7 @@ from mixopt.proposers.random_search import RandomProposer
 from mixopt.proposers.regmix import RegMixProposer
 from mixopt.sampling import DirichletSampler
 
-STRATEGIES = ("bo", "regmix", "law", "random")
+STRATEGIES = ("bo", "regmix", "law", "pareto", "random")
 
 
 def make_proposer(
@@ -36,6 +37,10 @@ def make_proposer(
         from mixopt.proposers.law import LawProposer
 
         return LawProposer(sampler, seed=seed)
+    if strategy == "pareto":
+        from mixopt.proposers.pareto import ParetoProposer
+
+        return ParetoProposer(sampler, seed=seed, **options)
     if strategy == "random":
         return RandomProposer(sampler, seed=seed)
     raise MixoptError(f"unknown strategy {strategy!r}; available: {', '.join(STRATEGIES)}")

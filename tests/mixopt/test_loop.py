@@ -240,3 +240,15 @@ def test_validation_trains_the_larger_proxy(make_spec, tmp_path):
     assert set(runs[runs["stage"] == "search"]["fidelity"]) == {"dense:tiny:500000"}
     assert outcome.recommendation["validation"]["uniform"]["seeds"] == 2
     assert outcome.recommendation["validation_proxy"]["preset"] == "small"
+
+
+def test_pareto_search_keeps_a_domain_within_its_guard_rail(make_spec, tmp_path):
+    objective = {"constraints": [{"metric": "val_loss/code", "max_increase": 0.0}]}
+    _, outcome = _run(make_spec, tmp_path, objective=objective, search={"strategy": "pareto"})
+    runs = pd.read_parquet(outcome.job_dir / "runs.parquet")
+    baseline = runs[runs["label"] == "baseline:natural"]
+    assert len(baseline) == 1  # the natural mixture was trained to set the limit
+    limit = baseline["val_loss/code"].iloc[0]
+    validated = outcome.recommendation["validation"]["recommended"]["metrics"]["val_loss/code"]
+    assert validated <= limit + 1e-3
+    assert "within the constraints" in outcome.recommendation["method"]

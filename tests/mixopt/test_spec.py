@@ -52,7 +52,7 @@ def test_relative_paths_resolve_against_the_spec_folder(tmp_path):
         ({"proxy": {"sequence_len": 64}}, r"proxy\.sequence_len: Extra inputs are not permitted"),
         (
             {"search": {"strategy": "magic"}},
-            r"search\.strategy: Input should be 'bo', 'regmix', 'law' or 'random'",
+            r"search\.strategy: Input should be 'bo', 'regmix', 'law', 'pareto' or 'random'",
         ),
         (
             {"validate": {"current": {"code": 0.5}}},
