@@ -218,6 +218,7 @@ def replay(
 
 
 from mixopt.cli.brain import cv, study_app  # noqa: E402
+from mixopt.cli.dashboard import register_dashboard_commands  # noqa: E402
 from mixopt.cli.data import data_app  # noqa: E402
 from mixopt.cli.runs import runs_app  # noqa: E402
 
@@ -225,6 +226,7 @@ app.command()(cv)
 app.add_typer(data_app, name="data")
 app.add_typer(runs_app, name="runs")
 app.add_typer(study_app, name="study")
+register_dashboard_commands(app)
 
 # Service commands (serve, submit, status, cancel, jobs, logs; --server on export and resume):
 # keep this last among the registrations, it wraps commands registered above.

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,6 +19,7 @@ import pytest
 import yaml
 
 from tests.conftest import ASSETS, CORPUS
+from tests.processes import apt_install, free_port
 
 FAKE_JOB = Path(__file__).with_name("fake_job.py")
 TOKENS = {"alice": "alice-token-0123456789abcdef", "bob": "bob-token-0123456789abcdef00"}
@@ -127,12 +127,6 @@ def kill_jobs() -> Callable[[Any], None]:
 # ------------------------------------------------------------------------------- PostgreSQL
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _postgres_bindir() -> Path | None:
     initdb = shutil.which("initdb")
     if initdb:
@@ -141,28 +135,13 @@ def _postgres_bindir() -> Path | None:
     return found[-1].parent if found else None
 
 
-def _install_postgres() -> str:
-    """Install Debian's PostgreSQL server (CI: a fresh Debian machine, as root); '' if done."""
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        return "PostgreSQL is not installed and cannot be installed here (needs root and apt-get)"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (
-        ["apt-get", "update", "-qq"],
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "postgresql"],
-    ):
-        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
-        if result.returncode != 0:
-            return f"installing PostgreSQL failed: {' '.join(command)}: {result.stderr[-500:]}"
-    return ""
-
-
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str]:
     """A real PostgreSQL server in a temporary folder on a free loopback port (installed with
     apt if missing); yields its admin URL (no database)."""
     bindir = _postgres_bindir()
     if bindir is None:
-        problem = _install_postgres()
+        problem = apt_install("postgresql")
         bindir = _postgres_bindir()
         if bindir is None:
             pytest.skip(problem or "PostgreSQL's initdb not found after installing it")

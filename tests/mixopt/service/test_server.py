@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,63 +24,13 @@ from typer.testing import CliRunner
 
 from mixopt.cli.main import app as cli_app
 from tests.conftest import ASSETS
-from tests.mixopt.service.conftest import TOKENS, free_port, spec_dict, wait_for
+from tests.mixopt.service.conftest import TOKENS, spec_dict, wait_for
+from tests.processes import ServerProcess as Server
+from tests.processes import free_port
 
 REPO = Path(__file__).resolve().parents[3]
 TOKEN = TOKENS["alice"]
 FINAL = ("completed", "failed", "cancelled")
-
-
-class Server:
-    """A server process; ``start`` waits until /health answers."""
-
-    def __init__(self, command: list[str], env: dict[str, str], log: Path, port: int) -> None:
-        self.command, self.env, self.log, self.port = command, env, log, port
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 90.0) -> Server:
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                self.command,
-                cwd=REPO,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"server exited: {self.log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1.0).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError(
-            f"server did not answer in {timeout} s: {self.log.read_text()[-3000:]}"
-        )
-
-    def kill(self) -> None:
-        """SIGKILL the server process alone (its jobs run in their own sessions)."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
 
 
 def server_env(state_dir: Path, **extra: str) -> dict[str, str]:
@@ -108,8 +59,9 @@ def cli(*args: str) -> Any:
 # -------------------------------------------------------------------- fast: fake jobs, real HTTP
 
 
-@pytest.fixture
-def fake_server(tmp_path):
+@contextlib.contextmanager
+def fake_service(tmp_path: Path) -> Iterator[Server]:
+    """The real service over HTTP on a free port, its jobs run by ``fake_job.py``."""
     state = tmp_path / "state"
     port = free_port()
     command = [sys.executable, "-m", "uvicorn", "--factory", "tests.mixopt.service.fake_server:app"]
@@ -121,6 +73,12 @@ def fake_server(tmp_path):
     finally:
         server.stop()
         kill_job_processes(state)
+
+
+@pytest.fixture
+def fake_server(tmp_path):
+    with fake_service(tmp_path) as server:
+        yield server
 
 
 def write_spec(tmp_path: Path, name: str, **sections: Any) -> Path:

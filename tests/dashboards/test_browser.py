@@ -1,0 +1,296 @@
+"""The dashboard and the report in headless Chromium, checked the way a person would look.
+
+Every view must render (sections available, Plotly figures drawn, no page errors), and the
+numbers read off the page must be the runs table's: trial objectives and weights, the trace's
+points, the recommendation, validation means and seed counts, MoE loads, MLflow links. A
+running job is watched until it finishes, without reloading the page. Screenshots are saved
+as test artifacts (see conftest).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import spearmanr
+
+from mixopt.report import write_report
+from tests.mixopt.reporting.jobs import DOMAINS, N_SEARCH, RunningJob
+
+pytestmark = pytest.mark.browser
+
+SECTIONS = (
+    "recommendation",
+    "trace",
+    "mixtures",
+    "predictor",
+    "effects",
+    "validation",
+    "moe",
+    "trials",
+    "spec",
+)
+
+
+def number(text: str) -> float:
+    return float(text.replace("−", "-").replace("+", "").replace(",", "").strip())
+
+
+def cells(page: Any, selector: str) -> list[str]:
+    return [c.strip() for c in page.locator(selector).all_inner_texts()]
+
+
+def trial_order(trial_id: str) -> int:
+    return int(re.sub(r"\D", "", trial_id))
+
+
+def check_job_page(page: Any, job_dir: Path, *, mlflow_url: str | None) -> None:
+    """Everything on a rendered finished job's page against the job's files."""
+    runs = pd.read_parquet(job_dir / "runs.parquet")
+    runs = runs.iloc[sorted(range(len(runs)), key=lambda i: trial_order(runs["trial_id"].iloc[i]))]
+    rec = json.loads((job_dir / "recommendation.json").read_text())
+    search = runs[runs["stage"] == "search"]
+
+    # every view is there, and every figure was drawn by Plotly
+    for name in SECTIONS:
+        section = page.locator(f'section[data-view="{name}"]')
+        assert section.get_attribute("data-available") == "true", name
+    figures = page.locator(".figure")
+    assert figures.count() >= 8
+    for i in range(figures.count()):
+        figure = figures.nth(i)
+        assert figure.locator(".main-svg").count() > 0, figure.get_attribute("id")
+
+    # header and recommendation
+    assert page.get_by_test_id("job-state").inner_text() == "completed"
+    for domain in DOMAINS:
+        shown = page.locator(f'#view-recommendation tr[data-domain="{domain}"] [data-col=weight]')
+        assert number(shown.inner_text()) == pytest.approx(rec["weights"][domain], abs=6e-5)
+    assert page.get_by_test_id("verdict").inner_text() == rec["verdict"]
+
+    # the trace: one point per search trial, in trial order, with the runs table's objectives
+    traces = page.evaluate(
+        "() => document.getElementById('fig-trace').data"
+        ".map(t => ({name: t.name, mode: t.mode, y: Array.from(t.y || [])}))"
+    )
+    points = [t["y"] for t in traces if t["mode"] == "markers" and t["name"] != "validation"]
+    observed = [y for ys in points for y in ys]
+    assert sorted(observed) == pytest.approx(sorted(search["objective"]))
+    best = next(t for t in traces if t["name"] == "best so far")
+    assert min(best["y"]) == pytest.approx(search["objective"].min())
+
+    # the trials table: every trial, its objective and weights, MLflow links
+    rows = page.locator("#view-trials tbody tr")
+    assert rows.count() == len(runs)
+    for i, (_, run) in enumerate(runs.iterrows()):
+        row = rows.nth(i)
+        assert row.get_attribute("data-trial-id") == run["trial_id"]
+        objective = row.locator("[data-col=objective]").inner_text()
+        assert number(objective) == pytest.approx(run["objective"], abs=6e-5)
+        for domain in DOMAINS:
+            weight = row.locator(f'[data-domain="{domain}"]').inner_text()
+            assert number(weight) == pytest.approx(run[f"weight/{domain}"], abs=6e-4)
+    links = page.get_by_test_id("mlflow-link")
+    if mlflow_url is None:
+        assert links.count() == 0
+    else:
+        assert links.count() == len(runs)
+        for href in [links.nth(i).get_attribute("href") for i in range(links.count())]:
+            assert href is not None and href.startswith(mlflow_url.rstrip("/") + "/#/experiments/")
+
+    # validation at scale: mean, seeds per mixture from the validation trials
+    validation = runs[runs["stage"] == "validate"].groupby("label")["objective"]
+    table = page.locator("#view-validation tbody tr")
+    assert table.count() == validation.ngroups
+    for label, values in validation:
+        row = page.locator(f'#view-validation tr[data-label="{label}"]')
+        assert number(row.locator("[data-col=mean]").inner_text()) == pytest.approx(
+            values.mean(), abs=6e-5
+        )
+        assert number(row.locator("[data-col=std]").inner_text()) == pytest.approx(
+            values.std(ddof=1), abs=6e-5
+        )
+        assert int(row.locator("[data-col=seeds]").inner_text()) == len(values)
+
+    # predictor quality: the shown Spearman is the one of the plotted held-out predictions
+    plotted = page.evaluate(
+        "() => { const t = document.getElementById('fig-predictor').data"
+        ".find(t => t.mode === 'markers'); return {x: Array.from(t.x), y: Array.from(t.y)}; }"
+    )
+    assert len(plotted["x"]) == len(search)
+    assert sorted(plotted["x"]) == pytest.approx(sorted(search["objective"]))
+    rho = float(spearmanr(plotted["x"], plotted["y"]).statistic)
+    shown_rho = page.get_by_test_id("spearman")
+    assert float(shown_rho.get_attribute("data-value")) == pytest.approx(rho, abs=1e-9)
+    assert number(shown_rho.inner_text()) == pytest.approx(rho, abs=6e-4)
+    # the 68% coverage shown is the share of plotted points whose ±1σ bar covers the diagonal
+    bars = page.evaluate(
+        "() => { const t = document.getElementById('fig-predictor').data"
+        ".find(t => t.mode === 'markers'); return Array.from(t.error_y.array); }"
+    )
+    covered = np.mean(
+        [abs(y - x) <= e for x, y, e in zip(plotted["x"], plotted["y"], bars, strict=True)]
+    )
+    shown_coverage = float(page.get_by_test_id("coverage68").get_attribute("data-value"))
+    assert shown_coverage == pytest.approx(covered)
+
+    # MoE expert load: one row per MoE trial, final max load from the runs table
+    if "moe/max_load" in runs.columns:
+        moe = runs.dropna(subset=["moe/max_load"])
+        table = page.locator("#view-moe tbody tr")
+        assert table.count() == len(moe)
+        for _, run in moe.iterrows():
+            shown = page.locator(
+                f'#view-moe tr[data-trial-id="{run["trial_id"]}"] [data-col=max-load]'
+            )
+            assert number(shown.inner_text()) == pytest.approx(run["moe/max_load"], abs=6e-4)
+
+    # the spec, verbatim
+    spec = page.get_by_test_id("spec").text_content()
+    assert spec == (job_dir / "spec.yaml").read_text()
+
+
+# ------------------------------------------------------------------------------- dashboard
+
+
+def test_dashboard_shows_a_finished_job(start_dashboard, new_page, finished_job, artifacts):
+    mlflow_url = "http://mlflow.example:5000"
+    dashboard = start_dashboard(
+        "--job-dir", str(finished_job.parent), "--poll", "1", "--mlflow-url", mlflow_url
+    )
+    tab = new_page()
+    page = tab.page
+    page.goto(dashboard.url + "/")
+
+    # the jobs list: state, trials and best objective of the job
+    row = page.locator(f'tr[data-job-id="{finished_job.name}"]')
+    row.wait_for()
+    runs = pd.read_parquet(finished_job / "runs.parquet")
+    assert row.locator("[data-col=state]").inner_text() == "completed"
+    assert row.locator("[data-col=trials]").inner_text() == f"{len(runs)} / {len(runs)}"
+    best = runs[runs["stage"] == "search"]["objective"].min()
+    assert number(row.locator("[data-col=best]").inner_text()) == pytest.approx(best, abs=6e-5)
+    page.screenshot(path=str(artifacts / "jobs.png"))
+
+    # a click opens the job
+    row.get_by_test_id("job-link").click()
+    page.wait_for_selector("#page[data-rendered]")
+    assert page.url.endswith(f"#/job/{finished_job.name}")
+    check_job_page(page, finished_job, mlflow_url=mlflow_url)
+    page.screenshot(path=str(artifacts / "finished-job.png"), full_page=True)
+
+    # the MoE trial picker redraws the per-trial expert-load figure
+    picker = page.get_by_test_id("moe-trial")
+    options = picker.locator("option").all_inner_texts()
+    assert len(options) > 1
+    before = page.evaluate("() => JSON.stringify(document.getElementById('fig-moe-trial').data)")
+    picker.select_option(options[-1] if picker.input_value() != options[-1] else options[0])
+    after = page.evaluate("() => JSON.stringify(document.getElementById('fig-moe-trial').data)")
+    assert after != before
+    assert tab.errors == []
+
+
+def test_dashboard_follows_a_running_job(tmp_path, start_dashboard, new_page, artifacts):
+    running = RunningJob(tmp_path, finish=6).start()
+    try:
+        dashboard = start_dashboard("--job-dir", str(running.job_dir), "--poll", "0.5")
+        tab = new_page()
+        page = tab.page
+        page.goto(f"{dashboard.url}/#/job/{running.job_dir.name}")
+        page.wait_for_selector("#page[data-rendered]")
+        assert page.get_by_test_id("job-state").inner_text() == "running"
+        assert "live" in page.get_by_test_id("live").inner_text()
+        completed = page.locator('#view-trials tr[data-status="completed"]')
+        assert completed.count() == 6
+        assert page.locator('#view-trials tr[data-status="running"]').count() >= 1
+        recommendation = page.locator('section[data-view="recommendation"]')
+        assert recommendation.get_attribute("data-available") == "false"
+        assert "the job is running" in recommendation.get_by_test_id("reason").inner_text()
+        # the trace has the finished trials so far
+        shown = page.evaluate(
+            "() => document.getElementById('fig-trace').data"
+            ".filter(t => t.mode === 'markers').reduce((n, t) => n + t.y.length, 0)"
+        )
+        assert shown == 6
+        page.screenshot(path=str(artifacts / "running-job.png"), full_page=True)
+    finally:
+        running.release()
+
+    # the page follows the job to the end by polling, without a reload
+    page.wait_for_selector('.job[data-state="completed"]', timeout=60_000)
+    assert page.get_by_test_id("job-state").inner_text() == "completed"
+    runs = pd.read_parquet(running.job_dir / "runs.parquet")
+    assert page.locator('#view-trials tr[data-status="completed"]').count() == len(runs)
+    assert len(runs) > N_SEARCH
+    assert recommendation.get_attribute("data-available") == "true"
+    check_job_page(page, running.job_dir, mlflow_url=None)
+    page.screenshot(path=str(artifacts / "running-job-finished.png"), full_page=True)
+    assert tab.errors == []
+
+
+def test_dashboard_shows_errors_in_the_page(tmp_path, start_dashboard, new_page, finished_job):
+    """An unknown job and a job whose files broke say so on the page; the list goes on."""
+    import shutil
+
+    root = tmp_path / "jobs"
+    shutil.copytree(finished_job, root / "good")
+    shutil.copytree(finished_job, root / "broken")
+    dashboard = start_dashboard("--job-dir", str(root), "--poll", "0.5")
+    tab = new_page()
+    page = tab.page
+    (root / "broken" / "runs.parquet").write_text("not parquet")
+    page.goto(dashboard.url + "/")
+    page.locator('tr[data-job-id="good"]').wait_for()
+    broken = page.locator('tr[data-job-id="broken"]')
+    assert broken.locator("[data-col=state]").inner_text() == "unreadable"
+    assert "cannot read the runs table" in broken.inner_text()
+    page.goto(dashboard.url + "/#/job/broken")
+    error = page.get_by_test_id("error")
+    error.wait_for()
+    assert "cannot read the runs table" in error.inner_text()
+    page.goto(dashboard.url + "/#/job/no-such-job")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-testid=error]')]"
+        ".some(e => e.textContent.includes(\"no job 'no-such-job'\"))"
+    )
+    # the good job still renders
+    page.goto(dashboard.url + "/#/job/good")
+    page.wait_for_selector("#page[data-rendered]")
+    assert page.get_by_test_id("job-state").inner_text() == "completed"
+
+
+# ---------------------------------------------------------------------------------- report
+
+
+def test_report_renders_offline_with_the_same_numbers(tmp_path, new_page, finished_job, artifacts):
+    from mixopt.reporting.views import ViewOptions
+
+    mlflow_url = "http://mlflow.example:5000"
+    report = write_report(
+        finished_job,
+        tmp_path / "report.html",
+        png=False,
+        options=ViewOptions(mlflow_url=mlflow_url),
+    )
+    tab = new_page()
+    page = tab.page
+    # the network is cut: a report must carry everything it draws with
+    page.route(
+        "**/*",
+        lambda route: route.continue_() if route.request.url.startswith("file:") else route.abort(),
+    )
+    page.goto(report.html.as_uri())
+    page.wait_for_selector("#job[data-rendered]")
+    check_job_page(page, finished_job, mlflow_url=mlflow_url)
+    assert all(url.startswith("file:") for url in tab.requests), tab.requests
+    assert tab.errors == []
+    page.screenshot(path=str(artifacts / "report.png"), full_page=True)
+    # intervals of the recommendation are on the page
+    text = page.locator('section[data-view="recommendation"]').inner_text()
+    assert re.search(r"95% interval \[\d+\.\d+, \d+\.\d+\]", text)
+    assert np.isfinite(number(page.get_by_test_id("coverage95").get_attribute("data-value")))

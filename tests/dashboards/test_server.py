@@ -1,0 +1,105 @@
+"""The dashboard's HTTP API over a real server process: job directories and a real service."""
+
+from __future__ import annotations
+
+import shutil
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from mixopt.cli.main import app as cli_app
+from tests.mixopt.service.conftest import wait_for
+from tests.mixopt.service.test_server import TOKEN, cli, fake_service, server_env, write_spec
+
+
+def test_api_over_job_directories(tmp_path, start_dashboard, finished_job):
+    root = tmp_path / "runs"
+    shutil.copytree(finished_job, root / "good")
+    shutil.copytree(finished_job, root / "broken")
+    (root / "broken" / "runs.parquet").write_text("not parquet")
+    dashboard = start_dashboard("--job-dir", str(root), "--poll", "0.5", "--predictor", "linear")
+
+    config = dashboard.get("/api/config").json()
+    assert config["poll_s"] == 0.5 and config["predictor"] == "linear"
+    assert config["sources"] == [f"directory {root.resolve()}"]
+
+    listed = {j["id"]: j for j in dashboard.get("/api/jobs").json()["jobs"]}
+    assert set(listed) == {"good", "broken"}
+    runs = pd.read_parquet(root / "good" / "runs.parquet")
+    good = listed["good"]
+    assert good["state"] == "completed" and good["trials_completed"] == len(runs)
+    search = runs[runs["stage"] == "search"]
+    assert good["best_objective"] == pytest.approx(search["objective"].min())
+    assert listed["broken"]["state"] == "unreadable"
+    assert "cannot read the runs table" in listed["broken"]["error"]
+
+    model = dashboard.get("/api/jobs/good").json()
+    assert model["id"] == "good" and model["job"]["state"] == "completed"
+    assert model["views"]["predictor"]["predictor"] == "linear"
+    assert len(model["views"]["trials"]["rows"]) == len(runs)
+
+    # a new job appears in the list without a restart
+    shutil.copytree(finished_job, root / "later")
+    assert "later" in {j["id"] for j in dashboard.get("/api/jobs").json()["jobs"]}
+
+    unknown = dashboard.get("/api/jobs/nope")
+    assert unknown.status_code == 404 and unknown.json() == {"detail": "no job 'nope'"}
+    broken = dashboard.get("/api/jobs/broken")
+    assert broken.status_code == 422 and "cannot read the runs table" in broken.json()["detail"]
+    # the page and its assets are served locally
+    assert "mixopt dashboard" in dashboard.get("/").text
+    assert dashboard.get("/vendor/plotly.min.js").status_code == 200
+    assert "MixoptViews" in dashboard.get("/assets/views.js").text
+
+
+def test_dashboard_command_errors(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(cli_app, ["dashboard", "--job-dir", str(tmp_path / "missing")])
+    assert result.exit_code == 2 and "no such job directory" in result.output
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "a.txt").write_text("x")
+    result = runner.invoke(cli_app, ["dashboard", "--job-dir", str(tmp_path / "notes")])
+    assert result.exit_code == 2 and "not a mixopt job directory" in result.output
+    result = runner.invoke(cli_app, ["dashboard", "--job-dir", str(tmp_path), "--poll", "0"])
+    assert result.exit_code == 2 and "--poll must be > 0" in result.output
+
+
+@pytest.fixture
+def service(tmp_path):
+    with fake_service(tmp_path) as server:
+        yield server
+
+
+def test_api_over_a_service(tmp_path, service, start_dashboard):
+    submitted = cli("submit", str(write_spec(tmp_path, "served")), "--server", service.url)
+    assert submitted.exit_code == 0, submitted.output
+    job_id = submitted.stdout.strip().splitlines()[-1]
+    wait = cli("status", job_id, "--server", service.url, "--wait")
+    assert wait.exit_code == 0, wait.output
+
+    env = {**server_env(tmp_path / "unused"), "MIXOPT_TOKEN": TOKEN}
+    dashboard = start_dashboard("--server", service.url, env=env)
+    config = dashboard.get("/api/config").json()
+    assert config["sources"] == [f"service {service.url}"]
+    listed = wait_for(
+        lambda: dashboard.get("/api/jobs").json(),
+        lambda body: any(j["id"] == job_id for j in body["jobs"]),
+    )
+    job = next(j for j in listed["jobs"] if j["id"] == job_id)
+    assert job["state"] == "completed" and job["source"] == f"service {service.url}"
+    assert job["best_objective"] == pytest.approx(4.2)
+    model = dashboard.get(f"/api/jobs/{job_id}").json()
+    assert model["job"]["state"] == "completed"
+    assert model["views"]["recommendation"]["available"]
+    assert model["views"]["recommendation"]["weights"] == {"a": 0.25, "b": 0.75}
+    assert "name: served" in model["views"]["spec"]["yaml"]
+    assert dashboard.get("/api/jobs/unknown-job").status_code == 404
+
+
+def test_a_wrong_service_token_stops_the_dashboard_at_start(tmp_path, service):
+    result = CliRunner().invoke(
+        cli_app, ["dashboard", "--server", service.url], env={"MIXOPT_TOKEN": "wrong"}
+    )
+    assert result.exit_code != 0
+    assert "401" in result.output or "token" in result.output.lower()

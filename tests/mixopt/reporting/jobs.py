@@ -1,0 +1,178 @@
+"""Job directories for the reporting and dashboard tests, made in seconds.
+
+The search loop, data stage, runs table, state and (optionally) MLflow are the real ones; the
+proxies are replaced by :func:`noisy_moe_execute`, whose losses are the known synthetic mixing
+law plus seed noise (so validation has a spread) and which reports MoE expert counts over
+training (so the MoE view has data). ``tests/dashboards`` and the slow tests also use real
+proxies (``--runner local``).
+"""
+
+from __future__ import annotations
+
+import threading
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mixopt.runners.base import RunnerEvent
+from mixopt.spec import JobSpec
+from mixopt.testing import ScriptedRunner, synthetic_execute
+from mixopt.trials import TrialRequest
+from tests.conftest import corpus_domains
+
+DOMAINS = ("code", "bible", "dictionary")
+SEARCH = {
+    "initial_trials": 8,
+    "rounds": 2,
+    "trials_per_round": 3,
+    "candidates": 2000,
+    "top_k": 40,
+    "strategy": "regmix",
+    "predictor": "linear",
+}
+N_SEARCH = 8 + 2 * 3
+N_VALIDATE = 4 * 2  # recommended, uniform, natural, current; 2 seeds each
+CURRENT = {"code": 0.5, "bible": 0.25, "dictionary": 0.25}
+EXPERTS, LAYERS = 4, 2
+
+
+def job_spec(root: Path, name: str = "synthetic", **sections: Any) -> JobSpec:
+    values: dict[str, Any] = {
+        "name": name,
+        "output_dir": str(root / "runs"),
+        "domains": corpus_domains(),
+        "data": {"cache_dir": str(root / "cache")},
+        "tokenizer": {"vocab_size": 300, "sample_bytes_per_domain": 20_000},
+        "proxy": {"seq_len": 16, "arch": "moe"},
+        "search": dict(SEARCH),
+        "validate": {"seeds": 2, "baselines": ["uniform", "natural"], "current": CURRENT},
+        "tracking": {"enabled": False},
+    }
+    values.update(sections)
+    return JobSpec.model_validate(values)
+
+
+def max_load(counts: list[list[int]]) -> float:
+    """proxies.evaluate's moe/max_load: the worst layer's most loaded expert over the mean."""
+    return max(max(layer) / (sum(layer) / len(layer)) for layer in counts)
+
+
+def noisy_moe_execute(request: TrialRequest) -> dict[str, Any]:
+    result = synthetic_execute(request)
+    key = zlib.crc32(repr(sorted(request.weights.items())).encode())
+    rng = np.random.default_rng([request.seed, key])
+    result["metrics"] = {k: v + 0.01 * rng.standard_normal() for k, v in result["metrics"].items()}
+    tokens = int(result["tokens"])
+    evals = []
+    for fraction in (1 / 3, 2 / 3, 1.0):
+        counts = rng.integers(50, 400, size=(LAYERS, EXPERTS)).tolist()
+        evals.append(
+            {"step": 0, "tokens": int(tokens * fraction), "metrics": {}, "expert_counts": counts}
+        )
+    result["evals"] = evals[:-1]
+    result["expert_counts"] = evals[-1]["expert_counts"]
+    result["metrics"]["moe/max_load"] = max_load(result["expert_counts"])
+    result["metrics"]["moe/dropped_tokens"] = 0.0
+    return result
+
+
+def make_job(root: Path, *, tracker: Any = None, name: str = "synthetic", **sections: Any) -> Path:
+    """A finished job directory under ``root``."""
+    from mixopt.jobs import create_job_dir
+    from mixopt.loop import SearchJob
+
+    spec = job_spec(root, name, **sections)
+    job_dir = create_job_dir(spec, root / name)
+    SearchJob(spec, job_dir, runner=ScriptedRunner(noisy_moe_execute), tracker=tracker).run()
+    return job_dir
+
+
+class BlockingRunner(ScriptedRunner):
+    """Finishes ``finish`` trials, then holds the rest until ``release`` is set: a job that is
+    running while a test looks at it."""
+
+    def __init__(self, finish: int) -> None:
+        super().__init__(noisy_moe_execute)
+        self.finish = finish
+        self.done = 0
+        self.release = threading.Event()
+        self.blocked = threading.Event()
+
+    def poll(self, timeout: float) -> list[RunnerEvent]:
+        if self.done >= self.finish and not self.release.is_set():
+            self.blocked.set()
+            self.release.wait(timeout)
+            return []
+        events = []
+        while self._queue and (self.done < self.finish or self.release.is_set()):
+            request = self._queue.popleft()
+            events.append(RunnerEvent(request.trial_id, result=self.execute(request)))
+            self.done += 1
+        return events
+
+
+class RunningJob:
+    """A job running in a background thread, held after ``finish`` trials until ``release()``."""
+
+    def __init__(self, root: Path, finish: int, name: str = "running", **sections: Any) -> None:
+        from mixopt.jobs import create_job_dir
+        from mixopt.loop import SearchJob
+
+        spec = job_spec(root, name, **sections)
+        self.job_dir = create_job_dir(spec, root / name)
+        self.runner = BlockingRunner(finish)
+        self.job = SearchJob(spec, self.job_dir, runner=self.runner)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.job.run()
+        except BaseException as error:  # reported by the test that waits for the job
+            self.error = error
+
+    def start(self, timeout: float = 60.0) -> RunningJob:
+        self.thread.start()
+        if not self.runner.blocked.wait(timeout):
+            raise AssertionError(f"the job did not reach {self.runner.finish} trials: {self.error}")
+        return self
+
+    def release(self, timeout: float = 60.0) -> None:
+        self.runner.release.set()
+        self.thread.join(timeout)
+        if self.error is not None:
+            raise self.error
+
+
+_shared: dict[str, Path] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_finished_job() -> Path:
+    """One finished, MLflow-tracked synthetic job per test session (the reporting and dashboard
+    tests read it; none of them writes to it)."""
+    import atexit
+    import shutil
+    import tempfile
+
+    with _shared_lock:
+        if "finished" not in _shared:
+            from mixopt.jobs import build_tracker
+
+            root = Path(tempfile.mkdtemp(prefix="mixopt-report-job-"))
+            atexit.register(shutil.rmtree, root, ignore_errors=True)
+            spec = job_spec(root, "synthetic", tracking={"enabled": True})
+            job_dir = root / "synthetic"
+            job_dir.mkdir()
+            from mixopt.loop import SearchJob
+
+            SearchJob(
+                spec,
+                job_dir,
+                runner=ScriptedRunner(noisy_moe_execute),
+                tracker=build_tracker(spec, job_dir),
+            ).run()
+            _shared["finished"] = job_dir
+        return _shared["finished"]
