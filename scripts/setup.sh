@@ -3,6 +3,7 @@
 #
 #   scripts/setup.sh                 # venv + torch + mixopt (editable) with its dev tools
 #   scripts/setup.sh --demo-corpus   # ... and the demo corpus (Debian text packages where possible)
+#   MIXOPT_EXTRAS=dev,frameworks scripts/setup.sh   # other extras (scripts/test.sh uses these)
 #
 # torch: an existing install in .venv is kept; with an NVIDIA GPU the default (CUDA) build is
 # installed; otherwise the CPU build (the wheel on this machine's disk when there is one).
@@ -55,8 +56,9 @@ else
     --extra-index-url https://pypi.org/simple
 fi
 
-say "installing mixopt (editable) with dev tools"
-pip_quiet -e '.[dev]'
+extras=${MIXOPT_EXTRAS:-dev}
+say "installing mixopt (editable) with extras: $extras"
+pip_quiet -e ".[$extras]"
 .venv/bin/python -c 'import mixopt, proxies' || { echo "mixopt failed to install" >&2; exit 1; }
 
 if [ "$demo_corpus" = 1 ]; then
