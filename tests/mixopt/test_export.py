@@ -352,6 +352,7 @@ def test_olmo_source_mixture(job, rec_weights, manifest):
 def test_olmo_mixture_builds_in_olmo_core(job, rec_weights, tmp_path):
     """With ai2-olmo-core (the `frameworks` extra, which scripts/test.sh installs)."""
     import olmo_core.data.source_mixture as mixtures
+
     path = tmp_path / "mixture.yaml"
     path.write_text(export(job, "olmo"))
     sources = mixtures.SourceMixtureList.from_file(path)
@@ -444,6 +445,7 @@ def test_torchtitan_sources(job, rec_weights):
 def test_torchtitan_snippet_builds_the_real_config(job, rec_weights):
     """With torchtitan (the `frameworks` extra, which scripts/test.sh installs)."""
     import torchtitan.hf_datasets.text_datasets  # noqa: F401
+
     namespace: dict = {}
     exec(compile(export(job, "torchtitan"), "<export>", "exec"), namespace)
     config = namespace["dataloader"]
