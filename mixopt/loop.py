@@ -110,6 +110,11 @@ class SearchJob:
         ]
         self.sign = 1.0 if spec.objective.direction == "minimize" else -1.0
         self.validation_proxy = spec.validation_proxy()
+        # mfbo: the cheaper proxies, then the search proxy (the target fidelity) last
+        self.fidelity_proxies = [
+            spec.fidelity_proxy(i) for i in range(len(spec.search.fidelities))
+        ] + [spec.proxy]
+        self.fidelity_flops: list[float] = []  # training FLOPs of one trial per level
         self.trials: list[Trial] = []
         self.manifest: DataManifest | None = None
         self.state = JobState()
@@ -228,17 +233,80 @@ class SearchJob:
                 "candidates": s.candidates,
                 "top_k": min(s.top_k, s.candidates),
             }
+        if s.strategy == "mfbo":
+            self.fidelity_flops = self._fidelity_flops()
+            options = {"levels": self.fidelity_flops, "costs": self.fidelity_flops}
         proposer = make_proposer(s.strategy, sampler, seed=s.seed, **options)
         proposer.target_weights = self.sign * np.array(
             [self.objective_weights.get(name, 0.0) for name in self.target_names]
         )
         return proposer
 
+    def _fidelity_flops(self) -> list[float]:
+        """Training FLOPs of one trial at each fidelity; a cheaper one must cost less."""
+        from proxies.presets import get_preset
+
+        assert self.manifest is not None
+        flops = []
+        for p in self.fidelity_proxies:
+            cfg = get_preset(
+                p.preset,
+                vocab_size=self.manifest.vocab_size,
+                seq_len=p.seq_len,
+                arch=p.arch,
+                **p.overrides,
+            )
+            flops.append(float(p.train_tokens) * cfg.flops_per_token())
+        for i, value in enumerate(flops[:-1]):
+            if value >= flops[-1]:
+                raise MixoptError(
+                    f"search.fidelities.{i}: trains {value:.3g} FLOPs, not fewer than the "
+                    f"target proxy's {flops[-1]:.3g}; a fidelity must be cheaper"
+                )
+        return flops
+
+    def _level_costs(self) -> list[float]:
+        """Measured cost (mean wall seconds) of a trial per fidelity; FLOPs-scaled where a
+        fidelity has no finished trial yet."""
+        walls: dict[int, list[float]] = {}
+        for t in self.trials:
+            wall = t.result.get("wall_s") if t.status is TrialStatus.COMPLETED else None
+            if t.stage is Stage.SEARCH and wall and wall > 0:
+                level = self._level(t)
+                walls.setdefault(level, []).append(float(wall))
+        measured = {level: float(np.mean(v)) for level, v in walls.items()}
+        if not measured:
+            return list(self.fidelity_flops)
+        per_flop = float(np.mean([measured[i] / self.fidelity_flops[i] for i in measured]))
+        return [measured.get(i, per_flop * flops) for i, flops in enumerate(self.fidelity_flops)]
+
+    def _levels_text(self, levels: list[int]) -> str:
+        """E.g. "3 at dense:tiny:250000, 1 at the target (dense:tiny:1000000)"."""
+        target = len(self.fidelity_proxies) - 1
+        parts = []
+        for level in sorted(set(levels)):
+            p = self.fidelity_proxies[level]
+            name = f"{p.arch}:{p.preset}:{p.train_tokens}"
+            where = f"the target ({name})" if level == target else name
+            parts.append(f"{levels.count(level)} at {where}")
+        return ", ".join(parts)
+
+    def _level(self, trial: Trial) -> int:
+        target = len(self.fidelity_proxies) - 1
+        return target if trial.fidelity_level is None else trial.fidelity_level
+
     def _search(self, sampler: DirichletSampler, proposer: Proposer) -> None:
+        from mixopt.proposers.mfbo import MultiFidelityBOProposer
+
         s = self.spec.search
         self._stage = "initial design"
         initial = sampler.sample(s.initial_trials, np.random.default_rng(s.seed))
-        self._run_round(proposer, initial, 0)
+        levels: list[int] | None = None
+        if isinstance(proposer, MultiFidelityBOProposer):  # the initial design runs cheapest
+            at_target = s.initial_at_target
+            cheapest, target = int(np.argmin(self.fidelity_flops)), len(self.fidelity_flops) - 1
+            levels = [cheapest] * (len(initial) - at_target) + [target] * at_target
+        self._run_round(proposer, initial, 0, levels)
         if self.spec.objective.constraints:
             self._set_constraints(proposer)
         for round_index in range(1, s.rounds + 1):
@@ -253,13 +321,20 @@ class SearchJob:
                 mixtures = self.hierarchy.collapse(
                     np.array([[t.weights[d] for d in self.space.domains] for t in saved])
                 )
+                levels = [self._level(t) for t in saved] if levels is not None else None
             else:
                 self._say(
                     f"round {round_index}: {s.strategy} proposes from {proposer.n_observed} trials"
                 )
-                mixtures = proposer.ask(s.trials_per_round)
+                if isinstance(proposer, MultiFidelityBOProposer):
+                    proposer.costs = np.asarray(self._level_costs())
+                    mixtures, chosen = proposer.ask_with_fidelity(s.trials_per_round)
+                    levels = [int(level) for level in chosen]
+                    self._say(f"round {round_index}: mfbo runs {self._levels_text(levels)}")
+                else:
+                    mixtures = proposer.ask(s.trials_per_round)
                 self._log_predictor(proposer, round_index)
-            self._run_round(proposer, mixtures, round_index)
+            self._run_round(proposer, mixtures, round_index, levels)
         self._require_finished(proposer)
 
     def _baselines(self) -> dict[str, np.ndarray]:
@@ -322,10 +397,23 @@ class SearchJob:
                 f"the errors are in {self._log_file} and {self.job_dir / RUNS_FILE}"
             )
 
-    def _run_round(self, proposer: Proposer, mixtures: np.ndarray, index: int) -> None:
+    def _run_round(
+        self,
+        proposer: Proposer,
+        mixtures: np.ndarray,
+        index: int,
+        levels: list[int] | None = None,
+    ) -> None:
+        from mixopt.proposers.mfbo import MultiFidelityBOProposer
+
         trials = [
-            self._new_trial(self.hierarchy.expand(w), index, self.spec.search.seed)
-            for w in mixtures
+            self._new_trial(
+                self.hierarchy.expand(w),
+                index,
+                self.spec.search.seed,
+                fidelity_level=None if levels is None else levels[i],
+            )
+            for i, w in enumerate(mixtures)
         ]
         if index == 0 and self.spec.objective.constraints:
             seed = self.spec.search.seed
@@ -344,7 +432,11 @@ class SearchJob:
             targets = np.array(
                 [[t.result["metrics"].get(m, np.nan) for m in self.target_names] for t in finite]
             )
-            proposer.tell(X, y, targets=targets)
+            if isinstance(proposer, MultiFidelityBOProposer):
+                at = np.array([self._level(t) for t in finite])
+                proposer.tell_at(X, y, at, targets=targets)
+            else:
+                proposer.tell(X, y, targets=targets)
             self._told.extend(finite)
 
     def _recommend(self, proposer: Proposer) -> Recommendation:
@@ -399,11 +491,17 @@ class SearchJob:
         *,
         stage: Stage = Stage.SEARCH,
         label: str = "",
+        fidelity_level: int | None = None,
     ) -> Trial:
         trial_id = f"t{len(self.trials):04d}"
         saved = self._saved.get(trial_id)
         if saved is not None:
-            if saved.stage is not stage or saved.round != round_index or saved.label != label:
+            if (
+                saved.stage is not stage
+                or saved.round != round_index
+                or saved.label != label
+                or (round_index == 0 and saved.fidelity_level != fidelity_level)
+            ):
                 raise MixoptError(
                     f"{self.job_dir}: saved trial {trial_id} ({saved.stage.value}, round "
                     f"{saved.round}) does not match the job's plan; was the spec edited?"
@@ -417,13 +515,18 @@ class SearchJob:
                 seed=seed,
                 stage=stage,
                 label=label,
+                fidelity_level=fidelity_level,
             )
         self.trials.append(trial)
         self.state.trials = self.trials
         return trial
 
     def _proxy_for(self, trial: Trial) -> ProxySpec:
-        return self.validation_proxy if trial.stage is Stage.VALIDATE else self.spec.proxy
+        if trial.stage is Stage.VALIDATE:
+            return self.validation_proxy
+        if trial.fidelity_level is not None:
+            return self.fidelity_proxies[trial.fidelity_level]
+        return self.spec.proxy
 
     def _request(self, trial: Trial) -> TrialRequest:
         assert self.manifest is not None
@@ -497,7 +600,9 @@ class SearchJob:
         self._show(snapshot, running, trials)
         while pending or running:
             while pending and len(set(group_of.values())) < cap:
-                group, pending = pending[:size], pending[size:]
+                group = [t for t in pending if self._proxy_for(t) == self._proxy_for(pending[0])]
+                group = group[:size]
+                pending = [t for t in pending if t not in group]
                 for trial in group:
                     trial.status = TrialStatus.RUNNING
                     trial.attempts += 1
@@ -561,12 +666,14 @@ class SearchJob:
     # ---------------------------------------------------------------------------- reporting
 
     def _best_trial(self, stage: Stage) -> Trial | None:
+        target = len(self.fidelity_proxies) - 1  # cheaper fidelities' losses do not compare
         done = [
             t
             for t in self.trials
             if t.stage is stage
             and t.status is TrialStatus.COMPLETED
             and np.isfinite(t.result.get("objective", np.nan))
+            and self._level(t) == target
         ]
         return min(done, key=lambda t: self.sign * t.result["objective"]) if done else None
 

@@ -22,13 +22,13 @@ objective is minimised unless ``maximize``; the trace's ``value`` is always the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from mixopt.errors import MixoptError
 from mixopt.predictors import make_predictor
+from mixopt.proposers.mfbo import mf_expected_improvement_per_cost
 
 STRATEGIES = ("random", "regmix", "law", "bo", "mfbo")
 DEFAULT_STRATEGY = "bo"
@@ -245,93 +245,3 @@ def _bo_choose(
         if int(remaining[index]) not in picked:
             picked.append(int(remaining[index]))
     return picked
-
-
-def mf_expected_improvement_per_cost(
-    *,
-    X: np.ndarray,
-    fidelity: np.ndarray,
-    y: np.ndarray,
-    candidates: np.ndarray,
-    candidate_fidelity: np.ndarray,
-    candidate_cost: np.ndarray,
-    target_fidelity: float,
-    seed: int = 0,
-) -> np.ndarray:
-    """Augmented expected improvement per unit cost (minimisation) for candidate (w, f) rows.
-
-    EI of the candidate mixture at the target fidelity × posterior correlation between the
-    candidate's own fidelity and the target × cost(target) / cost(candidate).
-    """
-    import torch
-    from scipy.stats import norm
-
-    f_scale = _fidelity_scale(fidelity, candidate_fidelity, target_fidelity)
-    model = fit_multi_fidelity_gp(X, f_scale(fidelity), y, seed=seed)
-    at_target = np.hstack([candidates, np.full((len(candidates), 1), f_scale(target_fidelity))])
-    at_own = np.hstack([candidates, f_scale(candidate_fidelity)[:, None]])
-    with torch.no_grad():
-        joint = torch.as_tensor(np.stack([at_target, at_own], axis=1), dtype=torch.float64)
-        posterior = model.posterior(joint)  # batch (c,) of 2 points each
-        mean = posterior.mean.squeeze(-1).numpy()  # (c, 2)
-        cov = posterior.distribution.covariance_matrix.numpy()  # (c, 2, 2)
-    mu, var_t, var_o = mean[:, 0], cov[:, 0, 0], cov[:, 1, 1]
-    sd = np.sqrt(np.maximum(var_t, 1e-12))
-    corr = np.clip(cov[:, 0, 1] / np.sqrt(np.maximum(var_t * var_o, 1e-24)), 0.0, 1.0)
-    on_target = np.isclose(fidelity, target_fidelity)
-    best = y[on_target].min() if on_target.any() else mu.min()
-    z = (best - mu) / sd
-    ei = sd * (z * norm.cdf(z) + norm.pdf(z))
-    target_cost = candidate_cost[np.isclose(candidate_fidelity, target_fidelity)]
-    reference = float(target_cost.max()) if target_cost.size else float(candidate_cost.max())
-    return ei * corr * reference / candidate_cost
-
-
-def _fidelity_scale(*arrays: Any) -> Any:
-    """Map fidelities to [0, 1] by log scale (costs and sizes span orders of magnitude)."""
-    values = np.concatenate([np.atleast_1d(np.asarray(a, dtype=float)) for a in arrays])
-    low, high = np.log(values.min()), np.log(values.max())
-    span = high - low if high > low else 1.0
-    return lambda f: (np.log(np.asarray(f, dtype=float)) - low) / span
-
-
-def fit_multi_fidelity_gp(
-    X: np.ndarray, fidelity01: np.ndarray, y: np.ndarray, *, seed: int = 0
-) -> Any:
-    """BoTorch's ``SingleTaskMultiFidelityGP`` on (log-weights, fidelity scaled to [0, 1])."""
-    import torch
-    from botorch.fit import fit_gpytorch_mll
-    from botorch.models import SingleTaskMultiFidelityGP
-    from botorch.models.transforms import Standardize
-    from gpytorch.mlls import ExactMarginalLogLikelihood
-
-    from mixopt.predictors.features import log_weights
-
-    torch.manual_seed(seed)
-    train_x = torch.as_tensor(np.hstack([log_weights(X), fidelity01[:, None]]), dtype=torch.float64)
-    train_y = torch.as_tensor(y, dtype=torch.float64).reshape(-1, 1)
-    model = SingleTaskMultiFidelityGP(
-        train_x, train_y, data_fidelities=[X.shape[1]], outcome_transform=Standardize(m=1)
-    )
-    fit_gpytorch_mll(
-        ExactMarginalLogLikelihood(model.likelihood, model),
-        optimizer_kwargs={"options": {"maxiter": 200}},
-    )
-    model.eval()
-    return _LogWeightsFront(model)
-
-
-class _LogWeightsFront:
-    """Apply the log-weights map to the weight columns before the multi-fidelity GP."""
-
-    def __init__(self, model: Any) -> None:
-        self.model = model
-
-    def posterior(self, x: Any) -> Any:
-        import torch
-
-        from mixopt.predictors.features import log_weights
-
-        weights = log_weights(x[..., :-1].numpy())
-        mapped = torch.cat([torch.as_tensor(weights), x[..., -1:]], dim=-1)
-        return self.model.posterior(mapped)

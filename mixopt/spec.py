@@ -312,6 +312,21 @@ class SamplerSpec(_Section):
         return self
 
 
+class FidelitySpec(_Section):
+    """A cheaper proxy the ``mfbo`` strategy may train instead of the search proxy (``proxy``,
+    the target fidelity): the search proxy with these replacements."""
+
+    preset: str | None = Field(None, description="A smaller preset (e.g. tiny under 1m).")
+    train_tokens: int | None = Field(None, gt=0, description="Fewer training tokens.")
+    lr: float | None = Field(None, gt=0, description="Its learning rate, if it differs.")
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> FidelitySpec:
+        if self.preset is None and self.train_tokens is None:
+            raise ValueError("give preset and/or train_tokens")
+        return self
+
+
 class SearchSpec(_Section):
     """Budget and strategy: an initial design, then rounds proposed from a fitted predictor."""
 
@@ -319,11 +334,24 @@ class SearchSpec(_Section):
     initial_trials: int = Field(16, ge=2, description="Mixtures drawn by the sampler first.")
     rounds: int = Field(1, ge=0, description="Proposal rounds after the initial design.")
     trials_per_round: int = Field(4, ge=1)
-    strategy: Literal["bo", "regmix", "law", "pareto", "random"] = Field(
+    strategy: Literal["bo", "regmix", "law", "pareto", "mfbo", "random"] = Field(
         "bo",
         description="bo: batch Bayesian optimisation (GP, qLogNEI); regmix: simulate and average "
         "the best predicted; law: optimise a fitted mixing law; pareto: the objective under "
-        "constraints on other metrics; random: Dirichlet draws.",
+        "constraints on other metrics; mfbo: multi-fidelity, cost-aware BO that also picks each "
+        "trial's fidelity (search.fidelities); random: Dirichlet draws.",
+    )
+    fidelities: list[FidelitySpec] = Field(
+        default_factory=list,
+        description="mfbo: cheaper proxies; the initial design runs at the cheapest (but "
+        "initial_at_target trials), then mfbo chooses per trial; the recommendation is for the "
+        "search proxy (the target).",
+    )
+    initial_at_target: int = Field(
+        2,
+        ge=0,
+        description="mfbo: initial-design trials run at the target fidelity, so the model "
+        "learns how the cheap proxies relate to it.",
     )
     predictor: str = Field("auto", description="Predictor of the regmix strategy.")
     candidates: int = Field(100_000, ge=100, description="Simulated mixtures per proposal.")
@@ -454,6 +482,24 @@ class JobSpec(_Section):
                 raise ValueError(
                     "validate: " + format_validation_error(error, "validation proxy")
                 ) from None
+        if self.search.strategy == "mfbo" and not self.search.fidelities:
+            raise ValueError("search.fidelities: strategy 'mfbo' needs at least one cheaper proxy")
+        if (
+            self.search.strategy == "mfbo"
+            and self.search.initial_at_target >= self.search.initial_trials
+        ):
+            raise ValueError("search.initial_at_target must be smaller than initial_trials")
+        if self.search.fidelities and self.search.strategy != "mfbo":
+            raise ValueError("search.fidelities are used by search.strategy 'mfbo' only")
+        for i in range(len(self.search.fidelities)):
+            try:
+                proxy = self.fidelity_proxy(i)
+            except ValidationError as error:
+                raise ValueError(
+                    f"search.fidelities.{i}: " + format_validation_error(error, "fidelity proxy")
+                ) from None
+            if proxy == self.proxy:
+                raise ValueError(f"search.fidelities.{i}: the same proxy as the target (proxy)")
         if self.search.top_k > self.search.candidates:
             raise ValueError("search.top_k must not exceed search.candidates")
         # Feasibility of the space is checked by mixopt.space.MixtureSpace (a clear message there).
@@ -465,6 +511,12 @@ class JobSpec(_Section):
         except MixoptError as error:
             raise ValueError(str(error)) from None
         return self
+
+    def fidelity_proxy(self, index: int) -> ProxySpec:
+        """The proxy of ``search.fidelities[index]``: the search proxy with its replacements."""
+        f = self.search.fidelities[index]
+        update = {k: v for k, v in f.model_dump().items() if v is not None}
+        return ProxySpec.model_validate({**self.proxy.model_dump(), **update})
 
     def validation_proxy(self) -> ProxySpec:
         """The proxy validation trials train: the search proxy with validate's replacements."""

@@ -77,11 +77,11 @@ class Study:
     ) -> None:
         if direction not in ("minimize", "maximize"):
             raise MixoptError(f"direction must be 'minimize' or 'maximize', got {direction!r}")
-        if strategy not in STRATEGIES or strategy == "pareto":
-            valid = ", ".join(s for s in STRATEGIES if s != "pareto")
+        if strategy not in STRATEGIES or strategy in ("pareto", "mfbo"):
+            valid = ", ".join(s for s in STRATEGIES if s not in ("pareto", "mfbo"))
             raise MixoptError(
                 f"unknown strategy {strategy!r} for a study; available: {valid} "
-                "(pareto needs constraints: run it from a job spec)"
+                "(pareto needs constraints and mfbo needs fidelities: run them from a job spec)"
             )
         if initial < 2:
             raise MixoptError("initial must be at least 2")

@@ -60,6 +60,7 @@ class Trial:
     seed: int
     stage: Stage = Stage.SEARCH
     label: str = ""  # e.g. "uniform", "recommended" for validation trials
+    fidelity_level: int | None = None  # mfbo: index into the job's fidelities (None: the proxy)
     status: TrialStatus = TrialStatus.QUEUED
     attempts: int = 0
     error: str = ""

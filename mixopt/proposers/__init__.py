@@ -2,7 +2,8 @@
 
 Strategies: ``bo`` (the default: batch Bayesian optimisation), ``regmix`` (simulate and
 average), ``law`` (optimise a fitted mixing law), ``pareto`` (several objectives, guard rails),
-``random`` (Dirichlet draws).
+``mfbo`` (multi-fidelity, cost-aware BO: it also chooses each trial's fidelity), ``random``
+(Dirichlet draws).
 
 ``ask(n)`` returns ``n`` new mixtures (rows in the space's domain order), ``tell(X, y)`` feeds
 back observed objective values, always in the *minimise* convention (the loop negates a
@@ -20,7 +21,7 @@ from mixopt.proposers.random_search import RandomProposer
 from mixopt.proposers.regmix import RegMixProposer
 from mixopt.sampling import DirichletSampler
 
-STRATEGIES = ("bo", "regmix", "law", "pareto", "random")
+STRATEGIES = ("bo", "regmix", "law", "pareto", "mfbo", "random")
 
 
 def make_proposer(
@@ -41,6 +42,10 @@ def make_proposer(
         from mixopt.proposers.pareto import ParetoProposer
 
         return ParetoProposer(sampler, seed=seed, **options)
+    if strategy == "mfbo":
+        from mixopt.proposers.mfbo import MultiFidelityBOProposer
+
+        return MultiFidelityBOProposer(sampler, seed=seed, **options)
     if strategy == "random":
         return RandomProposer(sampler, seed=seed)
     raise MixoptError(f"unknown strategy {strategy!r}; available: {', '.join(STRATEGIES)}")

@@ -133,9 +133,22 @@ def _stage_text(job: JobData) -> str:
     return f"{job.state}, {stage}" if stage else job.state
 
 
+def target_fidelity(job: JobData) -> str | None:
+    """The search proxy's fidelity ("arch:preset:tokens") when trials ran at several (mfbo):
+    only those trials' objectives compare with each other."""
+    spec = job.spec or {}
+    if not (spec.get("search") or {}).get("fidelities"):
+        return None
+    proxy = spec.get("proxy") or {}
+    return f"{proxy.get('arch')}:{proxy.get('preset')}:{proxy.get('train_tokens')}"
+
+
 def best_search_trial(job: JobData) -> tuple[str, float] | None:
     search = _finished(job.runs, "search")
-    if search is None:
+    target = target_fidelity(job)
+    if search is not None and target is not None and "fidelity" in search.columns:
+        search = search[search["fidelity"] == target]
+    if search is None or search.empty:
         return None
     values = search["objective"].astype(float).to_numpy()
     index = int(np.argmin(values) if job.direction == "minimize" else np.argmax(values))
@@ -257,6 +270,7 @@ def trace_view(job: JobData) -> dict[str, Any]:
     best: float | None = None
     best_trial = None
     fidelities: list[str] = []
+    target = target_fidelity(job)
     for position, data in enumerate(runs.to_dict("records"), start=1):
         objective = _float(data.get("objective"))
         if data.get("status", "completed") != "completed" or objective is None:
@@ -278,7 +292,8 @@ def trace_view(job: JobData) -> dict[str, Any]:
             "best_so_far": None,
         }
         if stage == "search":
-            if best is None or (objective < best if minimize else objective > best):
+            better = best is None or (objective < best if minimize else objective > best)
+            if target in (None, fidelity) and better:
                 best, best_trial = objective, point["trial_id"]
             point["best_so_far"] = best
         points.append(point)
@@ -320,7 +335,7 @@ def trace_view(job: JobData) -> dict[str, Any]:
             {
                 "type": "scatter",
                 "mode": "lines",
-                "name": "best so far",
+                "name": "best so far" if target is None else "best so far (target fidelity)",
                 "x": [p["x"] for p in search],
                 "y": [p["best_so_far"] for p in search],
                 "line": {"shape": "hv", "color": "#222222", "width": 2},

@@ -10,6 +10,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 
 from mixopt.errors import MixoptError
 from mixopt.jobs import create_job_dir
@@ -252,3 +253,82 @@ def test_pareto_search_keeps_a_domain_within_its_guard_rail(make_spec, tmp_path)
     validated = outcome.recommendation["validation"]["recommended"]["metrics"]["val_loss/code"]
     assert validated <= limit + 1e-3
     assert "within the constraints" in outcome.recommendation["method"]
+
+
+def _multi_fidelity_execute(request):
+    """Synthetic losses that fall with training tokens, with a small fidelity bias; the wall
+    time grows with the tokens (what mfbo's cost model measures)."""
+    from mixopt.testing import synthetic_execute
+
+    result = synthetic_execute(request)
+    tokens = result["tokens"]
+    penalty = 2.0 * (50_000 / tokens) ** 0.5
+    bias = 0.05 * request.weights["code"] * (tokens < 50_000)
+    result["metrics"] = {k: v + penalty + bias for k, v in result["metrics"].items()}
+    result["wall_s"] = tokens / 10_000
+    return result
+
+
+def test_mfbo_chooses_fidelities_and_recommends_for_the_target(make_spec, tmp_path):
+    cheap = {"train_tokens": 5_000}
+    search = {"strategy": "mfbo", "fidelities": [cheap], "rounds": 3, "trials_per_round": 3}
+    spec = make_spec(search={**SEARCH, **search}, proxy={**PROXY, "train_tokens": 50_000})
+    job_dir = create_job_dir(spec, tmp_path / "job")
+    outcome = SearchJob(spec, job_dir, runner=ScriptedRunner(_multi_fidelity_execute)).run()
+    runs = pd.read_parquet(job_dir / "runs.parquet")
+    search_rows = runs[runs["stage"] == "search"]
+    initial = search_rows[search_rows["round"] == 0]
+    # the initial design runs cheapest, but initial_at_target (2) trials at the target
+    assert initial["fidelity"].tolist() == ["dense:tiny:5000"] * 6 + ["dense:tiny:50000"] * 2
+    later = search_rows[search_rows["round"] > 0]
+    assert set(later["fidelity"]) <= {"dense:tiny:5000", "dense:tiny:50000"}
+    assert len(later) == 9
+    # each trial's tokens are its fidelity's
+    for _, row in search_rows.iterrows():
+        assert row["fidelity"].endswith(f":{int(row['tokens'])}")
+    saved = json.loads((job_dir / "state.json").read_text())["trials"]
+    assert [t["fidelity_level"] for t in saved if t["round"] == 0] == [0] * 6 + [1] * 2
+    log = (job_dir / "job.log").read_text()
+    assert "round 1: mfbo runs" in log and "dense:tiny:" in log
+    rec = outcome.recommendation
+    assert rec["method"].startswith("mfbo: multi-fidelity GP posterior mean at the target")
+    # predicted on the target's loss level (the cheap proxy's is ~4.3 higher)
+    assert rec["predicted_objective"] == pytest.approx(
+        rec["validation"]["recommended"]["objective"], abs=0.1
+    )
+    # validation trains the target proxy; the recommendation beats the natural mixture there
+    validated = runs[runs["stage"] == "validate"]
+    assert set(validated["fidelity"]) == {"dense:tiny:50000"}
+    # the recommendation is among the best mixtures at the target (synthetic truth)
+    rec_loss = validated[validated["label"] == "recommended"]["objective"].iloc[0]
+    rng = np.random.default_rng(0)
+    pool = rng.dirichlet(np.ones(3), size=300)
+    truth = [_mean_loss(dict(zip(("code", "bible", "dictionary"), w, strict=True))) for w in pool]
+    assert rec_loss - 2.0 <= np.quantile(truth, 0.05)  # 2.0: the target's token penalty
+
+
+def test_mfbo_spec_errors(make_spec):
+    with pytest.raises(ValidationError, match="strategy 'mfbo' needs at least one cheaper proxy"):
+        make_spec(search={"strategy": "mfbo"})
+    with pytest.raises(
+        ValidationError, match=r"fidelities are used by search\.strategy 'mfbo' only"
+    ):
+        make_spec(search={"fidelities": [{"train_tokens": 10}]})
+    with pytest.raises(
+        ValidationError, match=r"search\.fidelities\.0: the same proxy as the target"
+    ):
+        make_spec(
+            search={"strategy": "mfbo", "fidelities": [{"train_tokens": 500_000}]},
+        )
+    with pytest.raises(ValidationError, match="give preset and/or train_tokens"):
+        make_spec(search={"strategy": "mfbo", "fidelities": [{"lr": 0.01}]})
+
+
+def test_mfbo_refuses_a_fidelity_that_is_not_cheaper(make_spec, tmp_path):
+    search = {"strategy": "mfbo", "fidelities": [{"preset": "small"}]}
+    spec = make_spec(search={**SEARCH, **search}, proxy=PROXY)
+    job_dir = create_job_dir(spec, tmp_path / "job")
+    runner = ScriptedRunner()
+    with pytest.raises(MixoptError, match=r"search\.fidelities\.0: trains .* not fewer than"):
+        SearchJob(spec, job_dir, runner=runner).run()
+    assert runner.submitted == []  # nothing was trained

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -52,7 +54,7 @@ def test_relative_paths_resolve_against_the_spec_folder(tmp_path):
         ({"proxy": {"sequence_len": 64}}, r"proxy\.sequence_len: Extra inputs are not permitted"),
         (
             {"search": {"strategy": "magic"}},
-            r"search\.strategy: Input should be 'bo', 'regmix', 'law', 'pareto' or 'random'",
+            r"search\.strategy: Input should be 'bo', 'regmix', 'law', 'pareto', 'mfbo' or 'random'",
         ),
         (
             {"validate": {"current": {"code": 0.5}}},
@@ -91,3 +93,20 @@ def test_resolved_spec_round_trips_through_yaml():
     again = parse_spec(yaml.safe_load(spec.to_yaml()))
     assert again == spec
     assert "validate" in yaml.safe_load(spec.to_yaml())
+
+
+DEMO_SPECS = sorted((Path(__file__).parents[2] / "experiments" / "demo").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", DEMO_SPECS, ids=lambda p: p.name)
+def test_the_demo_specs_load(path):
+    """The specs the README points users to stay valid as the spec grows."""
+    spec = load_spec(path)
+    assert spec.name.startswith("demo") and len(spec.domains) == 6
+    if spec.search.strategy == "mfbo":
+        cheap = spec.fidelity_proxy(0)
+        assert cheap.train_tokens < spec.proxy.train_tokens
+
+
+def test_there_are_demo_specs():
+    assert {p.name for p in DEMO_SPECS} >= {"search.yaml", "search-mfbo.yaml"}

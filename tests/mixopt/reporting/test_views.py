@@ -265,3 +265,34 @@ def test_importing_mixopt_and_its_cli_loads_no_web_or_plot_stack():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_multi_fidelity_job_compares_only_target_fidelity_trials(tmp_path):
+    """mfbo trains cheap proxies too: best-so-far and the best trial count only the target's."""
+    from tests.mixopt.reporting.jobs import SEARCH, make_job
+
+    search = {**SEARCH, "strategy": "mfbo", "fidelities": [{"train_tokens": 4000}]}
+    proxy = {"seq_len": 16, "arch": "moe", "train_tokens": 40_000}
+    job_dir = make_job(tmp_path, search=search, proxy=proxy)
+    runs = pd.read_parquet(job_dir / "runs.parquet")
+    search_rows = runs[runs["stage"] == "search"].sort_values("trial_id")
+    assert set(search_rows["fidelity"]) >= {"moe:tiny:4000"}
+    target = search_rows[search_rows["fidelity"] == "moe:tiny:40000"]
+    model = build_views(load_job_dir(job_dir))
+    trace = model["views"]["trace"]
+    assert {p["fidelity"] for p in trace["points"]} == set(runs["fidelity"])
+    best = [p["best_so_far"] for p in trace["points"] if p["stage"] == "search"]
+    expected, running = [], None
+    for _, row in search_rows.iterrows():
+        if row["fidelity"] == "moe:tiny:40000":
+            running = row["objective"] if running is None else min(running, row["objective"])
+        expected.append(running)
+    assert [None if b is None else round(b, 9) for b in best] == [
+        None if e is None else round(e, 9) for e in expected
+    ]
+    # equal measured costs (the synthetic trials' wall time): mfbo runs target trials too
+    assert len(target) > 0
+    assert model["job"]["best_objective"] == pytest.approx(target["objective"].min())
+    assert model["job"]["best_trial"] == target.loc[target["objective"].idxmin(), "trial_id"]
+    names = [t["name"] for t in trace["figure"]["data"]]
+    assert names[-1] == "best so far (target fidelity)"

@@ -1,0 +1,112 @@
+"""Multi-fidelity BO: the fidelity choice follows cost and agreement, the recommendation is for
+the target fidelity, and the state survives a save/load."""
+
+import numpy as np
+import pytest
+
+from mixopt.proposers import make_proposer
+from mixopt.proposers.mfbo import MultiFidelityBOProposer
+from mixopt.sampling import DirichletSampler
+from mixopt.space import MixtureSpace
+from mixopt.testing import synthetic_losses
+
+DOMAINS = ("a", "b", "c")
+LEVELS = [1.0, 8.0]  # a cheap proxy at 1/8 of the target's compute, then the target
+
+
+def target_loss(X: np.ndarray) -> np.ndarray:
+    rows = [synthetic_losses(dict(zip(DOMAINS, x, strict=True))) for x in X]
+    return np.array([np.mean(list(r.values())) for r in rows])
+
+
+def at_level(X: np.ndarray, level: int) -> np.ndarray:
+    """The cheap proxy sees the same landscape, higher and slightly tilted."""
+    y = target_loss(X)
+    return y if level == 1 else y + 0.5 + 0.05 * X[:, 0]
+
+
+def sampler() -> DirichletSampler:
+    space = MixtureSpace.from_bounds(DOMAINS)
+    return DirichletSampler(space, np.full(3, 1 / 3))
+
+
+def told(n_cheap: int = 12, n_target: int = 3, **options) -> MultiFidelityBOProposer:
+    s = sampler()
+    proposer = make_proposer("mfbo", s, seed=0, levels=LEVELS, **options)
+    assert isinstance(proposer, MultiFidelityBOProposer)
+    rng = np.random.default_rng(0)
+    X0 = s.sample(n_cheap, rng)
+    proposer.tell_at(X0, at_level(X0, 0), np.zeros(n_cheap, dtype=int))
+    if n_target:
+        X1 = s.sample(n_target, rng)
+        proposer.tell_at(X1, at_level(X1, 1), np.ones(n_target, dtype=int))
+    return proposer
+
+
+def test_ask_returns_distinct_feasible_mixtures_with_levels():
+    proposer = told()
+    mixtures, levels = proposer.ask_with_fidelity(4)
+    assert mixtures.shape == (4, 3) and levels.shape == (4,)
+    np.testing.assert_allclose(mixtures.sum(axis=1), 1.0)
+    assert (mixtures >= 0).all()
+    assert set(levels.tolist()) <= {0, 1}
+    distances = [np.abs(a - b).sum() for i, a in enumerate(mixtures) for b in mixtures[i + 1 :]]
+    assert min(distances) >= proposer.min_distance
+
+
+def test_the_choice_of_fidelity_follows_cost():
+    """Free target runs: mfbo takes the target; target runs 1000x dearer: the cheap proxy."""
+    cheap_target = told(costs=[1.0, 1.0])
+    _, levels = cheap_target.ask_with_fidelity(3)
+    assert levels.tolist() == [1, 1, 1]
+    dear_target = told(costs=[1.0, 1000.0])
+    _, levels = dear_target.ask_with_fidelity(3)
+    assert levels.tolist() == [0, 0, 0]
+
+
+def test_recommendation_is_at_the_target_fidelity_and_near_the_optimum():
+    proposer = told(n_cheap=20, n_target=8)
+    rec = proposer.recommend()
+    assert rec.method.startswith("mfbo:") and "(8 at the target)" in rec.method
+    np.testing.assert_allclose(rec.weights.sum(), 1.0)
+    # the predicted value is on the target's scale, not the cheap proxy's (+0.5 higher)
+    truth = float(target_loss(rec.weights[None])[0])
+    assert rec.predicted == pytest.approx(truth, abs=0.1)
+    assert rec.predicted_std is not None and rec.predicted_std > 0
+    # better than most mixtures
+    pool = sampler().sample(200, np.random.default_rng(1))
+    assert truth <= np.quantile(target_loss(pool), 0.1)
+    assert len(rec.evidence) == 28
+
+
+def test_state_round_trip():
+    proposer = told()
+    proposer.ask_with_fidelity(2)
+    state = proposer.state_dict()
+    again = make_proposer("mfbo", sampler(), seed=0, levels=LEVELS)
+    assert isinstance(again, MultiFidelityBOProposer)
+    again.load_state_dict(state)
+    assert again.F_ is not None and again.F_.tolist() == proposer.F_.tolist()  # type: ignore[union-attr]
+    assert again.state_dict() == state
+    a, la = proposer.ask_with_fidelity(2)
+    b, lb = again.ask_with_fidelity(2)
+    np.testing.assert_allclose(a, b)
+    assert la.tolist() == lb.tolist()
+
+
+def test_bad_levels_and_observations():
+    s = sampler()
+    with pytest.raises(ValueError, match="at least two positive fidelities"):
+        MultiFidelityBOProposer(s, levels=[1.0])
+    with pytest.raises(ValueError, match="must cost less than the target"):
+        MultiFidelityBOProposer(s, levels=[8.0, 1.0])
+    with pytest.raises(ValueError, match="one positive cost per level"):
+        MultiFidelityBOProposer(s, levels=[1.0, 2.0], costs=[1.0])
+    proposer = MultiFidelityBOProposer(s, levels=[1.0, 2.0])
+    with pytest.raises(ValueError, match=r"one index in 0\.\.1 per observation"):
+        proposer.tell_at(np.full((2, 3), 1 / 3), np.ones(2), np.array([0, 2]))
+    with pytest.raises(ValueError, match="needs at least 2 finished trials"):
+        proposer.ask_with_fidelity(1)
+    # a plain tell is at the target; non-finite rows are dropped with their levels
+    proposer.tell(np.full((2, 3), 1 / 3), np.array([1.0, np.nan]))
+    assert proposer.F_ is not None and proposer.F_.tolist() == [1]
