@@ -15,6 +15,18 @@ CORPUS = ASSETS / "corpus"
 
 MakeSpec = Callable[..., JobSpec]
 
+# a quick search over the asset corpus: 8 initial trials, 2 rounds of 3, a fast strategy (the
+# loop's logic does not depend on it; tests of a strategy set their own)
+QUICK_SEARCH: dict[str, Any] = {
+    "initial_trials": 8,
+    "rounds": 2,
+    "trials_per_round": 3,
+    "candidates": 2000,
+    "top_k": 40,
+    "strategy": "regmix",
+    "predictor": "linear",
+}
+
 
 def corpus_domains() -> list[dict[str, Any]]:
     """The three asset domains: JSONL code, text-file bible (a glob), Parquet dictionary."""

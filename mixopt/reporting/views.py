@@ -26,6 +26,7 @@ import hashlib
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -1008,41 +1009,38 @@ def moe_view(job: JobData) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------- trials
 
 
+def _trial_row(
+    trial: Mapping[Any, Any], result: Mapping[Any, Any], weights: dict[str, Any], fidelity: Any
+) -> dict[str, Any]:
+    """One trials-table row from a state.json trial or a runs-table record (its own result)."""
+    return {
+        "trial_id": str(trial.get("trial_id")),
+        "stage": trial.get("stage"),
+        "round": trial.get("round"),
+        "label": trial.get("label") or "",
+        "seed": trial.get("seed"),
+        "status": trial.get("status"),
+        "objective": _float(result.get("objective")),
+        "weights": weights,
+        "fidelity": fidelity,
+        "wall_s": _float(result.get("wall_s")),
+        "error": trial.get("error") or "",
+    }
+
+
 def trials_view(job: JobData, options: ViewOptions) -> dict[str, Any]:
     domains = job.domains
     rows: dict[str, dict[str, Any]] = {}
     for trial in job.trials:  # state.json: every trial, queued and running ones included
-        trial_id = str(trial.get("trial_id"))
         result = trial.get("result") or {}
-        rows[trial_id] = {
-            "trial_id": trial_id,
-            "stage": trial.get("stage"),
-            "round": trial.get("round"),
-            "label": trial.get("label") or "",
-            "seed": trial.get("seed"),
-            "status": trial.get("status"),
-            "objective": _float(result.get("objective")),
-            "weights": dict(trial.get("weights") or {}),
-            "fidelity": None,
-            "wall_s": _float(result.get("wall_s")),
-            "error": trial.get("error") or "",
-        }
+        weights = dict(trial.get("weights") or {})
+        rows[str(trial.get("trial_id"))] = _trial_row(trial, result, weights, None)
     if job.runs is not None:  # the runs table is the source of truth for finished trials
         for record in job.runs.to_dict("records"):
-            trial_id = str(record["trial_id"])
-            rows[trial_id] = {
-                "trial_id": trial_id,
-                "stage": record.get("stage"),
-                "round": record.get("round"),
-                "label": record.get("label") or "",
-                "seed": record.get("seed"),
-                "status": record.get("status"),
-                "objective": _float(record.get("objective")),
-                "weights": {d: _float(record.get(f"weight/{d}")) for d in domains},
-                "fidelity": record.get("fidelity"),
-                "wall_s": _float(record.get("wall_s")),
-                "error": record.get("error") or "",
-            }
+            weights = {d: _float(record.get(f"weight/{d}")) for d in domains}
+            rows[str(record["trial_id"])] = _trial_row(
+                record, record, weights, record.get("fidelity")
+            )
     running = set(job.status.get("running") or [])
     mlflow = job.mlflow or {}
     run_ids = mlflow.get("runs") or {}

@@ -17,18 +17,9 @@ from mixopt.jobs import create_job_dir
 from mixopt.loop import SearchJob
 from mixopt.testing import ScriptedRunner, synthetic_losses
 from mixopt.trials import TrialStatus
+from tests.conftest import QUICK_SEARCH
 
-# the loop's logic does not depend on the strategy: a fast one keeps these tests quick, and
-# test_rounds_runs_table_and_recommendation runs the default (bo)
-SEARCH = {
-    "initial_trials": 8,
-    "rounds": 2,
-    "trials_per_round": 3,
-    "candidates": 2000,
-    "top_k": 40,
-    "strategy": "regmix",
-    "predictor": "linear",
-}
+SEARCH = QUICK_SEARCH  # test_rounds_runs_table_and_recommendation runs the default (bo)
 PROXY = {"seq_len": 16}
 
 

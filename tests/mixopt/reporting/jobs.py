@@ -20,18 +20,10 @@ from mixopt.runners.base import RunnerEvent
 from mixopt.spec import JobSpec
 from mixopt.testing import ScriptedRunner, synthetic_execute
 from mixopt.trials import TrialRequest
-from tests.conftest import corpus_domains
+from tests.conftest import QUICK_SEARCH, corpus_domains
 
 DOMAINS = ("code", "bible", "dictionary")
-SEARCH = {
-    "initial_trials": 8,
-    "rounds": 2,
-    "trials_per_round": 3,
-    "candidates": 2000,
-    "top_k": 40,
-    "strategy": "regmix",
-    "predictor": "linear",
-}
+SEARCH = QUICK_SEARCH
 N_SEARCH = 8 + 2 * 3
 N_VALIDATE = 4 * 2  # recommended, uniform, natural, current; 2 seeds each
 CURRENT = {"code": 0.5, "bible": 0.25, "dictionary": 0.25}
