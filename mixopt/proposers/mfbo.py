@@ -3,8 +3,10 @@
 Trials run at several fidelities: cheaper proxies (fewer tokens, a smaller preset) and the
 *target* fidelity, the proxy the recommendation is for. One GP models the objective over
 (log-weights, fidelity), the fidelity being the trial's training compute on a log scale mapped
-to [0, 1] (BoTorch's ``SingleTaskMultiFidelityGP``, whose kernel lets cheap runs inform the
-target as far as the data says they agree). Each candidate (mixture, fidelity) is scored by
+to [0, 1]: an ARD kernel over both, so the fidelity's lengthscale, learned from the data, says
+how far cheap runs inform the target (BoTorch's ``SingleTaskMultiFidelityGP`` kernel, which
+models a cheap run as the target plus an independent bias, ranked held-out target runs worse on
+the demo corpus: Spearman 0.68 against 0.78). Each candidate (mixture, fidelity) is scored by
 
     EI of the mixture at the target fidelity
       × posterior correlation between its own fidelity and the target's
@@ -15,8 +17,8 @@ only the target will tell. Costs are the measured mean wall time of finished tri
 fidelity (estimated from training FLOPs where a fidelity has no finished trial yet).
 Each fidelity's observations are centred on their own mean first (cheap proxies sit at a
 higher loss everywhere; what transfers is how the loss moves with the mixture).
-``recommend()`` minimises the posterior mean *at the target fidelity* and reports it on the
-target's loss level.
+``recommend()`` minimises posterior mean + ``caution`` × std *at the target fidelity* (a mixture
+only the cheap runs vouch for does not win) and reports the mean on the target's loss level.
 
 The same acquisition replays searches offline (``mixopt.replay``'s ``mfbo`` strategy).
 """
@@ -44,6 +46,7 @@ class MultiFidelityBOProposer(Proposer):
         costs: list[float] | None = None,
         candidates: int = 2000,
         min_distance: float = 0.05,
+        caution: float = 1.0,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -58,6 +61,7 @@ class MultiFidelityBOProposer(Proposer):
             raise ValueError("costs: one positive cost per level")
         self.candidates = candidates
         self.min_distance = min_distance
+        self.caution = caution  # recommend() minimises mean + caution * std at the target
         self.seed = seed
         self.F_: np.ndarray | None = None  # (n,) the level index of each told row
         self._asked = 0
@@ -140,7 +144,9 @@ class MultiFidelityBOProposer(Proposer):
             posterior = model.posterior(torch.as_tensor(at_target, dtype=torch.float64))
             mean = posterior.mean.squeeze(-1).numpy()
             std = posterior.variance.clamp_min(0).sqrt().squeeze(-1).numpy()
-        best = int(np.argmin(mean))
+        # pessimistic: the lowest mean + std, so a mixture the target runs barely cover does not
+        # win on the cheap runs' word alone (they may rank mixtures differently)
+        best = int(np.argmin(mean + self.caution * std))
         on_target = int(np.sum(self.target == F))
         # back on the target's loss level; without target trials, the nearest fidelity's
         nearest = min(means, key=lambda f: abs(np.log(f) - np.log(self.levels[-1])))
@@ -152,7 +158,7 @@ class MultiFidelityBOProposer(Proposer):
             evidence=list(range(len(y))),
             nearest=self._nearest(pool[best]),
             method=(
-                "mfbo: multi-fidelity GP posterior mean at the target fidelity, "
+                f"mfbo: lowest posterior mean + {self.caution:g} std at the target fidelity, "
                 f"{len(y)} trials ({on_target} at the target){level_note}"
             ),
         )
@@ -246,10 +252,10 @@ def fidelity_scale(*arrays: Any) -> Any:
 def fit_multi_fidelity_gp(
     X: np.ndarray, fidelity01: np.ndarray, y: np.ndarray, *, seed: int = 0
 ) -> Any:
-    """BoTorch's ``SingleTaskMultiFidelityGP`` on (log-weights, fidelity scaled to [0, 1])."""
+    """A GP with an ARD kernel on (log-weights, fidelity scaled to [0, 1])."""
     import torch
     from botorch.fit import fit_gpytorch_mll
-    from botorch.models import SingleTaskMultiFidelityGP
+    from botorch.models import SingleTaskGP
     from botorch.models.transforms import Standardize
     from gpytorch.mlls import ExactMarginalLogLikelihood
 
@@ -258,9 +264,7 @@ def fit_multi_fidelity_gp(
     torch.manual_seed(seed)
     train_x = torch.as_tensor(np.hstack([log_weights(X), fidelity01[:, None]]), dtype=torch.float64)
     train_y = torch.as_tensor(y, dtype=torch.float64).reshape(-1, 1)
-    model = SingleTaskMultiFidelityGP(
-        train_x, train_y, data_fidelities=[X.shape[1]], outcome_transform=Standardize(m=1)
-    )
+    model = SingleTaskGP(train_x, train_y, outcome_transform=Standardize(m=1))
     fit_gpytorch_mll(
         ExactMarginalLogLikelihood(model.likelihood, model),
         optimizer_kwargs={"options": {"maxiter": 200}},

@@ -282,7 +282,7 @@ def test_mfbo_chooses_fidelities_and_recommends_for_the_target(make_spec, tmp_pa
     log = (job_dir / "job.log").read_text()
     assert "round 1: mfbo runs" in log and "dense:tiny:" in log
     rec = outcome.recommendation
-    assert rec["method"].startswith("mfbo: multi-fidelity GP posterior mean at the target")
+    assert rec["method"].startswith("mfbo: lowest posterior mean + 1 std at the target fidelity")
     # predicted on the target's loss level (the cheap proxy's is ~4.3 higher)
     assert rec["predicted_objective"] == pytest.approx(
         rec["validation"]["recommended"]["objective"], abs=0.1
@@ -295,7 +295,7 @@ def test_mfbo_chooses_fidelities_and_recommends_for_the_target(make_spec, tmp_pa
     rng = np.random.default_rng(0)
     pool = rng.dirichlet(np.ones(3), size=300)
     truth = [_mean_loss(dict(zip(("code", "bible", "dictionary"), w, strict=True))) for w in pool]
-    assert rec_loss - 2.0 <= np.quantile(truth, 0.05)  # 2.0: the target's token penalty
+    assert rec_loss - 2.0 <= np.quantile(truth, 0.1)  # 2.0: the target's token penalty
 
 
 def test_mfbo_spec_errors(make_spec):
