@@ -48,10 +48,11 @@ def create_app(registry: JobRegistry, *, poll_s: float = 3.0) -> FastAPI:
         return JSONResponse({"detail": str(error)}, status_code=404)
 
     @app.exception_handler(MixoptError)
-    async def _job_error(_: Request, error: MixoptError) -> JSONResponse:
+    async def _job_error(request: Request, error: MixoptError) -> JSONResponse:
         from mixopt.service.client import ServiceError
 
         status = 502 if isinstance(error, ServiceError) else 422
+        log.warning("%s %s: %s", status, request.url.path, error)
         return JSONResponse({"detail": str(error)}, status_code=status)
 
     @app.exception_handler(Exception)

@@ -17,6 +17,7 @@ import hashlib
 import json
 import re
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -226,7 +227,14 @@ class JobRegistry:
             cached = self._jobs.get(job_id)
         if cached is not None and cached[0] == version and cached[1].job_dir == job_dir.resolve():
             return cached[1]
-        job = load_job_dir(job_dir)
+        try:
+            job = load_job_dir(job_dir)
+        except MixoptError:
+            if cached is None or cached[1].finished:
+                raise
+            # a running job rewrites its files as trials finish: one more look before failing
+            time.sleep(0.2)
+            job = load_job_dir(job_dir)
         with self._lock:
             self._jobs[job_id] = (job.version, job)
         return job

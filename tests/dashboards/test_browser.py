@@ -230,7 +230,7 @@ def test_dashboard_follows_a_running_job(tmp_path, start_dashboard, new_page, ar
     assert recommendation.get_attribute("data-available") == "true"
     check_job_page(page, running.job_dir, mlflow_url=None)
     page.screenshot(path=str(artifacts / "running-job-finished.png"), full_page=True)
-    assert tab.errors == []
+    assert tab.errors == [], dashboard.log.read_text()[-3000:]
 
 
 def test_dashboard_shows_errors_in_the_page(tmp_path, start_dashboard, new_page, finished_job):

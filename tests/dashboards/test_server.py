@@ -103,3 +103,46 @@ def test_a_wrong_service_token_stops_the_dashboard_at_start(tmp_path, service):
     )
     assert result.exit_code != 0
     assert "401" in result.output or "token" in result.output.lower()
+
+
+def test_a_running_job_read_mid_write_gets_one_more_look(tmp_path, monkeypatch):
+    """A running job rewrites its files after every trial: a failed read is retried once; a
+    finished job's failure is reported at once."""
+    import os
+
+    import dashboards.sources as sources
+    from mixopt.errors import MixoptError
+    from tests.mixopt.reporting.jobs import RunningJob
+
+    def bump(job_dir):  # a new version of the job's files (job.json's mtime)
+        status = job_dir / "job.json"
+        stat = status.stat()
+        os.utime(status, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+
+    real = sources.load_job_dir
+    calls = []
+
+    def flaky(path, **kwargs):
+        calls.append(path)
+        if len(calls) == 1:
+            raise MixoptError("runs.parquet: cannot read the runs table: truncated")
+        return real(path, **kwargs)
+
+    running = RunningJob(tmp_path, finish=6).start()
+    try:
+        registry = sources.JobRegistry(sources.DirectorySource([running.job_dir]))
+        assert registry.model("running")["job"]["state"] == "running"
+        monkeypatch.setattr(sources, "load_job_dir", flaky)
+        bump(running.job_dir)
+        assert registry.model("running")["job"]["trials_completed"] == 6
+        assert len(calls) == 2
+    finally:
+        running.release()
+    monkeypatch.setattr(sources, "load_job_dir", real)
+    assert registry.model("running")["job"]["state"] == "completed"
+    calls.clear()
+    monkeypatch.setattr(sources, "load_job_dir", flaky)
+    bump(running.job_dir)
+    with pytest.raises(MixoptError, match="truncated"):
+        registry.model("running")
+    assert len(calls) == 1
