@@ -28,7 +28,7 @@ from torch import nn
 from torch.autograd.function import FunctionCtx, once_differentiable
 
 from proxies.config import GPTConfig, MoEConfig
-from proxies.moe import MoE
+from proxies.moe import MoE, MoEHost
 
 
 class _CrossEntropy(torch.autograd.Function):
@@ -193,7 +193,7 @@ class Block(nn.Module):
         return x + self.mlp(h), None
 
 
-class GPT(nn.Module):
+class GPT(MoEHost):
     def __init__(self, cfg: GPTConfig) -> None:
         super().__init__()
         self.cfg = cfg
@@ -225,19 +225,6 @@ class GPT(nn.Module):
                 block.mlp.reset_parameters()
             else:
                 nn.init.normal_(block.mlp.down.weight, mean=0.0, std=residual_std)
-
-    def moe_layers(self) -> list[MoE]:
-        return [m for m in self.modules() if isinstance(m, MoE)]
-
-    def begin_step(self) -> None:
-        """Before an optimizer step's micro-batches: MoE layers start counting routed tokens."""
-        for layer in self.moe_layers():
-            layer.reset_counts()
-
-    def end_step(self) -> None:
-        """After the optimizer step: MoE layers update their aux-free bias from the counts."""
-        for layer in self.moe_layers():
-            layer.end_step()
 
     def hidden(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Final normed hidden states (B, T, C) and the summed auxiliary loss (a scalar) of

@@ -266,3 +266,20 @@ def _compute_dtype(x: torch.Tensor) -> torch.dtype:
     if torch.is_autocast_enabled(x.device.type):
         return torch.get_autocast_dtype(x.device.type)
     return x.dtype
+
+
+class MoEHost(nn.Module):
+    """A model whose MLPs may be MoE layers (GPT, StackedGPT): hooks around an optimizer step."""
+
+    def moe_layers(self) -> list[MoE]:
+        return [m for m in self.modules() if isinstance(m, MoE)]
+
+    def begin_step(self) -> None:
+        """Before an optimizer step's micro-batches: MoE layers start counting routed tokens."""
+        for layer in self.moe_layers():
+            layer.reset_counts()
+
+    def end_step(self) -> None:
+        """After the optimizer step: MoE layers update their aux-free bias from the counts."""
+        for layer in self.moe_layers():
+            layer.end_step()

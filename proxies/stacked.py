@@ -23,7 +23,7 @@ from torch import nn
 
 from proxies.config import GPTConfig, MoEConfig
 from proxies.gpt import GPT, apply_rope, cross_entropy_per_model, rms_norm, rope_tables
-from proxies.moe import MoE
+from proxies.moe import MoE, MoEHost
 
 
 class StackedLinear(nn.Module):
@@ -114,7 +114,7 @@ class StackedBlock(nn.Module):
         return x + self.mlp(h), None
 
 
-class StackedGPT(nn.Module):
+class StackedGPT(MoEHost):
     """K GPTs of config ``cfg`` trained side by side. Build with ``from_models`` to start from
     given weights; the constructor leaves the weights uninitialised (``torch.empty``)."""
 
@@ -165,17 +165,6 @@ class StackedGPT(nn.Module):
         return model.train(self.training)
 
     # ----------------------------------------------------------------------------- forward
-
-    def moe_layers(self) -> list[MoE]:
-        return [m for m in self.modules() if isinstance(m, MoE)]
-
-    def begin_step(self) -> None:
-        for layer in self.moe_layers():
-            layer.reset_counts()
-
-    def end_step(self) -> None:
-        for layer in self.moe_layers():
-            layer.end_step()
 
     def hidden(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Final normed hidden states (K, B, T, C) and each model's summed auxiliary loss (K,)

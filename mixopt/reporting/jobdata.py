@@ -9,6 +9,7 @@ trial, and ``recommendation.json`` appears at the end. A directory with none of 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import platform
@@ -246,21 +247,14 @@ def _read_runs(path: Path) -> pd.DataFrame | None:
     """The runs table sorted in trial order; None before the first trial finished."""
     if not path.is_file():
         return None
-    import io
-
     import pandas as pd
 
-    # one read of the bytes, parsed from memory: a running job replaces the file after every
-    # trial, and a reader that opened it twice could see halves of two versions
-    for attempt in range(3):
-        try:
-            before = path.stat().st_mtime_ns
-            frame = pd.read_parquet(io.BytesIO(path.read_bytes()))
-            break
-        except (OSError, ValueError) as error:
-            if attempt < 2 and path.stat().st_mtime_ns != before:
-                continue  # replaced while being read: read the new version
-            raise MixoptError(f"{path}: cannot read the runs table: {error}") from None
+    # one read of the bytes, parsed from memory: a running job replaces the file (atomically)
+    # after every trial, and a reader that opened it twice could see halves of two versions
+    try:
+        frame = pd.read_parquet(io.BytesIO(path.read_bytes()))
+    except (OSError, ValueError) as error:
+        raise MixoptError(f"{path}: cannot read the runs table: {error}") from None
     if "trial_id" not in frame.columns:
         raise MixoptError(f"{path}: not a mixopt runs table (no trial_id column)")
     order = sorted(range(len(frame)), key=lambda i: trial_order(str(frame["trial_id"].iloc[i])))

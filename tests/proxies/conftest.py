@@ -51,3 +51,13 @@ def pattern(period: int, length: int, vocab: int, seed: int = 0) -> np.ndarray:
     """A random sequence of ``period`` distinct tokens repeated to ``length`` (learnable)."""
     base = np.random.default_rng(seed).permutation(vocab)[:period]
     return np.resize(base, length)
+
+
+def web_and_code(make_domain: MakeDomain, vocab: int) -> list[DomainTokens]:
+    """Two learnable domains of different periods ("web" with 9 kB of validation text)."""
+    return [
+        make_domain(
+            "web", pattern(13, 20_000, vocab, 0), pattern(13, 3_000, vocab, 0), val_bytes=9_000
+        ),
+        make_domain("code", pattern(17, 20_000, vocab, 1), pattern(17, 3_000, vocab, 1)),
+    ]

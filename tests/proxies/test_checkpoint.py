@@ -18,7 +18,7 @@ from proxies.data import DomainTokens
 from proxies.presets import get_preset
 from proxies.train import StepInfo, TrainConfig, TrainResult, train_proxy, train_stacked
 
-from .conftest import MakeDomain, pattern
+from .conftest import MakeDomain, web_and_code
 
 VOCAB, T = 64, 32
 WEIGHTS = {"web": 0.4, "code": 0.6}
@@ -38,12 +38,7 @@ def stop_at(step: int):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def domains(make_domain: MakeDomain) -> list[DomainTokens]:
-    return [
-        make_domain(
-            "web", pattern(13, 20_000, VOCAB, 0), pattern(13, 3_000, VOCAB, 0), val_bytes=9_000
-        ),
-        make_domain("code", pattern(17, 20_000, VOCAB, 1), pattern(17, 3_000, VOCAB, 1)),
-    ]
+    return web_and_code(make_domain, VOCAB)
 
 
 def config(**changes: object) -> TrainConfig:

@@ -20,7 +20,7 @@ from proxies.presets import get_preset
 from proxies.stacked import StackedGPT
 from proxies.train import TrainConfig, train_proxy
 
-from .conftest import MakeDomain, pattern
+from .conftest import MakeDomain, web_and_code
 
 VOCAB, T = 64, 32
 CPU = torch.device("cpu")
@@ -33,12 +33,7 @@ def window_count(ctx: MetricContext) -> float:
 
 @pytest.fixture
 def domains(make_domain: MakeDomain) -> list[DomainTokens]:
-    return [
-        make_domain(
-            "web", pattern(13, 20_000, VOCAB, 0), pattern(13, 3_000, VOCAB, 0), val_bytes=9_000
-        ),
-        make_domain("code", pattern(17, 20_000, VOCAB, 1), pattern(17, 3_000, VOCAB, 1)),
-    ]
+    return web_and_code(make_domain, VOCAB)
 
 
 def test_register_and_resolve_hooks() -> None:

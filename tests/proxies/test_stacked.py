@@ -15,7 +15,7 @@ from proxies.presets import get_preset
 from proxies.stacked import StackedGPT, clip_grad_norm_per_model
 from proxies.train import TrainConfig, build_optimizer, train_proxy, train_stacked
 
-from .conftest import MakeDomain, pattern
+from .conftest import MakeDomain, web_and_code
 
 VOCAB, T = 64, 32
 
@@ -143,12 +143,7 @@ def test_one_adamw_over_stacked_weights_is_k_independent_adamws() -> None:
 
 @pytest.fixture
 def domains(make_domain: MakeDomain) -> list[DomainTokens]:
-    return [
-        make_domain(
-            "web", pattern(13, 20_000, VOCAB, 0), pattern(13, 3_000, VOCAB, 0), val_bytes=9_000
-        ),
-        make_domain("code", pattern(17, 20_000, VOCAB, 1), pattern(17, 3_000, VOCAB, 1)),
-    ]
+    return web_and_code(make_domain, VOCAB)
 
 
 @pytest.mark.parametrize("arch", ["dense", "moe"])

@@ -15,7 +15,7 @@ from proxies.data import DomainTokens
 from proxies.presets import get_preset
 from proxies.train import StepInfo, TrainConfig, lr_at, smooth_curve, train_proxy
 
-from .conftest import MakeDomain, pattern
+from .conftest import MakeDomain, pattern, web_and_code
 
 VOCAB, T = 64, 32
 MODEL = get_preset("tiny", vocab_size=VOCAB, seq_len=T)
@@ -32,13 +32,8 @@ def quick(**changes: object) -> TrainConfig:
 @pytest.fixture
 def domains(make_domain: MakeDomain) -> list[DomainTokens]:
     """Two learnable domains and a third (weight 0 in the tests) with a too-short train file."""
-    return [
-        make_domain(
-            "web", pattern(13, 20_000, VOCAB, 0), pattern(13, 3_000, VOCAB, 0), val_bytes=9_000
-        ),
-        make_domain("code", pattern(17, 20_000, VOCAB, 1), pattern(17, 3_000, VOCAB, 1)),
-        make_domain("math", pattern(11, 10, VOCAB, 2), pattern(11, 3_000, VOCAB, 2), val_bytes=1),
-    ]
+    math = make_domain("math", pattern(11, 10, VOCAB, 2), pattern(11, 3_000, VOCAB, 2), val_bytes=1)
+    return [*web_and_code(make_domain, VOCAB), math]
 
 
 # ----------------------------------------------------------------------------------- config
