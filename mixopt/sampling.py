@@ -8,8 +8,9 @@ both near-natural mixtures (large alpha) and sparse corner mixtures (small alpha
 Bounds are honoured by construction where possible: the Dirichlet draw spreads the mass left
 after every domain's lower bound, ``w = lower + (1 - sum(lower)) * d`` (fixed domains take no
 share), and draws that exceed an upper bound are rejected. Draws are oversampled in batches; if
-rejection leaves too few, the rest are projected into the space so a sample of ``n`` always
-comes back.
+rejection leaves too few, the rest are projected into the space, and in a space so small that
+projections repeat, drawn as convex combinations of the feasible points found, so a sample of
+``n`` comes back whenever the space holds ``n`` distinct mixtures.
 """
 
 from __future__ import annotations
@@ -98,14 +99,29 @@ class DirichletSampler:
                 if len(kept) == n:
                     return np.stack(kept)
         # Tight bounds reject most draws: project the remainder into the space instead.
+        # Projections pile up on the few vertices of a small space, so once they stop giving
+        # new points, random convex combinations of the feasible points found (the space is
+        # convex) fill its interior.
+        feasible = [*kept, *(exclude if exclude is not None else [])]
         for _ in range(100 * n):
             row = self.space.project(self._draw(1, rng))[0]
+            feasible.append(row)
             key = _key(row)
             if key not in seen:
                 seen.add(key)
                 kept.append(row)
             if len(kept) == n:
                 return np.stack(kept)
+        pool = np.unique(np.round(np.asarray(feasible), 12), axis=0)
+        if len(pool) > 1:
+            for _ in range(100 * n):
+                row = rng.dirichlet(np.ones(len(pool))) @ pool
+                key = _key(row)
+                if key not in seen and self.space.contains(row[None])[0]:
+                    seen.add(key)
+                    kept.append(row)
+                if len(kept) == n:
+                    return np.stack(kept)
         raise InfeasibleSpaceError(
             f"the space holds only {len(kept)} new distinct mixture(s) (at 4 decimals), "
             f"{n} were asked for: its bounds leave (almost) nothing to search"
