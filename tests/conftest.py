@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,7 @@ import pytest
 from hypothesis import settings
 
 from mixopt.spec import JobSpec
+from tests.processes import apt_install
 
 # Property tests explore new examples on every local run; CI (HYPOTHESIS_PROFILE=ci, set by
 # .ci/run) replays a fixed set so a landing never hinges on the draw.
@@ -82,3 +85,28 @@ def make_spec(tmp_path: Path) -> MakeSpec:
         )
 
     return make
+
+
+# the Debian packages the demo corpus is built from (scripts/setup.sh --demo-corpus installs them)
+DEMO_PACKAGES = ("bible-kjv", "python3.11-doc", "dict-gcide", "dict-foldoc", "fortunes")
+
+
+def _installed(package: str) -> bool:
+    status = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True
+    )
+    return status.returncode == 0 and status.stdout.endswith(" installed")
+
+
+@pytest.fixture(scope="session")
+def demo_sources() -> None:
+    """The demo corpus' Debian text packages: installed with apt when missing (a root Debian
+    machine, as CI is); otherwise the test fails saying what to install, it does not skip."""
+    if not shutil.which("dpkg-query"):
+        pytest.fail(f"the demo corpus tests need Debian's packages {', '.join(DEMO_PACKAGES)}")
+    missing = [p for p in DEMO_PACKAGES if not _installed(p)]
+    if missing:
+        problem = apt_install(*missing)
+        missing = [p for p in missing if not _installed(p)]
+        if missing:
+            pytest.fail(f"install Debian's {' '.join(missing)} (apt-get install): {problem}")

@@ -98,7 +98,8 @@ DEMO_DOMAINS = ("code", "bible", "dictionary")
 
 
 def demo_corpus() -> Path:
-    """experiments/demo/corpus, built by its script when missing (skip if its sources are)."""
+    """experiments/demo/corpus, built by its script when missing (its Debian sources are
+    installed by the ``demo_sources`` fixture)."""
     corpus = DEMO / "corpus"
     if not all((corpus / f"{d}.jsonl").is_file() for d in DEMO_DOMAINS):
         done = subprocess.run(
@@ -108,15 +109,17 @@ def demo_corpus() -> Path:
         )
         missing = [d for d in DEMO_DOMAINS if not (corpus / f"{d}.jsonl").is_file()]
         if missing:
-            pytest.skip(
-                f"demo corpus domains {missing} could not be built (their Debian source packages "
-                f"are not installed): {done.stdout[-300:]} {done.stderr[-300:]}"
+            pytest.fail(
+                f"demo corpus domains {missing} could not be built: "
+                f"{done.stdout[-300:]} {done.stderr[-300:]}"
             )
     return corpus
 
 
 @pytest.mark.slow
-def test_domain_loss_falls_as_its_weight_rises(make_spec: Any, tmp_path: Path) -> None:
+def test_domain_loss_falls_as_its_weight_rises(
+    make_spec: Any, tmp_path: Path, demo_sources: None
+) -> None:
     """Three mixtures move 70% of the weight from code to bible (dictionary stays at 20%):
     bible's validation loss must fall at each step and code's must rise."""
     from mixopt.data import prepare_data
