@@ -81,3 +81,25 @@ def test_ensemble_weights_follow_cross_validated_rank_correlation():
     ensemble = make_predictor("ensemble", candidates=("gp", "linear")).fit(X, y)
     assert ensemble.weights_["gp"] > ensemble.weights_["linear"]
     assert sum(ensemble.weights_.values()) == pytest.approx(1.0)
+
+
+def test_ridge_loo_penalty_matches_brute_force_leave_one_out():
+    from mixopt.predictors.linear import ALPHA_GRID
+
+    X, y = synthetic(40)
+    chosen = make_predictor("quadratic").fit(X, y).alpha_
+
+    def loo_error(alpha: float) -> float:
+        errors = []
+        for i in range(len(y)):
+            keep = np.arange(len(y)) != i
+            model = make_predictor("quadratic", alpha=alpha).fit(X[keep], y[keep])
+            errors.append((model.predict(X[i : i + 1])[0] - y[i]) ** 2)
+        return float(np.mean(errors))
+
+    # the closed form refits the standardisation once, brute force per row: compare choices
+    brute = min(ALPHA_GRID, key=loo_error)
+    assert loo_error(chosen) <= loo_error(brute) * 1.02
+    assert make_predictor("quadratic", alpha=0.5).fit(X, y).alpha_ == 0.5
+    with pytest.raises(ValueError, match="alpha must be a number >= 0 or 'loo'"):
+        make_predictor("quadratic", alpha="best").fit(X, y)
