@@ -7,11 +7,12 @@ What it rests on (``experiments/bench/proxy_throughput.py``):
 
 - CPU (2-core Xeon with AVX-512, torch 2.13, fp32, one thread, vocab 4096, T=128, B=16;
   a shared machine, load average 4-5), stacked/sequential tokens per CPU-second:
-  tiny 1.11 / 1.08 / 1.08 at K = 1 / 4 / 16, 1m 0.96 / 0.96 / 0.91. One proxy's matmuls
-  already keep a core busy (the 1m dense preset runs at ~60% of the measured fp32 matmul peak);
-  stacking gains at most ~10% on the smallest preset and loses on the 1M class, while it costs
-  the isolation of one trial per task and the parallelism of one trial per core. So on CPU:
-  sequential, always.
+  tiny 1.11 / 1.08 / 1.08 at K = 1 / 4 / 16, 1m 0.96 / 0.96 / 0.91; measured again on a
+  quieter machine (load average 1-2): tiny 0.98 / 1.08 / 0.85, 1m 1.07 / 0.90 / 0.88. One
+  proxy's matmuls already keep a core busy (the 1m dense preset runs at ~59% of the measured
+  fp32 matmul peak); stacking gains at most ~10% on the smallest preset and loses on the 1M
+  class, while it costs the isolation of one trial per task and the parallelism of one trial
+  per core. So on CPU: sequential, always.
 - CUDA: one tiny proxy's step is a few hundred kernels of microseconds each; at 1M parameters
   and 2k tokens a step is ~30 GFLOP, well under a millisecond of an H100's bf16 throughput, so
   the step is launch-bound and the device mostly idle. Stacking K models does K times the work
