@@ -86,42 +86,35 @@ class DirichletSampler:
         """``n`` distinct mixtures (n, m), none equal to a row of ``exclude``."""
         if n <= 0:
             return np.zeros((0, self.space.dim))
-        seen = {_key(row) for row in exclude} if exclude is not None and len(exclude) else set()
+        known = np.asarray([] if exclude is None else exclude, dtype=float)
+        known = known.reshape(-1, self.space.dim)  # (k, m), k >= 0
+        seen = {_key(row) for row in known}
         kept: list[np.ndarray] = []
-        for _ in range(20):
-            batch = self._draw(max(4 * n, 64), rng)
-            batch = batch[self.space.contains(batch)]
-            for row in batch:
-                key = _key(row)
-                if key not in seen:
-                    seen.add(key)
-                    kept.append(row)
-                if len(kept) == n:
-                    return np.stack(kept)
-        # Tight bounds reject most draws: project the remainder into the space instead.
-        # Projections pile up on the few vertices of a small space, so once they stop giving
-        # new points, random convex combinations of the feasible points found (the space is
-        # convex) fill its interior.
-        feasible = [*kept, *(exclude if exclude is not None else [])]
-        for _ in range(100 * n):
-            row = self.space.project(self._draw(1, rng))[0]
-            feasible.append(row)
+
+        def add(row: np.ndarray) -> bool:
+            """Keep ``row`` if it is new; True once ``n`` are kept."""
             key = _key(row)
             if key not in seen:
                 seen.add(key)
                 kept.append(row)
-            if len(kept) == n:
+            return len(kept) == n
+
+        for _ in range(20):
+            batch = self._draw(max(4 * n, 64), rng)
+            if any(add(row) for row in batch[self.space.contains(batch)]):
                 return np.stack(kept)
-        pool = np.unique(np.round(np.asarray(feasible), 12), axis=0)
+        # Tight bounds reject most draws: project the remainder into the space instead.
+        # Projections pile up on the few vertices of a small space, so once they stop giving
+        # new points, random convex combinations of the feasible points found (the space is
+        # convex) fill its interior.
+        projected = self.space.project(self._draw(100 * n, rng))
+        if any(add(row) for row in projected):
+            return np.stack(kept)
+        pool = np.unique(np.round(np.vstack([projected, *kept, known]), 12), axis=0)
         if len(pool) > 1:
-            for _ in range(100 * n):
-                row = rng.dirichlet(np.ones(len(pool))) @ pool
-                key = _key(row)
-                if key not in seen and self.space.contains(row[None])[0]:
-                    seen.add(key)
-                    kept.append(row)
-                if len(kept) == n:
-                    return np.stack(kept)
+            blends = rng.dirichlet(np.ones(len(pool)), size=100 * n) @ pool
+            if any(add(row) for row in blends[self.space.contains(blends)]):
+                return np.stack(kept)
         raise InfeasibleSpaceError(
             f"the space holds only {len(kept)} new distinct mixture(s) (at 4 decimals), "
             f"{n} were asked for: its bounds leave (almost) nothing to search"

@@ -62,7 +62,7 @@ pip_quiet -e ".[$extras]"
 .venv/bin/python -c 'import mixopt, proxies' || { echo "mixopt failed to install" >&2; exit 1; }
 
 if [ "$demo_corpus" = 1 ]; then
-  packages=(bible-kjv python3.11-doc dict-gcide dict-foldoc fortunes)
+  mapfile -t packages < <(.venv/bin/python experiments/demo/build_corpus.py --debian-packages)
   if command -v apt-get >/dev/null 2>&1; then
     sudo=()
     [ "$(id -u)" = 0 ] || sudo=(sudo -n)

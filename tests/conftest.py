@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -87,8 +90,19 @@ def make_spec(tmp_path: Path) -> MakeSpec:
     return make
 
 
-# the Debian packages the demo corpus is built from (scripts/setup.sh --demo-corpus installs them)
-DEMO_PACKAGES = ("bible-kjv", "python3.11-doc", "dict-gcide", "dict-foldoc", "fortunes")
+DEMO_BUILDER = Path(__file__).resolve().parents[1] / "experiments" / "demo" / "build_corpus.py"
+
+
+def load_demo_builder() -> ModuleType:
+    """experiments/demo/build_corpus.py as a module (experiments are scripts, not a package)."""
+    if "build_corpus" in sys.modules:
+        return sys.modules["build_corpus"]
+    spec = importlib.util.spec_from_file_location("build_corpus", DEMO_BUILDER)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def _installed(package: str) -> bool:
@@ -102,9 +116,10 @@ def _installed(package: str) -> bool:
 def demo_sources() -> None:
     """The demo corpus' Debian text packages: installed with apt when missing (a root Debian
     machine, as CI is); otherwise the test fails saying what to install, it does not skip."""
+    packages = load_demo_builder().DEBIAN_PACKAGES
     if not shutil.which("dpkg-query"):
-        pytest.fail(f"the demo corpus tests need Debian's packages {', '.join(DEMO_PACKAGES)}")
-    missing = [p for p in DEMO_PACKAGES if not _installed(p)]
+        pytest.fail(f"the demo corpus tests need Debian's packages {', '.join(packages)}")
+    missing = [p for p in packages if not _installed(p)]
     if missing:
         problem = apt_install(*missing)
         missing = [p for p in missing if not _installed(p)]

@@ -1,6 +1,7 @@
 """Build the demo corpus: six small real-text domains from what is installed on this machine.
 
     python experiments/demo/build_corpus.py [--out experiments/demo/corpus] [--max-mb-per-domain 3]
+    python experiments/demo/build_corpus.py --debian-packages   # what to apt-get install
 
 Writes ``<out>/<domain>.jsonl`` (one ``{"text": ...}`` record per document) for:
 
@@ -38,6 +39,9 @@ from typing import Any
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "corpus"
 SEED = 0
+
+# the Debian packages the domains come from (scripts/setup.sh and the tests install these)
+DEBIAN_PACKAGES = ("python3.11-doc", "bible-kjv", "dict-gcide", "dict-foldoc", "fortunes")
 
 DOCS_SOURCES = Path("/usr/share/doc/python3.11/html/_sources")
 DICTD = Path("/usr/share/dictd")
@@ -246,7 +250,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder")
     parser.add_argument("--max-mb-per-domain", type=float, default=3.0, help="cap per domain")
+    parser.add_argument(
+        "--debian-packages", action="store_true", help="print the source packages, one a line"
+    )
     args = parser.parse_args(argv)
+    if args.debian_packages:
+        print("\n".join(DEBIAN_PACKAGES))
+        return 0
     results = build_corpus(args.out, args.max_mb_per_domain)
     built = {name: r for name, r in results.items() if "skipped" not in r}
     for name, result in results.items():

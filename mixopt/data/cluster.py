@@ -119,24 +119,19 @@ def cluster_corpus(
     sample, total = _reservoir(documents(), fit_docs, seed)
     if total < k:
         raise DataError(f"corpus: {total} document(s), fewer than k = {k} clusters")
-    method = "tfidf-svd-kmeans" if encoder is None else "embeddings-kmeans"
-    how = "TF-IDF + SVD" if encoder is None else f"{embedding_model} embeddings"
-    log(f"cluster: fitting {how} + k-means (k={k}) on {len(sample)} of {total} documents")
     model: _Model
     if encoder is None:
+        method, how = "tfidf-svd-kmeans", "TF-IDF + SVD"
         model = _fit_lsa(
             sample, k, seed=seed, dims=dims, max_features=max_features, max_chars=max_chars
         )
     else:
+        method, how = "embeddings-kmeans", f"{embedding_model} embeddings"
         model = _fit_embeddings(
-            sample,
-            k,
-            encoder,
-            seed=seed,
-            max_features=max_features,
-            max_chars=max_chars,
+            sample, k, encoder, seed=seed, max_features=max_features, max_chars=max_chars,
             batch_size=batch_size,
-        )
+        )  # fmt: skip
+    log(f"cluster: fitted {how} + k-means (k={k}) on {len(sample)} of {total} documents")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
@@ -302,17 +297,22 @@ class _EmbeddingModel:
     batch_size: int
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        vectors = self.encoder.encode(
-            [t[: self.max_chars] for t in texts],
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        return np.asarray(vectors, dtype=np.float32)
+        return _encode(self.encoder, texts, self.max_chars, self.batch_size)
 
     def top_terms(self, cluster: int, n: int) -> list[str]:
         return self.terms[cluster][:n]
+
+
+def _encode(encoder: Any, texts: list[str], max_chars: int, batch_size: int) -> np.ndarray:
+    """Unit-normalised embeddings (n, dims)."""
+    vectors = encoder.encode(
+        [t[:max_chars] for t in texts],
+        batch_size=batch_size,
+        normalize_embeddings=True,
+        convert_to_numpy=True,
+        show_progress_bar=False,
+    )
+    return np.asarray(vectors, dtype=np.float32)
 
 
 def _fit_embeddings(
@@ -325,21 +325,28 @@ def _fit_embeddings(
     max_chars: int,
     batch_size: int,
 ) -> _EmbeddingModel:
-    model = _EmbeddingModel(encoder, np.zeros((k, 0)), [], max_chars, batch_size)
-    labels, model.centroids = _kmeans(model.embed(sample), k, seed)
+    labels, centroids = _kmeans(_encode(encoder, sample, max_chars, batch_size), k, seed)
+    terms = _class_terms(sample, labels, k, max_features=max_features, max_chars=max_chars)
+    return _EmbeddingModel(encoder, centroids, terms, max_chars, batch_size)
+
+
+def _class_terms(
+    sample: list[str], labels: np.ndarray, k: int, *, max_features: int, max_chars: int
+) -> list[list[str]]:
+    """Per cluster, the 20 terms of highest mean TF-IDF over its members (class-based TF-IDF);
+    no terms when the sample has no words at all."""
     vectorizer = _tfidf(len(sample), max_features)
     try:
         X = vectorizer.fit_transform([t[:max_chars] for t in sample])  # (n, terms) sparse
-    except ValueError:  # no words at all: clusters without terms
-        model.terms = [[] for _ in range(k)]
-        return model
+    except ValueError:
+        return [[] for _ in range(k)]
     names = vectorizer.get_feature_names_out()
+    terms = []
     for cluster in range(k):
         members = np.flatnonzero(labels == cluster)
         weights = np.asarray(X[members].mean(axis=0)).ravel() if len(members) else np.zeros(0)
-        order = np.argsort(-weights)[:20]
-        model.terms.append([str(names[i]) for i in order if weights[i] > 0])
-    return model
+        terms.append([str(names[i]) for i in np.argsort(-weights)[:20] if weights[i] > 0])
+    return terms
 
 
 def _load_encoder(path: Path) -> Any:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -12,21 +10,12 @@ from typing import Any
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[3] / "experiments" / "demo" / "build_corpus.py"
-
-
-def load_builder() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("build_corpus", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+from tests.conftest import load_demo_builder
 
 
 @pytest.fixture(scope="module")
 def builder() -> ModuleType:
-    return load_builder()
+    return load_demo_builder()
 
 
 @pytest.fixture(scope="module")
