@@ -19,12 +19,13 @@ import re
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from mixopt.errors import MixoptError
-from mixopt.reporting.jobdata import JobData, find_job_dirs, is_job_dir, load_job_dir, version_of
+from mixopt.job import JobDir, StatusRecord, find_job_dirs
+from mixopt.reporting.jobdata import JobData, load_job_dir, parse_spec_text
 from mixopt.reporting.views import ViewOptions, build_views, job_summary
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.\-]+")
@@ -46,7 +47,7 @@ class DirectorySource:
             try:
                 found.extend(find_job_dirs(path))
             except MixoptError:
-                if is_job_dir(path):
+                if JobDir(path).is_job():
                     found.append(path)
         with self.lock:
             for job_dir in found:
@@ -100,20 +101,23 @@ class ServiceSource:
             raise
 
 
-def service_status(record: dict[str, Any]) -> dict[str, Any]:
-    """A service job record in the shape of job.json."""
-    return {
-        "status": record.get("state"),
-        "stage": record.get("stage"),
-        "trials_completed": record.get("trials_completed"),
-        "trials_failed": record.get("trials_failed"),
-        "trials_total": record.get("trials_total"),
-        "best_objective": record.get("best_objective"),
-        "eta_s": record.get("eta_s"),
-        "elapsed_s": record.get("elapsed_s"),
-        "updated": record.get("updated"),
-        "error": record.get("error"),
-    }
+def service_status(record: dict[str, Any]) -> StatusRecord | None:
+    """A service job record as a job status (None when its state is unknown)."""
+    return StatusRecord.from_dict(
+        {
+            "status": record.get("state"),
+            "stage": record.get("stage"),
+            "trials_completed": record.get("trials_completed"),
+            "trials_failed": record.get("trials_failed"),
+            "trials_total": record.get("trials_total"),
+            "best_objective": record.get("best_objective"),
+            "eta_s": record.get("eta_s"),
+            "elapsed_s": record.get("elapsed_s"),
+            "updated": record.get("updated"),
+            "error": record.get("error"),
+            "job": record.get("name"),
+        }
+    )
 
 
 def _readable_dir(path: str | None) -> Path | None:
@@ -121,7 +125,7 @@ def _readable_dir(path: str | None) -> Path | None:
         return None
     job_dir = Path(path)
     try:
-        return job_dir if is_job_dir(job_dir) else None
+        return job_dir if JobDir(job_dir).is_job() else None
     except OSError:
         return None
 
@@ -222,7 +226,7 @@ class JobRegistry:
         raise UnknownJob(f"no job {job_id!r}")
 
     def _load_dir(self, job_id: str, job_dir: Path) -> JobData:
-        version = version_of(job_dir)
+        version = JobDir(job_dir).version()
         with self._lock:
             cached = self._jobs.get(job_id)
         if cached is not None and cached[0] == version and cached[1].job_dir == job_dir.resolve():
@@ -247,20 +251,15 @@ class JobRegistry:
         if job_dir is not None:
             job = self._load_dir(f"service:{job_id}", job_dir)
             # the service knows states the job's own files cannot (queued, cancelled)
-            job = JobData(**{**job.__dict__, "status": {**job.status, "status": status["status"]}})
+            if status is not None:
+                own = job.status or status
+                job = replace(job, status=replace(own, status=status.status))
             job.source = source
-            job.version = f"{job.version}|{status['status']}"
+            job.version = f"{job.version}|{job.state}"
             return job
         spec_text = self.service.spec_text(job_id)
-        spec = None
-        if spec_text:
-            import yaml
-
-            try:
-                loaded = yaml.safe_load(spec_text)
-                spec = loaded if isinstance(loaded, dict) else None
-            except yaml.YAMLError:
-                spec = None
+        notes: list[str] = []
+        spec, job_spec = parse_spec_text(spec_text or None, notes)
         recommendation = (
             self.service.recommendation(job_id) if record.get("state") == "completed" else None
         )
@@ -272,13 +271,15 @@ class JobRegistry:
             job_dir=None,
             spec=spec,
             spec_text=spec_text,
+            job_spec=job_spec,
             status=status,
             recommendation=recommendation,
             version=version,
             source=source,
             notes=[
+                *notes,
                 f"The job's directory ({record.get('job_dir')}) is on the server and not "
                 "readable from here: the trace, predictor, effects, MoE and trial views need its "
-                "runs table. Run the dashboard where the directory is readable for all views."
+                "runs table. Run the dashboard where the directory is readable for all views.",
             ],
         )

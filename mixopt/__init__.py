@@ -5,9 +5,9 @@ metrics, proposes better mixtures, validates the winner against baselines and ex
 
 Importing ``mixopt`` is cheap: torch, Ray, MLflow and LightGBM load only when a stage needs them.
 
-    from mixopt import load_spec, run_job, create_job_dir
+    from mixopt import JobDir, load_spec, run_job
     spec = load_spec("experiments/demo/search.yaml")
-    outcome = run_job(spec, create_job_dir(spec))
+    outcome = run_job(spec, JobDir.new(spec))
 """
 
 from __future__ import annotations
@@ -21,8 +21,10 @@ _LAZY = {
     "parse_spec": "mixopt.spec",
     "JobSpec": "mixopt.spec",
     "MixtureSpace": "mixopt.space",
-    "run_job": "mixopt.jobs",
-    "create_job_dir": "mixopt.jobs",
+    "run_job": "mixopt.search",
+    "resume_job": "mixopt.search",
+    "JobDir": "mixopt.job",
+    "Study": "mixopt.study",
     "MixoptError": "mixopt.errors",
 }
 

@@ -35,13 +35,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import yaml
 
 from mixopt.errors import MixoptError
-from mixopt.loop import MANIFEST_FILE, RECOMMENDATION_FILE, SPEC_FILE
+from mixopt.job import JobDir
+from mixopt.job.directory import MANIFEST_FILE
+
+if TYPE_CHECKING:
+    from mixopt.spec import DomainSpec, JobSpec
 
 DECIMALS = 6
 
@@ -50,19 +54,7 @@ DECIMALS = 6
 
 
 def load_recommendation(job_dir: str | Path) -> dict[str, Any]:
-    job_dir = Path(job_dir)
-    path = job_dir / RECOMMENDATION_FILE
-    if not job_dir.is_dir():
-        raise MixoptError(f"{job_dir}: not a job directory")
-    if not path.is_file():
-        raise MixoptError(f"{job_dir}: no {RECOMMENDATION_FILE} (the job has not finished)")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise MixoptError(f"{path}: unreadable recommendation: {error}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("weights"), dict):
-        raise MixoptError(f"{path}: no 'weights' mapping in the recommendation")
-    return data
+    return JobDir(job_dir).load_recommendation()
 
 
 def exact_weights(weights: dict[str, float], decimals: int = DECIMALS) -> dict[str, float]:
@@ -148,31 +140,24 @@ class Blend:
 
 
 def load_blend(job_dir: str | Path, *, data_dir: str | Path | None = None) -> Blend:
-    job_dir = Path(job_dir)
-    rec = load_recommendation(job_dir)
+    job = JobDir(job_dir)
+    rec = job.load_recommendation()
     weights = exact_weights(rec["weights"])
-    spec = _read_spec(job_dir)
-    domains = {d.get("name"): d for d in spec.get("domains") or [] if isinstance(d, dict)}
-    target = spec.get("target") or {}
-    target_tokens = target.get("tokens")
-    manifest = None
-    if (job_dir / MANIFEST_FILE).is_file():
-        from mixopt.data.manifest import DataManifest
-
-        manifest = DataManifest.load(job_dir / MANIFEST_FILE)
+    spec = job.load_spec() if job.spec_path.is_file() else None
+    manifest = job.load_manifest()
+    target_tokens = spec.target.tokens if spec is not None else None
     sources = []
     for name, weight in weights.items():
-        d = domains.get(name, {})
-        limit = d.get("max_epochs") or target.get("max_epochs", 4.0)
+        domain = _domain(spec, name)
         fields: dict[str, Any] = {
-            "format": d.get("format") or "auto",
-            "text_field": d.get("text_field") or "text",
-            "max_epochs": float(limit) if target_tokens else None,
+            "format": domain.format if domain is not None else "auto",
+            "text_field": domain.text_field if domain is not None else "text",
+            "max_epochs": spec.max_epochs(name) if spec is not None and target_tokens else None,
         }
         if manifest is not None:
             shards = manifest.domains.get(name)
             if shards is None:
-                raise MixoptError(f"{job_dir / MANIFEST_FILE}: no domain {name!r}")
+                raise MixoptError(f"{job.path}: the data manifest has no domain {name!r}")
             fields.update(
                 token_file=shards.train_path,
                 dtype=shards.dtype,
@@ -181,27 +166,22 @@ def load_blend(job_dir: str | Path, *, data_dir: str | Path | None = None) -> Bl
             )
         sources.append(Source(name, weight, **fields))
     return Blend(
-        job=str(rec.get("job") or spec.get("name") or job_dir.name),
-        job_dir=job_dir.resolve(),
+        job=str(rec.get("job") or (spec.name if spec is not None else job.path.name)),
+        job_dir=job.path.resolve(),
         recommendation=rec,
         sources=tuple(sources),
         target_tokens=float(target_tokens) if target_tokens else None,
         eot_id=manifest.eot_id if manifest is not None else None,
-        seed=int((spec.get("search") or {}).get("seed") or 0),
+        seed=spec.search.seed if spec is not None else 0,
         data_dir=Path(data_dir) if data_dir is not None else None,
         has_data=manifest is not None,
     )
 
 
-def _read_spec(job_dir: Path) -> dict[str, Any]:
-    path = job_dir / SPEC_FILE
-    if not path.is_file():
-        return {}
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise MixoptError(f"{path}: unreadable spec: {error}") from None
-    return data if isinstance(data, dict) else {}
+def _domain(spec: JobSpec | None, name: str) -> DomainSpec | None:
+    if spec is None:
+        return None
+    return next((d for d in spec.domains if d.name == name), None)
 
 
 # ---------------------------------------------------------------------------------- formats

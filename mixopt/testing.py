@@ -36,7 +36,7 @@ def synthetic_losses(weights: dict[str, float]) -> dict[str, float]:
 def synthetic_execute(request: TrialRequest) -> dict[str, Any]:
     """A stand-in for :func:`mixopt.worker.execute_trial` with the shape of its result."""
     metrics = synthetic_losses(request.weights)
-    tokens = int(request.train.get("train_tokens", 1000))
+    tokens = int(request.train.train_tokens)
     return {
         "metrics": metrics,
         "curve": [(tokens // 2, 4.0), (tokens, 3.0)],

@@ -8,9 +8,15 @@ and ends ``abandoned`` when retries run out or the failure cannot be cured by re
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mixopt.spec import ProxySpec
+    from proxies.config import GPTConfig, TrainConfig
+    from proxies.data import DomainTokens
 
 
 class TrialStatus(StrEnum):
@@ -32,22 +38,52 @@ class Stage(StrEnum):
 
 @dataclass(frozen=True)
 class TrialRequest:
-    """Everything a worker needs to train and evaluate one proxy (plain, serialisable data)."""
+    """Everything a worker needs to train and evaluate one proxy: plain, picklable data built
+    by the spec's proxy section (:meth:`build`), so it crosses process and machine boundaries
+    unchanged and the worker never re-reads the spec."""
 
     trial_id: str
     weights: dict[str, float]
-    seed: int
-    preset: str
-    model_overrides: dict[str, Any]
-    train: dict[str, Any]  # proxies.train.TrainConfig fields
-    domains: list[dict[str, Any]]  # proxies.data.DomainTokens fields, one per domain
-    vocab_size: int
-    seq_len: int
-    arch: str = "dense"  # proxies.presets arch: dense | moe
-    checkpoint_dir: str | None = None  # this trial's own folder for resumable checkpoints
+    proxy: ProxySpec  # what the trial trains, as the spec says it (for provenance and tracking)
+    model: GPTConfig  # proxy.gpt_config(vocab size)
+    train: TrainConfig  # proxy.train_config(seed, threads, checkpoint folder)
+    domains: tuple[DomainTokens, ...]
+
+    @classmethod
+    def build(
+        cls,
+        trial_id: str,
+        weights: dict[str, float],
+        *,
+        seed: int,
+        proxy: ProxySpec,
+        vocab_size: int,
+        domains: Sequence[DomainTokens],
+        threads: int | None = None,
+        checkpoint_dir: str | None = None,
+    ) -> TrialRequest:
+        return cls(
+            trial_id=trial_id,
+            weights=dict(weights),
+            proxy=proxy,
+            model=proxy.gpt_config(vocab_size),
+            train=proxy.train_config(seed=seed, threads=threads, checkpoint_dir=checkpoint_dir),
+            domains=tuple(domains),
+        )
+
+    @property
+    def seed(self) -> int:
+        return self.train.seed
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {
+            "trial_id": self.trial_id,
+            "weights": self.weights,
+            "proxy": self.proxy.model_dump(mode="json"),
+            "model": asdict(self.model),
+            "train": asdict(self.train),
+            "domains": [asdict(d) for d in self.domains],
+        }
 
 
 @dataclass

@@ -16,6 +16,7 @@ task's ``num_cpus``, so that value wins over the machine's core count.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -29,9 +30,7 @@ from typing import TYPE_CHECKING, Any
 from mixopt.trials import TrialRequest
 
 if TYPE_CHECKING:
-    from proxies.config import GPTConfig
-    from proxies.data import DomainTokens
-    from proxies.train import TrainConfig
+    from proxies.config import TrainConfig
 
 
 def granted_threads(default: int) -> int:
@@ -39,33 +38,13 @@ def granted_threads(default: int) -> int:
     return int(value) if value.isdigit() and int(value) > 0 else max(1, default)
 
 
-def _model_config(request: TrialRequest) -> GPTConfig:
-    from proxies.presets import get_preset
-
-    return get_preset(
-        request.preset,
-        vocab_size=request.vocab_size,
-        seq_len=request.seq_len,
-        arch=request.arch,
-        **request.model_overrides,
-    )
-
-
-def _train_config(request: TrialRequest, *, checkpoint_dir: str | None) -> TrainConfig:
-    from proxies.train import TrainConfig
-
-    train = dict(request.train)
-    train["threads"] = granted_threads(int(train.get("threads") or 1))
+def _train_config(request: TrialRequest, *, checkpoint_dir: str | None = None) -> TrainConfig:
+    """The request's training config with the threads this worker was granted (and, for a
+    stacked chunk, the chunk's own checkpoint folder)."""
+    changes: dict[str, Any] = {"threads": granted_threads(request.train.threads or 1)}
     if checkpoint_dir is not None:
-        train["checkpoint_dir"] = checkpoint_dir
-    train["seed"] = request.seed
-    return TrainConfig(**train)
-
-
-def _domains(request: TrialRequest) -> list[DomainTokens]:
-    from proxies.data import DomainTokens
-
-    return [DomainTokens(**d) for d in request.domains]
+        changes["checkpoint_dir"] = checkpoint_dir
+    return dataclasses.replace(request.train, **changes)
 
 
 def _stamp(result: dict[str, Any], request: TrialRequest, started: float) -> dict[str, Any]:
@@ -83,10 +62,9 @@ def execute_trial(request: TrialRequest) -> dict[str, Any]:
     """Train the proxy of ``request`` on its mixture; return ``TrainResult.to_dict()``."""
     from proxies.train import train_proxy
 
-    model_cfg = _model_config(request)
-    train_cfg = _train_config(request, checkpoint_dir=request.checkpoint_dir)
+    train_cfg = _train_config(request)
     started = time.time()
-    result = train_proxy(model_cfg, train_cfg, _domains(request), request.weights).to_dict()
+    result = train_proxy(request.model, train_cfg, list(request.domains), request.weights).to_dict()
     return _stamp(result, request, started)
 
 
@@ -95,15 +73,11 @@ def execute_trial(request: TrialRequest) -> dict[str, Any]:
 
 def shape_key(request: TrialRequest) -> str:
     """Requests with equal keys can be stacked: everything but the trial, seed and mixture."""
-    train = {k: v for k, v in request.train.items() if k != "seed"}
+    train = dataclasses.asdict(dataclasses.replace(request.train, seed=0, checkpoint_dir=None))
     parts = [
-        request.arch,
-        request.preset,
-        request.model_overrides,
-        request.vocab_size,
-        request.seq_len,
+        dataclasses.asdict(request.model),
         train,
-        request.domains,
+        [dataclasses.asdict(d) for d in request.domains],
     ]
     return json.dumps(parts, sort_keys=True, default=str)
 
@@ -125,7 +99,7 @@ def _attempt(
 def _group_checkpoint_dir(chunk: list[TrialRequest]) -> str | None:
     """A folder for a stacked chunk's checkpoint, next to its first trial's own folder and named
     by the chunk's trials and seeds (so a retried chunk finds it, a different chunk does not)."""
-    first = chunk[0].checkpoint_dir
+    first = chunk[0].train.checkpoint_dir
     if first is None:
         return None
     ids = json.dumps([(r.trial_id, r.seed) for r in chunk])
@@ -137,13 +111,12 @@ def _run_stacked(chunk: list[TrialRequest]) -> list[dict[str, Any]]:
     from proxies.train import train_stacked
 
     first = chunk[0]
-    model_cfg = _model_config(first)
     train_cfg = _train_config(first, checkpoint_dir=_group_checkpoint_dir(chunk))
     started = time.time()
     results = train_stacked(
-        model_cfg,
+        first.model,
         train_cfg,
-        _domains(first),
+        list(first.domains),
         [r.weights for r in chunk],
         seeds=[r.seed for r in chunk],
     )
@@ -154,10 +127,12 @@ def _check_request(request: TrialRequest) -> None:
     """Fail a bad trial before it joins a stack: its config, data and mixture must load."""
     from proxies.data import MixtureBatches
 
-    model_cfg = _model_config(request)
-    train_cfg = _train_config(request, checkpoint_dir=None)
     MixtureBatches(
-        _domains(request), request.weights, model_cfg.seq_len, train_cfg.batch_size, request.seed
+        list(request.domains),
+        request.weights,
+        request.model.seq_len,
+        request.train.batch_size,
+        request.seed,
     )
 
 
@@ -186,12 +161,11 @@ def execute_group(
         if not valid:
             continue
         first = valid[0]
-        train_cfg = _train_config(first, checkpoint_dir=None)
         plan = plan_group(
-            _model_config(first),
-            batch_size=train_cfg.batch_size,
+            first.model,
+            batch_size=first.train.batch_size,
             n_trials=len(valid),
-            device=train_cfg.device,
+            device=first.train.device,
             policy=stacking,  # type: ignore[arg-type]
             max_group=max_stack,
         )

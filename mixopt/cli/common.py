@@ -1,13 +1,11 @@
-"""What every ``mixopt`` command shares: error reporting, atomic writes, common options."""
+"""What every ``mixopt`` command shares: error reporting, cancellation, common options."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
 import signal
-import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -48,23 +46,15 @@ def require_finite(values: Any, what: str) -> None:
         raise MixoptError(f"{what} has {len(bad)} missing or non-finite value(s) (rows {rows})")
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{time.time_ns()}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def echo_err(line: str) -> None:
     typer.echo(line, err=True)
 
 
 @contextlib.contextmanager
 def cancel_on_sigterm() -> Iterator[None]:
-    """Turn SIGTERM into :class:`~mixopt.loop.JobCancelled`, so a cancelled job stops its
+    """Turn SIGTERM into :class:`~mixopt.job.JobCancelled`, so a cancelled job stops its
     trials, saves its state and marks itself 'cancelled' instead of dying mid-write."""
-    from mixopt.loop import JobCancelled
+    from mixopt.job import JobCancelled
 
     def handler(signum: int, frame: object) -> None:
         raise JobCancelled("cancelled (SIGTERM)")

@@ -12,13 +12,8 @@ from typing import Annotated
 
 import typer
 
-from mixopt.cli.common import (
-    WeightsOption,
-    cancel_on_sigterm,
-    require_finite,
-    user_errors,
-    write_atomic,
-)
+from mixopt.atomic import write_atomic
+from mixopt.cli.common import WeightsOption, cancel_on_sigterm, require_finite, user_errors
 from mixopt.errors import MixoptError
 
 app = typer.Typer(
@@ -59,9 +54,10 @@ def run(
         typer.echo(spec.to_yaml(), nl=False)
         return
     from mixopt.cli.summary import print_summary
-    from mixopt.jobs import create_job_dir, run_job
+    from mixopt.job import JobDir
+    from mixopt.search import run_job
 
-    directory = create_job_dir(spec, job_dir)
+    directory = JobDir.create(spec.output_dir, spec.name, job_dir)
     with cancel_on_sigterm():
         outcome = run_job(spec, directory, runner=runner)
     print_summary(outcome)
@@ -75,7 +71,7 @@ def resume(
 ) -> None:
     """Continue an interrupted job: finished trials are kept, the rest run again."""
     from mixopt.cli.summary import print_summary
-    from mixopt.jobs import resume_job
+    from mixopt.search import resume_job
 
     with cancel_on_sigterm():
         outcome = resume_job(job_dir, runner=runner)

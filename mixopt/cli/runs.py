@@ -35,13 +35,16 @@ def runs_command(
     from rich.table import Table
 
     from mixopt.data.versions import current_state, stale_reasons
-    from mixopt.runs_table import RUNS_FILE, read_table
+    from mixopt.job import JobDir
     from mixopt.spec import load_spec
 
-    if not job_dir.is_dir():
+    job = JobDir(job_dir)
+    if not job.path.is_dir():
         raise MixoptError(f"{job_dir}: not a job directory")
-    spec = load_spec(spec_path or job_dir / "spec.yaml")
-    frame = read_table(job_dir / RUNS_FILE)
+    spec = load_spec(spec_path) if spec_path is not None else job.load_spec()
+    frame = job.read_runs()
+    if frame is None or frame.empty:
+        raise MixoptError(f"{job_dir}: no finished trials yet (no runs table)")
     state = current_state(spec)
     rows: list[dict[str, Any]] = frame.to_dict(orient="records")  # type: ignore[assignment]
     stale = {str(row["trial_id"]): stale_reasons(row, state) for row in rows}

@@ -25,14 +25,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mixopt.cli.common import fail, user_errors, write_atomic
+from mixopt.atomic import write_atomic
+from mixopt.cli.common import fail, user_errors
 from mixopt.errors import MixoptError
+from mixopt.service.schemas import FINAL_STATES
 
 if TYPE_CHECKING:
     from mixopt.service.client import ServiceClient
 
 SERVER_ENV = "MIXOPT_SERVER"
-FINAL_STATES = ("completed", "failed", "cancelled")
 
 ServerOption = Annotated[
     str | None,
@@ -234,14 +235,14 @@ def _submit_local(spec_path: Path, runner: str, dry_run: bool) -> None:
     """Start ``mixopt run`` on SPEC in the background; print the job directory last."""
     import subprocess
 
-    from mixopt.jobs import create_job_dir
+    from mixopt.job import JobDir
     from mixopt.spec import load_spec
 
     spec = load_spec(spec_path)
     if dry_run:
         typer.echo(f"{spec_path}: valid")
         return
-    directory = create_job_dir(spec)
+    directory = JobDir.create(spec.output_dir, spec.name).path
     log_path = directory.with_name(directory.name + ".log")
     command = [sys.executable, "-m", "mixopt.cli.main", "run", str(spec_path.resolve())]
     command += ["--job-dir", str(directory), "--runner", runner]
@@ -268,31 +269,32 @@ def local_status(job_dir: Path) -> dict[str, Any]:
     """A local job directory described like the service's job (state, trials, best)."""
     import platform
 
-    from mixopt.service.progress import eta_seconds, expected_trials, read_progress, read_state
+    from mixopt.job import JobDir, JobStatus, StatusRecord, planned_trials
+    from mixopt.service.progress import eta_seconds, read_progress
     from mixopt.service.supervisor import process_alive
 
-    state = read_state(job_dir)
-    if state is None and job_dir.is_dir() and not any(job_dir.iterdir()):
-        state = {"job": job_dir.name, "status": "queued"}  # created, its process starting
-    if state is None:
-        raise MixoptError(f"{job_dir}: not a job directory (no readable job.json)")
+    job = JobDir(job_dir)
+    record = job.read_status()
+    starting = job.path.is_dir() and not any(
+        p for p in job.path.iterdir() if not p.name.startswith(".")
+    )
+    if record is None and starting:  # created; its process has not written a status yet
+        record = StatusRecord(job=job.path.name, status=JobStatus.QUEUED)
+    if record is None:
+        raise MixoptError(f"{job_dir}: not a job directory (no readable job status)")
     direction, total = "minimize", 0
-    spec_file = job_dir / "spec.yaml"
-    if spec_file.is_file():
-        from mixopt.spec import load_spec
-
+    if job.spec_path.is_file():
         try:
-            spec = load_spec(spec_file)
-            direction, total = spec.objective.direction, expected_trials(spec)
+            spec = job.load_spec()
+            direction, total = spec.objective.direction, planned_trials(spec)
         except MixoptError:
             pass
-    progress = read_progress(job_dir, direction)
-    status = progress.status or str(state.get("status", "unknown"))
-    mapped = {"preparing": "running", "interrupted": "cancelled"}.get(status, status)
+    progress = read_progress(job, direction)
+    status = progress.status or record.status
+    mapped = status.service_state()
     error = progress.error
-    pid = state.get("pid")
-    here = state.get("host") in (None, platform.node())
-    if mapped == "running" and here and isinstance(pid, int) and not process_alive(pid, ""):
+    here = record.host in ("", platform.node())
+    if status.active and here and record.pid is not None and not process_alive(record.pid, ""):
         mapped = "failed"
         error = f"the job's process is gone; continue it with: mixopt resume {job_dir}"
     completed = progress.trials_completed or 0
@@ -300,12 +302,12 @@ def local_status(job_dir: Path) -> dict[str, Any]:
     total = progress.trials_total or total
     eta = progress.eta_s
     if mapped == "running" and eta is None:
-        eta = eta_seconds(completed + failed, total, job_dir.stat().st_ctime, time.time())
+        eta = eta_seconds(completed + failed, total, job.path.stat().st_ctime, time.time())
     return {
         "id": str(job_dir),
-        "name": state.get("job", job_dir.name),
+        "name": record.job or job.path.name,
         "state": mapped,
-        "status": status,
+        "status": status.value,
         "stage": progress.stage,
         "trials_completed": completed,
         "trials_failed": failed,
@@ -414,7 +416,9 @@ def logs(
 ) -> None:
     """Print a job's log (locally: JOB_DIR/job.log)."""
     if server is None:
-        path = Path(job) / "job.log"
+        from mixopt.job import JobDir
+
+        path = JobDir(job).log_path
         if not path.is_file():
             raise MixoptError(f"{path}: no such log")
         lines = path.read_text(errors="replace").splitlines()[-tail:]

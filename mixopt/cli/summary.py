@@ -8,7 +8,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from mixopt.loop import JobOutcome
+from mixopt.job import JobDir
+from mixopt.search import JobOutcome
 from mixopt.tracking.mlflow_tracker import default_tracking_uri
 from mixopt.trials import TrialStatus
 
@@ -49,8 +50,9 @@ def print_summary(outcome: JobOutcome, console: Console | None = None) -> None:
         f"job directory: {outcome.job_dir}"
     )
     console.print(f"export: mixopt export {outcome.job_dir} --format yaml")
-    uri = default_tracking_uri(outcome.job_dir)
-    if (outcome.job_dir / "mlflow.db").exists():
+    database = JobDir(outcome.job_dir).mlflow_db
+    uri = default_tracking_uri(database)
+    if database.exists():
         mlflow = Path(sys.executable).parent / "mlflow"
         command = str(mlflow) if mlflow.exists() else "mlflow"
         console.print(f"MLflow runs: {uri}")

@@ -12,13 +12,16 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from mixopt.errors import DataError
 
 MANIFEST_VERSION = 1
+
+if TYPE_CHECKING:
+    from proxies.data import DomainTokens
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,22 @@ class DataManifest:
     def domain_hashes(self) -> dict[str, str]:
         """Each domain's content hash, shortened to 16 hex digits (what a trial records)."""
         return {name: d.content_hash[:16] for name, d in self.domains.items()}
+
+    def domain_tokens(self) -> tuple[DomainTokens, ...]:
+        """Each domain's token files as a proxy reads them."""
+        from proxies.data import DomainTokens
+
+        return tuple(
+            DomainTokens(
+                name=s.name,
+                train_path=s.train_path,
+                val_path=s.val_path,
+                dtype=s.dtype,  # type: ignore[arg-type]  # uint16 | uint32, written by the shards
+                train_bytes=s.train_bytes,
+                val_bytes=s.val_bytes,
+            )
+            for s in self.domains.values()
+        )
 
     def train_tokens(self) -> dict[str, int]:
         """Each domain's train tokens (what repetition caps and epoch counts are made from)."""

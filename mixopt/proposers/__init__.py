@@ -22,6 +22,35 @@ from mixopt.proposers.regmix import RegMixProposer
 from mixopt.sampling import DirichletSampler
 
 STRATEGIES = ("bo", "regmix", "law", "pareto", "mfbo", "random")
+_DESCRIPTIONS = {
+    "bo": "batch Bayesian optimisation (GP, qLogNEI)",
+    "regmix": "simulate and average the best predicted",
+    "law": "optimise a fitted mixing law",
+    "pareto": "the objective under constraints on other metrics",
+    "mfbo": "multi-fidelity, cost-aware BO that also picks each trial's fidelity "
+    "(search.fidelities)",
+    "random": "Dirichlet draws",
+}
+
+
+def strategy_descriptions() -> dict[str, str]:
+    return dict(_DESCRIPTIONS)
+
+
+def check_strategy(
+    name: str, *, fidelities: bool | None = None, constraints: bool | None = None
+) -> None:
+    """``ValueError`` unless ``name`` is a strategy that fits the job (its fidelities and
+    guard rails)."""
+    if name not in STRATEGIES:
+        raise ValueError(f"unknown strategy {name!r}; available: {', '.join(STRATEGIES)}")
+    if fidelities is not None:
+        if name == "mfbo" and not fidelities:
+            raise ValueError("search.fidelities: strategy 'mfbo' needs at least one cheaper proxy")
+        if fidelities and name != "mfbo":
+            raise ValueError("search.fidelities are used by search.strategy 'mfbo' only")
+    if constraints and name != "pareto":
+        raise ValueError("objective.constraints are enforced by search.strategy 'pareto'")
 
 
 def make_proposer(
@@ -57,5 +86,7 @@ __all__ = [
     "RandomProposer",
     "Recommendation",
     "RegMixProposer",
+    "check_strategy",
     "make_proposer",
+    "strategy_descriptions",
 ]

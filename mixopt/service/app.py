@@ -39,10 +39,11 @@ from starlette.concurrency import run_in_threadpool
 
 from mixopt import __version__
 from mixopt.errors import MixoptError
+from mixopt.job import JobDir, planned_trials
 from mixopt.service.admission import Rejected, admit, parse_body
 from mixopt.service.auth import TokenVerifier
 from mixopt.service.limits import BodySizeLimit
-from mixopt.service.progress import RECOMMENDATION_FILE, eta_seconds, expected_trials
+from mixopt.service.progress import eta_seconds
 from mixopt.service.progress import read_progress as read_job_progress
 from mixopt.service.schemas import ErrorOut, Health, JobList, JobOut, SpecCheck
 from mixopt.service.settings import ServiceSettings
@@ -196,9 +197,9 @@ def create_app(
         return job
 
     def finished_dir(job: JobRecord) -> Path:
-        job_dir = Path(job.job_dir)
-        if (job_dir / RECOMMENDATION_FILE).is_file():
-            return job_dir
+        job_dir = JobDir(job.job_dir)
+        if job_dir.has_recommendation():
+            return job_dir.path
         if job.state == "completed":
             raise HTTPException(409, f"job {job.id}: completed but its recommendation is missing")
         raise HTTPException(409, f"job {job.id} is {job.state}: no recommendation yet")
@@ -258,7 +259,7 @@ def create_app(
         spec = admit(parse_body(body, content_type), settings, base_dir=base_dir)
         if dry_run:
             check = SpecCheck(
-                name=spec.name, trials_total=expected_trials(spec), spec=spec.to_dict()
+                name=spec.name, trials_total=planned_trials(spec), spec=spec.to_dict()
             )
             return JSONResponse(check.model_dump(mode="json"), status_code=200)
         job_id = new_job_id()
@@ -276,7 +277,7 @@ def create_app(
             folder=str(folder),
             job_dir=str(folder / "run"),
             direction=spec.objective.direction,
-            trials_total=expected_trials(spec),
+            trials_total=planned_trials(spec),
             created=now,
             updated=now,
         )
@@ -370,7 +371,7 @@ def create_app(
         """The job's log as text; ``X-Log-Offset`` is where to continue from."""
         job = owned(job_id, user)
         path = (
-            Path(job.folder) / PROCESS_LOG if source == "process" else Path(job.job_dir) / "job.log"
+            Path(job.folder) / PROCESS_LOG if source == "process" else JobDir(job.job_dir).log_path
         )
         text, end = _read_log(path, tail, offset)
         return PlainTextResponse(text, headers={"X-Log-Offset": str(end)})

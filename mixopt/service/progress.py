@@ -1,29 +1,25 @@
-"""A job's progress, read from its directory: ``job.json`` first, ``runs.parquet`` to fill gaps.
+"""A job's progress, read from its directory: ``job.json`` first, the runs table to fill gaps.
 
-The job process owns both files; the service only reads them. ``job.json`` may carry
-``trials_completed``, ``trials_total``, ``best_objective`` and ``stage``; where it does not, the
-runs table (cached by modification time) gives the counts and the best search objective.
+The job process owns both files; the service only reads them (through :class:`~mixopt.job.JobDir`).
+``job.json`` may carry ``trials_completed``, ``trials_total``, ``best_objective`` and ``stage``;
+where it does not, the runs table (cached by modification time) gives the counts and the best
+search objective.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from mixopt.spec import JobSpec
-
-STATE_FILE = "job.json"
-RUNS_FILE = "runs.parquet"
-RECOMMENDATION_FILE = "recommendation.json"
+from mixopt.errors import MixoptError
+from mixopt.job import JobDir, JobStatus
 
 
 @dataclass
 class JobProgress:
-    status: str | None = None  # job.json's status: preparing, running, completed, failed, ...
+    status: JobStatus | None = None  # job.json's status
     stage: str | None = None
     trials_completed: int | None = None
     trials_failed: int | None = None
@@ -34,32 +30,13 @@ class JobProgress:
     has_recommendation: bool = False
 
 
-def expected_trials(spec: JobSpec) -> int:
-    """Trials a job will run: the search budget plus the validation (mixtures x seeds)."""
-    s, v = spec.search, spec.validate_
-    total = s.initial_trials + s.rounds * s.trials_per_round
-    if v.enabled:
-        mixtures = 1 + len(v.baselines) + (1 if v.current is not None else 0)
-        total += mixtures * v.seeds
-    return total
-
-
-def read_state(job_dir: Path) -> dict[str, Any] | None:
-    """``job.json`` as a dict, or None when absent or caught mid-write."""
-    try:
-        data = json.loads((job_dir / STATE_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 _runs_cache: dict[str, tuple[tuple[int, int], tuple[int, int, float | None]]] = {}
 _runs_lock = threading.Lock()
 
 
-def _runs_summary(job_dir: Path, direction: str) -> tuple[int, int, float | None] | None:
+def _runs_summary(job: JobDir, direction: str) -> tuple[int, int, float | None] | None:
     """(completed, abandoned, best search objective) from the runs table, cached by mtime."""
-    path = job_dir / RUNS_FILE
+    path = job.runs_path
     try:
         stat = path.stat()
     except OSError:
@@ -70,14 +47,14 @@ def _runs_summary(job_dir: Path, direction: str) -> tuple[int, int, float | None
     if cached is not None and cached[0] == key:
         return cached[1]
     try:
-        import pyarrow.parquet as pq
-
-        table = pq.read_table(path).to_pydict()
-    except Exception:  # torn or foreign file: no summary rather than an error
+        runs = job.read_runs()
+    except MixoptError:  # torn or foreign file: no summary rather than an error
         return None
-    status = table.get("status", [])
-    stage = table.get("stage", ["search"] * len(status))
-    objective = table.get("objective", [None] * len(status))
+    if runs is None or "status" not in runs.columns:
+        return None
+    status = runs["status"].tolist()
+    stage = runs["stage"].tolist() if "stage" in runs.columns else ["search"] * len(status)
+    objective = runs["objective"].tolist() if "objective" in runs.columns else [None] * len(status)
     completed = sum(s == "completed" for s in status)
     failed = sum(s == "abandoned" for s in status)
     values = [
@@ -94,32 +71,21 @@ def _runs_summary(job_dir: Path, direction: str) -> tuple[int, int, float | None
     return summary
 
 
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _float(value: Any) -> float | None:
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    return None
-
-
-def read_progress(job_dir: str | Path, direction: str = "minimize") -> JobProgress:
-    job_dir = Path(job_dir)
-    state = read_state(job_dir) or {}
-    progress = JobProgress(
-        status=state.get("status") if isinstance(state.get("status"), str) else None,
-        stage=state.get("stage") if isinstance(state.get("stage"), str) else None,
-        trials_completed=_int(state.get("trials_completed")),
-        trials_failed=_int(state.get("trials_failed")),
-        trials_total=_int(state.get("trials_total")),
-        best_objective=_float(state.get("best_objective")),
-        eta_s=_float(state.get("eta_s")),
-        error=state.get("error") if isinstance(state.get("error"), str) else None,
-        has_recommendation=(job_dir / RECOMMENDATION_FILE).is_file(),
-    )
+def read_progress(job_dir: str | Path | JobDir, direction: str = "minimize") -> JobProgress:
+    job = job_dir if isinstance(job_dir, JobDir) else JobDir(job_dir)
+    record = job.read_status()
+    progress = JobProgress(has_recommendation=job.has_recommendation())
+    if record is not None:
+        progress.status = record.status
+        progress.stage = record.stage or None
+        progress.trials_completed = record.trials_completed
+        progress.trials_failed = record.trials_failed
+        progress.trials_total = record.trials_total or None
+        progress.best_objective = record.best_objective
+        progress.eta_s = record.eta_s
+        progress.error = record.error
     if progress.trials_completed is None or progress.best_objective is None:
-        summary = _runs_summary(job_dir, direction)
+        summary = _runs_summary(job, direction)
         if summary is not None:
             completed, failed, best = summary
             if progress.trials_completed is None:

@@ -6,7 +6,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+# the API's job states (a job's own JobStatus maps into them: mixopt.job.JobStatus.service_state)
 JobState = Literal["queued", "running", "completed", "failed", "cancelled"]
+FINAL_STATES: tuple[JobState, ...] = ("completed", "failed", "cancelled")
 
 
 class Health(BaseModel):

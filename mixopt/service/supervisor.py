@@ -31,6 +31,7 @@ import threading
 import time
 from pathlib import Path
 
+from mixopt.job import JobDir, JobStatus
 from mixopt.service.progress import read_progress
 from mixopt.service.settings import TOKEN_ENV, TOKEN_FILE_ENV, ServiceSettings
 from mixopt.service.store import JobRecord, JobStore
@@ -201,9 +202,9 @@ class Supervisor:
         broke = code is not None and code > 0 and code != CANCELLED_EXIT
         if job.cancel_requested is not None:
             values.update(state="cancelled", error=None)
-        elif progress.status == "completed" and progress.has_recommendation and not code:
+        elif progress.status is JobStatus.COMPLETED and progress.has_recommendation and not code:
             values.update(state="completed", error=None)
-        elif progress.status == "failed" or broke:
+        elif progress.status is JobStatus.FAILED or broke:
             tail = log_tail(Path(job.folder) / PROCESS_LOG)
             values.update(state="failed", error=progress.error or f"{how}:\n{tail}".strip())
         elif self.settings.auto_resume and job.resumes < self.settings.max_resumes:
@@ -225,12 +226,7 @@ class Supervisor:
     @staticmethod
     def _next_command(job: JobRecord) -> str:
         """Resume a job that saved a resumable state; start one that did not from scratch."""
-        from mixopt.job_state import STATE_FILE
-        from mixopt.loop import SPEC_FILE
-
-        job_dir = Path(job.job_dir)
-        resumable = (job_dir / SPEC_FILE).is_file() and (job_dir / STATE_FILE).is_file()
-        return "resume" if resumable else "run"
+        return "resume" if JobDir(job.job_dir).can_resume() else "run"
 
     def _launch(self, job: JobRecord) -> int:
         """Start a queued job's process; 1 when it started."""

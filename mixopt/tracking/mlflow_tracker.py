@@ -34,6 +34,7 @@ off (``MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT``), as it would interleave with th
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import os
@@ -89,8 +90,9 @@ _RESULT_PARAMS = (
 _BAD_KEY = re.compile(r"[^A-Za-z0-9_\-. /]")
 
 
-def default_tracking_uri(job_dir: Path) -> str:
-    return f"sqlite:///{(job_dir / 'mlflow.db').resolve()}"
+def default_tracking_uri(database: Path) -> str:
+    """The URI of a job's own SQLite store at ``database``."""
+    return f"sqlite:///{Path(database).resolve()}"
 
 
 def is_remote(uri: str) -> bool:
@@ -410,18 +412,19 @@ def trial_params(
     if request is not None:
         params.update(
             {
-                "proxy.preset": request.preset,
-                "proxy.arch": request.arch,
-                "proxy.seq_len": request.seq_len,
-                "proxy.vocab_size": request.vocab_size,
+                "proxy.preset": request.proxy.preset,
+                "proxy.arch": request.proxy.arch,
+                "proxy.seq_len": request.model.seq_len,
+                "proxy.vocab_size": request.model.vocab_size,
             }
         )
-        params.update({f"proxy.{k}": v for k, v in request.model_overrides.items()})
+        params.update({f"proxy.{k}": v for k, v in request.proxy.overrides.items()})
         params.update(
             {
                 f"train.{k}": v
-                for k, v in request.train.items()
-                if isinstance(v, str | int | float | bool | list) and k != "checkpoint_dir"
+                for k, v in dataclasses.asdict(request.train).items()
+                if isinstance(v, str | int | float | bool | list | tuple)
+                and k not in ("checkpoint_dir", "seed")
             }
         )
     result = trial.result

@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mixopt.jobs import create_job_dir, run_job
+from mixopt.job import JobDir
 from mixopt.runners.local import InProcessRunner
+from mixopt.search import run_job
 
 DOMAINS = ("code", "bible", "dictionary")
 SMALL_JOB = {
@@ -56,7 +57,7 @@ def test_real_job_on_ray_with_mlflow(make_spec, tmp_path):
     from mlflow.tracking import MlflowClient
 
     spec = make_spec(**SMALL_JOB)
-    job_dir = create_job_dir(spec, tmp_path / "job")
+    job_dir = JobDir.new(spec, tmp_path / "job").path
     outcome = run_job(spec, job_dir, runner="ray")
     runs, rec = _check_job(job_dir, 10)
     assert outcome.recommendation == rec
@@ -90,7 +91,7 @@ def test_real_job_on_ray_with_mlflow(make_spec, tmp_path):
 
 def test_real_proxies_in_process(make_spec, tmp_path):
     spec = make_spec(tracking={"enabled": False}, **SMALL_JOB)
-    outcome = run_job(spec, create_job_dir(spec, tmp_path / "job"), runner=InProcessRunner())
+    outcome = run_job(spec, JobDir.new(spec, tmp_path / "job").path, runner=InProcessRunner())
     runs, _ = _check_job(outcome.job_dir, 10)
     assert runs["device"].eq("cpu").all()
     assert not (outcome.job_dir / "mlflow.db").exists()

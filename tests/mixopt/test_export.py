@@ -26,8 +26,8 @@ from mixopt.cli.main import app
 from mixopt.errors import MixoptError
 from mixopt.export import FORMATS, exact_weights, export, write_megatron_dataset
 from mixopt.export import Source as ExportSource
-from mixopt.jobs import create_job_dir
-from mixopt.loop import SearchJob
+from mixopt.job import JobDir
+from mixopt.search import SearchJob
 from mixopt.spec import JobSpec
 from mixopt.testing import ScriptedRunner
 from tests.conftest import CORPUS, corpus_domains
@@ -62,7 +62,7 @@ def job(tmp_path_factory) -> Path:
             "target": {"tokens": 1000},
         }
     )
-    job_dir = create_job_dir(spec, root / "job")
+    job_dir = JobDir.new(spec, root / "job").path
     SearchJob(spec, job_dir, runner=ScriptedRunner()).run()
     return job_dir
 

@@ -12,9 +12,9 @@ import json
 import pandas as pd
 import pytest
 
-from mixopt.jobs import create_job_dir
-from mixopt.loop import SearchJob
+from mixopt.job import JobDir
 from mixopt.runners.local import InProcessRunner
+from mixopt.search import SearchJob
 from mixopt.testing import ScriptedRunner, synthetic_execute
 
 SEARCH = {"initial_trials": 6, "rounds": 1, "trials_per_round": 2, "strategy": "regmix"}
@@ -36,19 +36,19 @@ def _check_complete(job_dir, outcome):
 def test_a_disk_error_in_the_driver_stops_the_job_which_then_resumes(
     make_spec, tmp_path, monkeypatch
 ):
-    import mixopt.loop
+    from mixopt.job import JobDir as Dir
 
     spec = _spec(make_spec)
-    job_dir = create_job_dir(spec, tmp_path / "job")
-    real_write, calls = mixopt.loop.write_runs, {"n": 0}
+    job_dir = JobDir.new(spec, tmp_path / "job").path
+    real_write, calls = Dir.write_runs, {"n": 0}
 
-    def full_disk(rows, path):
+    def full_disk(self, rows):
         calls["n"] += 1
         if calls["n"] == 4:
-            raise OSError(errno.ENOSPC, "No space left on device", str(path))
-        return real_write(rows, path)
+            raise OSError(errno.ENOSPC, "No space left on device", str(self.runs_path))
+        return real_write(self, rows)
 
-    monkeypatch.setattr(mixopt.loop, "write_runs", full_disk)
+    monkeypatch.setattr(Dir, "write_runs", full_disk)
     with pytest.raises(OSError, match="No space left"):
         SearchJob(spec, job_dir, runner=ScriptedRunner()).run()
     status = json.loads((job_dir / "job.json").read_text())
@@ -56,7 +56,7 @@ def test_a_disk_error_in_the_driver_stops_the_job_which_then_resumes(
     before = pd.read_parquet(job_dir / "runs.parquet")
     assert len(before) == 3  # the rows written before the disk filled are intact
 
-    monkeypatch.setattr(mixopt.loop, "write_runs", real_write)
+    monkeypatch.setattr(Dir, "write_runs", real_write)
     runner = ScriptedRunner()
     outcome = SearchJob(spec, job_dir, runner=runner, resume=True).run()
     runs = _check_complete(job_dir, outcome)
@@ -74,7 +74,7 @@ def _disk_full_once(request, _seen=set()):  # noqa: B006 - state across calls, o
 
 def test_a_disk_error_in_a_trial_is_retried(make_spec, tmp_path):
     spec = _spec(make_spec, resources={"max_retries": 1})
-    job_dir = create_job_dir(spec, tmp_path / "job")
+    job_dir = JobDir.new(spec, tmp_path / "job").path
     outcome = SearchJob(spec, job_dir, runner=InProcessRunner(_disk_full_once)).run()
     _check_complete(job_dir, outcome)
     retried = next(t for t in outcome.trials if t.trial_id == "t0002")
@@ -88,7 +88,7 @@ def test_a_programming_error_in_a_trial_is_not_retried(make_spec, tmp_path):
         return synthetic_execute(request)
 
     spec = _spec(make_spec, resources={"max_retries": 3})
-    job_dir = create_job_dir(spec, tmp_path / "job")
+    job_dir = JobDir.new(spec, tmp_path / "job").path
     outcome = SearchJob(spec, job_dir, runner=InProcessRunner(broken_once)).run()
     broken = next(t for t in outcome.trials if t.trial_id == "t0001")
     assert broken.status.value == "abandoned" and broken.attempts == 1
@@ -118,7 +118,7 @@ def test_a_corrupt_checkpoint_costs_progress_not_the_trial(make_spec, tmp_path):
         validate={"enabled": False},
         tracking={"enabled": False},
     )
-    job_dir = create_job_dir(spec, tmp_path / "job")
+    job_dir = JobDir.new(spec, tmp_path / "job").path
     with pytest.raises(KeyboardInterrupt):
         SearchJob(spec, job_dir, runner=_KilledAfterOne()).run()
     corrupt = job_dir / "checkpoints" / "t0001" / "checkpoint.pt"

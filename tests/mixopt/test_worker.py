@@ -3,6 +3,7 @@
 import pytest
 
 from mixopt.data import prepare_data
+from mixopt.spec import ProxySpec
 from mixopt.trials import TrialRequest
 from mixopt.worker import execute_trial, granted_threads
 
@@ -11,29 +12,25 @@ from mixopt.worker import execute_trial, granted_threads
 def request_for(make_spec):
     spec = make_spec()
     manifest = prepare_data(spec, log=lambda _: None)
-    domains = [
-        {
-            "name": s.name,
-            "train_path": s.train_path,
-            "val_path": s.val_path,
-            "dtype": s.dtype,
-            "train_bytes": s.train_bytes,
-            "val_bytes": s.val_bytes,
-        }
-        for s in manifest.domains.values()
-    ]
+    domains = manifest.domain_tokens()
 
     def make(weights, seed=0):
-        return TrialRequest(
-            trial_id="t0000",
-            weights=weights,
-            seed=seed,
+        proxy = ProxySpec(
             preset="tiny",
-            model_overrides={"n_layer": 1},
-            train={"train_tokens": 4096, "batch_size": 4, "eval_tokens": 1024, "threads": 1},
-            domains=domains,
-            vocab_size=manifest.vocab_size,
+            overrides={"n_layer": 1},
             seq_len=32,
+            train_tokens=4096,
+            batch_size=4,
+            eval_tokens=1024,
+        )
+        return TrialRequest.build(
+            "t0000",
+            weights,
+            seed=seed,
+            proxy=proxy,
+            vocab_size=manifest.vocab_size,
+            domains=domains,
+            threads=1,
         )
 
     return make

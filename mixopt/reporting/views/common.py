@@ -63,18 +63,16 @@ def as_float(value: Any) -> float | None:
 
 
 def stage_text(job: JobData) -> str:
-    stage = job.status.get("stage")
-    return f"{job.state}, {stage}" if stage else job.state
+    return f"{job.state}, {job.stage}" if job.stage else job.state
 
 
 def target_fidelity(job: JobData) -> str | None:
     """The search proxy's fidelity ("arch:preset:tokens") when trials ran at several (mfbo):
     only those trials' objectives compare with each other."""
-    spec = job.spec or {}
-    if not (spec.get("search") or {}).get("fidelities"):
+    spec = job.job_spec
+    if spec is None or not spec.search.fidelities:
         return None
-    proxy = spec.get("proxy") or {}
-    return f"{proxy.get('arch')}:{proxy.get('preset')}:{proxy.get('train_tokens')}"
+    return spec.proxy.fidelity
 
 
 def best_search_trial(job: JobData) -> tuple[str, float] | None:

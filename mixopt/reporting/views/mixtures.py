@@ -35,7 +35,7 @@ def candidate_mixtures(job: JobData) -> dict[str, dict[str, float]]:
         out["natural"] = natural
     if "uniform" not in out and domains:
         out["uniform"] = {d: 1.0 / len(domains) for d in domains}
-    current = ((job.spec or {}).get("validate") or {}).get("current")
+    current = job.job_spec.validate_.current if job.job_spec is not None else None
     if "current" not in out and isinstance(current, dict):
         out["current"] = {str(k): float(v) for k, v in current.items()}
     if "best_trial" not in out:

@@ -29,7 +29,7 @@ def _expert_series(trial: dict[str, Any]) -> list[tuple[int, list[list[int]]]]:
 def moe_view(job: JobData) -> dict[str, Any]:
     from mixopt.reporting.analysis import expert_shares, max_load
 
-    arch = ((job.spec or {}).get("proxy") or {}).get("arch", "dense")
+    arch = job.job_spec.proxy.arch if job.job_spec is not None else "dense"
     series = {
         str(t["trial_id"]): _expert_series(t)
         for t in sorted(job.trials, key=lambda t: trial_order(str(t.get("trial_id", ""))))

@@ -4,8 +4,9 @@ trials table and the spec."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from mixopt.job import JobDir, StatusRecord
 from mixopt.reporting.figures import SYMBOLS, color, figure, layout
 from mixopt.reporting.jobdata import JobData, trial_order
 from mixopt.reporting.views.common import (
@@ -16,9 +17,6 @@ from mixopt.reporting.views.common import (
     target_fidelity,
 )
 
-if TYPE_CHECKING:
-    pass
-
 
 def job_summary(job: JobData) -> dict[str, Any]:
     status = job.status
@@ -28,9 +26,6 @@ def job_summary(job: JobData) -> dict[str, Any]:
         completed = int((runs["status"] == "completed").sum())
         failed = int((runs["status"] == "abandoned").sum())
     best = best_search_trial(job)
-    total = status.get("trials_total")
-    if total is None and job.spec:
-        total = _planned_trials(job.spec)
     rec = job.recommendation or {}
     return {
         "name": job.name,
@@ -38,37 +33,27 @@ def job_summary(job: JobData) -> dict[str, Any]:
         "source": job.source,
         "state": job.state,
         "finished": job.finished,
-        "stage": status.get("stage"),
+        "stage": job.stage,
         "direction": job.direction,
         "domains": job.domains,
-        "trials_completed": completed if completed is not None else status.get("trials_completed"),
-        "trials_failed": failed if failed is not None else status.get("trials_failed"),
-        "trials_total": total,
-        "running": status.get("running") or [],
-        "best_objective": best[1] if best else as_float(status.get("best_objective")),
-        "best_trial": best[0] if best else status.get("best_trial"),
-        "eta_s": as_float(status.get("eta_s")),
-        "elapsed_s": as_float(status.get("elapsed_s") or status.get("wall_s")),
-        "updated": status.get("updated"),
-        "error": status.get("error"),
+        "trials_completed": completed
+        if completed is not None
+        else _field(status, "trials_completed"),
+        "trials_failed": failed if failed is not None else _field(status, "trials_failed"),
+        "trials_total": job.planned_trials,
+        "running": _field(status, "running") or [],
+        "best_objective": best[1] if best else as_float(_field(status, "best_objective")),
+        "best_trial": best[0] if best else _field(status, "best_trial"),
+        "eta_s": as_float(_field(status, "eta_s")),
+        "elapsed_s": as_float(_field(status, "wall_s") or _field(status, "elapsed_s")),
+        "updated": _field(status, "updated") or None,
+        "error": _field(status, "error"),
         "verdict": rec.get("verdict"),
     }
 
 
-def _planned_trials(spec: dict[str, Any]) -> int | None:
-    try:
-        search, validate = spec.get("search", {}), spec.get("validate", {})
-        total = int(search["initial_trials"]) + int(search["rounds"]) * int(
-            search["trials_per_round"]
-        )
-        if validate.get("enabled", True):
-            mixtures = (
-                1 + len(validate.get("baselines", [])) + (validate.get("current") is not None)
-            )
-            total += mixtures * int(validate.get("seeds", 1))
-        return total
-    except (KeyError, TypeError, ValueError, AttributeError):
-        return None
+def _field(status: StatusRecord | None, name: str) -> Any:
+    return None if status is None else getattr(status, name)
 
 
 def recommendation_view(job: JobData) -> dict[str, Any]:
@@ -282,7 +267,7 @@ def trials_view(job: JobData, options: ViewOptions) -> dict[str, Any]:
             rows[str(record["trial_id"])] = _trial_row(
                 record, record, weights, record.get("fidelity")
             )
-    running = set(job.status.get("running") or [])
+    running = set(_field(job.status, "running") or [])
     mlflow = job.mlflow or {}
     run_ids = mlflow.get("runs") or {}
     experiment = mlflow.get("experiment_id")
@@ -299,9 +284,9 @@ def trials_view(job: JobData, options: ViewOptions) -> dict[str, Any]:
     if not ordered:
         return {"available": False, "reason": f"no trials yet: the job is {stage_text(job)}"}
     command = None
-    if job.job_dir is not None and (job.job_dir / "mlflow.db").is_file():
-        command = f"mlflow ui --backend-store-uri sqlite:///{job.job_dir / 'mlflow.db'}"
-    tracking = (job.spec or {}).get("tracking") or {}
+    if job.job_dir is not None and JobDir(job.job_dir).mlflow_db.is_file():
+        command = f"mlflow ui --backend-store-uri sqlite:///{JobDir(job.job_dir).mlflow_db}"
+    tracking_uri = job.job_spec.tracking.mlflow_uri if job.job_spec is not None else None
     return {
         "available": True,
         "domains": domains,
@@ -314,7 +299,7 @@ def trials_view(job: JobData, options: ViewOptions) -> dict[str, Any]:
             if experiment and mlflow.get("parent_run_id")
             else None,
             "command": command,
-            "tracking_uri": tracking.get("mlflow_uri"),
+            "tracking_uri": tracking_uri,
             "linked": sum(1 for r in ordered if r["mlflow_url"]),
         },
     }

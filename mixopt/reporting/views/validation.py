@@ -32,6 +32,9 @@ def _validation_from_runs(job: JobData) -> dict[str, dict[str, Any]]:
             "seeds": len(values),
             "values": values.tolist(),
             "seed_list": [int(s) for s in group["seed"]] if "seed" in group.columns else [],
+            "by_seed": {str(int(s)): float(v) for s, v in zip(group["seed"], values, strict=True)}
+            if "seed" in group.columns
+            else {},
             "trials": [str(t) for t in group["trial_id"]],
             "fidelity": str(group["fidelity"].iloc[0]) if "fidelity" in group.columns else "",
         }
@@ -48,6 +51,7 @@ def _validation_from_recommendation(job: JobData) -> dict[str, dict[str, Any]]:
             "seeds": int(s.get("seeds") or 0),
             "values": [],
             "seed_list": [],
+            "by_seed": dict(s.get("by_seed") or {}),
             "trials": list(s.get("trials") or []),
             "fidelity": "",
         }
@@ -57,18 +61,18 @@ def _validation_from_recommendation(job: JobData) -> dict[str, dict[str, Any]]:
 
 
 def validation_view(job: JobData) -> dict[str, Any]:
-    validate_spec = (job.spec or {}).get("validate") or {}
+    enabled = job.job_spec.validate_.enabled if job.job_spec is not None else True
     found = _validation_from_runs(job)
     source = "runs table"
     if not found:
         found, source = _validation_from_recommendation(job), "recommendation.json"
     if not found:
-        if validate_spec.get("enabled") is False:
+        if not enabled:
             reason = "validation is turned off in the spec (validate.enabled: false)"
         else:
             reason = f"no validation trial has finished yet: the job is {stage_text(job)}"
         return {"available": False, "reason": reason}
-    from mixopt.verdict import standard_error
+    from mixopt.verdict import compare
     from mixopt.verdict import verdict as make_verdict
 
     labels = sorted(
@@ -80,19 +84,20 @@ def validation_view(job: JobData) -> dict[str, Any]:
     }
     mine = summaries.get("recommended")
     for label, summary in summaries.items():
-        summary["gain"] = None
-        summary["standard_errors"] = None
-        if mine is None or label == "recommended":
-            continue
-        gain = summary["objective"] - mine["objective"]
-        gain = gain if job.direction == "minimize" else -gain
-        summary["gain"] = gain
-        se = standard_error(mine, summary)
-        summary["standard_errors"] = None if se is None else gain / se
+        found = (
+            None
+            if mine is None or label == "recommended"
+            else compare(mine, summary, job.direction, label)
+        )
+        summary["gain"] = None if found is None else found.gain
+        summary["standard_errors"] = None if found is None or found.t is None else found.t
+        summary["ci"] = None if found is None or found.ci is None else list(found.ci)
+        summary["paired"] = None if found is None else found.paired
+        summary["outcome"] = None if found is None else found.outcome
     rec_verdict = (job.recommendation or {}).get("verdict")
     provisional = rec_verdict is None
     verdict_text = rec_verdict or make_verdict(summaries, job.direction)
-    planned = int(validate_spec.get("seeds", 0) or 0)
+    planned = job.job_spec.validate_.seeds if job.job_spec is not None else 0
     names = [summaries[label]["name"] for label in labels]
     bars = {
         "type": "bar",

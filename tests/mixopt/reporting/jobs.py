@@ -72,11 +72,11 @@ def noisy_moe_execute(request: TrialRequest) -> dict[str, Any]:
 
 def make_job(root: Path, *, tracker: Any = None, name: str = "synthetic", **sections: Any) -> Path:
     """A finished job directory under ``root``."""
-    from mixopt.jobs import create_job_dir
-    from mixopt.loop import SearchJob
+    from mixopt.job import JobDir
+    from mixopt.search import SearchJob
 
     spec = job_spec(root, name, **sections)
-    job_dir = create_job_dir(spec, root / name)
+    job_dir = JobDir.new(spec, root / name).path
     SearchJob(spec, job_dir, runner=ScriptedRunner(noisy_moe_execute), tracker=tracker).run()
     return job_dir
 
@@ -109,11 +109,11 @@ class RunningJob:
     """A job running in a background thread, held after ``finish`` trials until ``release()``."""
 
     def __init__(self, root: Path, finish: int, name: str = "running", **sections: Any) -> None:
-        from mixopt.jobs import create_job_dir
-        from mixopt.loop import SearchJob
+        from mixopt.job import JobDir
+        from mixopt.search import SearchJob
 
         spec = job_spec(root, name, **sections)
-        self.job_dir = create_job_dir(spec, root / name)
+        self.job_dir = JobDir.new(spec, root / name).path
         self.runner = BlockingRunner(finish)
         self.job = SearchJob(spec, self.job_dir, runner=self.runner)
         self.error: BaseException | None = None
@@ -151,20 +151,19 @@ def shared_finished_job() -> Path:
 
     with _shared_lock:
         if "finished" not in _shared:
-            from mixopt.jobs import build_tracker
-
             root = Path(tempfile.mkdtemp(prefix="mixopt-report-job-"))
             atexit.register(shutil.rmtree, root, ignore_errors=True)
             spec = job_spec(root, "synthetic", tracking={"enabled": True})
             job_dir = root / "synthetic"
             job_dir.mkdir()
-            from mixopt.loop import SearchJob
+            from mixopt.job import JobDir
+            from mixopt.search import SearchJob
 
             SearchJob(
                 spec,
                 job_dir,
                 runner=ScriptedRunner(noisy_moe_execute),
-                tracker=build_tracker(spec, job_dir),
+                tracker=spec.tracking.build_tracker(JobDir(job_dir)),
             ).run()
             _shared["finished"] = job_dir
         return _shared["finished"]

@@ -8,9 +8,9 @@ import time
 import pandas as pd
 import pytest
 
-from mixopt.jobs import create_job_dir
-from mixopt.loop import SearchJob
+from mixopt.job import JobDir
 from mixopt.runners.ray_runner import RayRunner
+from mixopt.search import SearchJob
 from mixopt.testing import quick_synthetic_execute, slow_synthetic_execute
 
 pytestmark = pytest.mark.slow
@@ -56,7 +56,7 @@ def test_trials_spread_over_nodes_and_a_killed_node_is_retried(
 ):
     ray_cluster, worker = cluster
     spec = _spec(make_spec)
-    job_dir = create_job_dir(spec, tmp_path / "job")
+    job_dir = JobDir.new(spec, tmp_path / "job").path
     runner = RayRunner(address=ray_cluster.address, execute=slow_synthetic_execute)
 
     def kill_worker_node_mid_trial() -> None:
@@ -84,7 +84,7 @@ def test_joining_a_cluster_by_address_runs_on_it(make_spec, tmp_path, cluster):
 
     ray_cluster, _ = cluster
     spec = _spec(make_spec)
-    job_dir = create_job_dir(spec, tmp_path / "job")
+    job_dir = JobDir.new(spec, tmp_path / "job").path
     runner = RayRunner(address=ray_cluster.address, execute=quick_synthetic_execute)
     outcome = SearchJob(spec, job_dir, runner=runner).run()
     assert all(t.status.value == "completed" for t in outcome.trials)

@@ -7,8 +7,8 @@ import json
 import pandas as pd
 import pytest
 
-from mixopt.jobs import build_tracker, create_job_dir
-from mixopt.loop import SearchJob
+from mixopt.job import JobDir
+from mixopt.search import SearchJob
 from mixopt.testing import ScriptedRunner
 from mixopt.tracking.mlflow_tracker import MlflowTracker
 from mixopt.tracking.retry import RetryingTracker
@@ -23,9 +23,9 @@ def test_job_completes_when_the_tracking_server_is_down(make_spec, tmp_path):
         validate={"enabled": False},
         tracking={"mlflow_uri": dead, "experiment": "down"},
     )
-    job_dir = create_job_dir(spec, tmp_path / "job")
+    job_dir = JobDir.new(spec, tmp_path / "job").path
     # a long cooldown: after the first failed round of retries the job never waits again
-    tracker = build_tracker(spec, job_dir, backoff_s=0.1, cooldown_s=600)
+    tracker = spec.tracking.build_tracker(JobDir(job_dir), backoff_s=0.1, cooldown_s=600)
     assert isinstance(tracker, RetryingTracker) and isinstance(tracker.inner, MlflowTracker)
 
     outcome = SearchJob(spec, job_dir, runner=ScriptedRunner(), tracker=tracker).run()
@@ -55,8 +55,8 @@ def test_job_logs_to_sqlite_in_the_job_directory_by_default(make_spec, tmp_path)
         proxy={"seq_len": 16},
         validate={"enabled": False},
     )
-    job_dir = create_job_dir(spec, tmp_path / "job")
-    tracker = build_tracker(spec, job_dir)
+    job_dir = JobDir.new(spec, tmp_path / "job").path
+    tracker = spec.tracking.build_tracker(JobDir(job_dir))
     assert isinstance(tracker, RetryingTracker) and isinstance(tracker.inner, MlflowTracker)
     assert tracker.inner.artifact_dir == job_dir / "mlartifacts"
     SearchJob(spec, job_dir, runner=ScriptedRunner(), tracker=tracker).run()

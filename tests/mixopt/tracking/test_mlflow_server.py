@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from mixopt.jobs import build_tracker, create_job_dir
-from mixopt.loop import SearchJob
+from mixopt.job import JobDir
 from mixopt.runs_table import trial_row
+from mixopt.search import SearchJob
+from mixopt.spec import ProxySpec
 from mixopt.testing import ScriptedRunner
 from mixopt.tracking.mlflow_tracker import MlflowTracker
 from mixopt.tracking.retry import RetryingTracker
@@ -81,17 +82,18 @@ def _row(trial: Trial) -> dict:
 
 
 def _request(trial: Trial) -> TrialRequest:
-    return TrialRequest(
-        trial_id=trial.trial_id,
-        weights=trial.weights,
-        seed=trial.seed,
-        preset="tiny",
-        model_overrides={"n_experts": 2},
-        train={"train_tokens": 4000, "lr": 0.003, "batch_size": 8, "metrics": ["accuracy"]},
-        domains=[],
-        vocab_size=300,
-        seq_len=16,
+    proxy = ProxySpec(
         arch="moe",
+        preset="tiny",
+        overrides={"n_experts": 2},
+        seq_len=16,
+        train_tokens=4000,
+        lr=0.003,
+        batch_size=8,
+        metrics=["accuracy"],
+    )
+    return TrialRequest.build(
+        trial.trial_id, trial.weights, seed=trial.seed, proxy=proxy, vocab_size=300, domains=[]
     )
 
 
@@ -121,7 +123,7 @@ def _runs(uri: str, experiment: str, kind: str | None = None) -> list:
 
 def _tracker(make_spec, tmp_path, uri, experiment) -> RetryingTracker:
     spec = make_spec(tracking={"mlflow_uri": uri, "experiment": experiment})
-    tracker = build_tracker(spec, tmp_path)
+    tracker = spec.tracking.build_tracker(JobDir(tmp_path))
     assert isinstance(tracker, RetryingTracker) and isinstance(tracker.inner, MlflowTracker)
     assert tracker.inner.artifact_dir is None  # the server keeps the artifacts
     return tracker
@@ -267,8 +269,8 @@ def test_search_job_logs_to_the_server(mlflow_server, make_spec, tmp_path):
         validate={"enabled": False},
         tracking={"mlflow_uri": mlflow_server, "experiment": experiment},
     )
-    job_dir = create_job_dir(spec, tmp_path / "job")
-    tracker = build_tracker(spec, job_dir)
+    job_dir = JobDir.new(spec, tmp_path / "job").path
+    tracker = spec.tracking.build_tracker(JobDir(job_dir))
     SearchJob(spec, job_dir, runner=ScriptedRunner(), tracker=tracker).run()
     assert tracker.health()["failures"] == 0
     (parent,) = _runs(mlflow_server, experiment, "job")

@@ -1,26 +1,22 @@
 """A job's resumable state: every trial so far, the recommendation once made, tracking ids.
 
-Written atomically (temporary file, then rename) after every change of a trial, so a driver
+Written atomically after every change of a trial (by :class:`~mixopt.job.JobDir`), so a driver
 killed at any moment (SIGKILL included) leaves a state from which ``mixopt resume`` continues:
-finished trials are kept, unfinished ones run again (from their checkpoints when the proxy
-saves them), and rounds already proposed are not proposed again.
+finished trials are kept, unfinished ones run again (from their checkpoints when the proxy saves
+them), and rounds already proposed are not proposed again.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mixopt.errors import MixoptError
-from mixopt.proposers import Recommendation
+from mixopt.proposers.base import Recommendation
 from mixopt.trials import Trial, TrialStatus
 
-STATE_FILE = "state.json"
 FORMAT_VERSION = 1
 
 
@@ -30,34 +26,35 @@ class JobState:
     recommendation: dict[str, Any] | None = None
     parent_run_id: str | None = None
 
-    def save(self, job_dir: Path) -> None:
-        data = {
+    def to_dict(self) -> dict[str, Any]:
+        return {
             "version": FORMAT_VERSION,
             "trials": [t.to_dict() for t in self.trials],
             "recommendation": self.recommendation,
             "parent_run_id": self.parent_run_id,
         }
-        path = job_dir / STATE_FILE
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(data))
-        os.replace(tmp, path)
 
     @classmethod
-    def load(cls, job_dir: Path) -> JobState:
-        path = job_dir / STATE_FILE
-        if not path.is_file():
-            raise MixoptError(f"{job_dir}: no {STATE_FILE}, nothing to resume")
+    def from_dict(cls, data: Any, *, source: str) -> JobState:
+        """The state in ``data`` (read from ``source``); unfinished trials are queued again."""
+        if not isinstance(data, dict):
+            raise MixoptError(
+                f"{source}: unreadable job state (a mapping was expected, not "
+                f"{type(data).__name__})"
+            )
+        if data.get("version") != FORMAT_VERSION:
+            raise MixoptError(f"{source}: unknown state version {data.get('version')!r}")
         try:
-            data = json.loads(path.read_text())
-            if data.get("version") != FORMAT_VERSION:
-                raise MixoptError(f"{path}: unknown state version {data.get('version')!r}")
             trials = [Trial.from_dict(t) for t in data["trials"]]
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
-            raise MixoptError(f"{path}: unreadable job state ({error})") from None
+        except (KeyError, TypeError, ValueError) as error:
+            raise MixoptError(f"{source}: unreadable job state ({error})") from None
         for trial in trials:  # whatever was in flight when the driver died runs again
             if not trial.status.finished:
                 trial.status = TrialStatus.QUEUED
-        return cls(trials, data.get("recommendation"), data.get("parent_run_id"))
+        recommendation = data.get("recommendation")
+        if recommendation is not None and not isinstance(recommendation, dict):
+            raise MixoptError(f"{source}: unreadable job state (recommendation is not a mapping)")
+        return cls(trials, recommendation, data.get("parent_run_id"))
 
 
 def recommendation_to_dict(rec: Recommendation) -> dict[str, Any]:

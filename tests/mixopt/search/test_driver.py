@@ -13,8 +13,8 @@ import pytest
 from pydantic import ValidationError
 
 from mixopt.errors import MixoptError
-from mixopt.jobs import create_job_dir
-from mixopt.loop import SearchJob
+from mixopt.job import JobDir
+from mixopt.search import SearchJob
 from mixopt.testing import ScriptedRunner, synthetic_losses
 from mixopt.trials import TrialStatus
 from tests.conftest import QUICK_SEARCH
@@ -25,7 +25,7 @@ PROXY = {"seq_len": 16}
 
 def _run(make_spec, tmp_path, runner=None, **sections):
     spec = make_spec(search={**SEARCH, **sections.pop("search", {})}, proxy=PROXY, **sections)
-    job_dir = create_job_dir(spec, tmp_path / "job")
+    job_dir = JobDir.new(spec, tmp_path / "job").path
     job = SearchJob(spec, job_dir, runner=runner or ScriptedRunner())
     return job, job.run()
 
@@ -107,7 +107,7 @@ def test_existing_job_directories_are_never_reused(make_spec, tmp_path):
     job_dir.mkdir()
     (job_dir / "runs.parquet").write_text("precious")
     with pytest.raises(MixoptError, match="already exists and is not empty"):
-        create_job_dir(spec, job_dir)
+        JobDir.new(spec, job_dir)
     assert (job_dir / "runs.parquet").read_text() == "precious"
 
 
@@ -193,7 +193,7 @@ class _DieAfter(ScriptedRunner):
 
 def test_resume_keeps_finished_trials_and_does_not_propose_again(make_spec, tmp_path):
     spec = make_spec(search=SEARCH, proxy=PROXY)
-    job_dir = create_job_dir(spec, tmp_path / "job")
+    job_dir = JobDir.new(spec, tmp_path / "job").path
     with pytest.raises(KeyboardInterrupt):
         SearchJob(spec, job_dir, runner=_DieAfter(10)).run()
     status = json.loads((job_dir / "job.json").read_text())
@@ -215,7 +215,7 @@ def test_resume_keeps_finished_trials_and_does_not_propose_again(make_spec, tmp_
 
 
 def test_resume_refuses_a_finished_or_foreign_directory(make_spec, tmp_path):
-    from mixopt.jobs import resume_job
+    from mixopt.search import resume_job
 
     _, outcome = _run(make_spec, tmp_path)
     with pytest.raises(MixoptError, match="already completed"):
@@ -264,7 +264,7 @@ def test_mfbo_chooses_fidelities_and_recommends_for_the_target(make_spec, tmp_pa
     cheap = {"train_tokens": 5_000}
     search = {"strategy": "mfbo", "fidelities": [cheap], "rounds": 3, "trials_per_round": 3}
     spec = make_spec(search={**SEARCH, **search}, proxy={**PROXY, "train_tokens": 50_000})
-    job_dir = create_job_dir(spec, tmp_path / "job")
+    job_dir = JobDir.new(spec, tmp_path / "job").path
     outcome = SearchJob(spec, job_dir, runner=ScriptedRunner(_multi_fidelity_execute)).run()
     runs = pd.read_parquet(job_dir / "runs.parquet")
     search_rows = runs[runs["stage"] == "search"]
@@ -318,7 +318,7 @@ def test_mfbo_spec_errors(make_spec):
 def test_mfbo_refuses_a_fidelity_that_is_not_cheaper(make_spec, tmp_path):
     search = {"strategy": "mfbo", "fidelities": [{"preset": "small"}]}
     spec = make_spec(search={**SEARCH, **search}, proxy=PROXY)
-    job_dir = create_job_dir(spec, tmp_path / "job")
+    job_dir = JobDir.new(spec, tmp_path / "job").path
     runner = ScriptedRunner()
     with pytest.raises(MixoptError, match=r"search\.fidelities\.0: trains .* not fewer than"):
         SearchJob(spec, job_dir, runner=runner).run()

@@ -1,0 +1,388 @@
+"""The search driver: from a validated spec to a validated recommendation, stage by stage.
+
+    prepare   data → repetition caps, units, sampler (the search problem), the proxy ladder
+    design    the sampler's initial mixtures (+ the baselines guard rails are relative to)
+    rounds    the strategy proposes from every finished trial; the batch trains
+    recommend the strategy's best mixture
+    validate  the recommendation next to baselines on the validation proxy, several seeds
+    publish   recommendation.json
+
+The driver owns all state: workers return result dicts, and the driver tells its listeners
+(log, runs table, tracker, progress view, status file) and saves the resumable state after
+every trial event. Search trials share one seed (common random numbers: the same
+initialisation and data order for every mixture, so differences between trials come from the
+mixture, not the seed); validation repeats each mixture over ``validate.seeds`` seeds.
+
+Resuming (``resume=True``) replays the job against its saved state: trials are planned in a
+fixed order (:class:`~mixopt.search.book.TrialBook`), finished ones are kept, the rest run
+again, saved rounds are not proposed again, and a saved recommendation is reused.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mixopt.errors import MixoptError
+from mixopt.job import JobCancelled, JobDir, JobState, JobStatus, planned_trials
+from mixopt.job.state import recommendation_from_dict, recommendation_to_dict
+from mixopt.progress import Progress
+from mixopt.runners.base import Runner
+from mixopt.runs_table import trial_row
+from mixopt.search import recommendation as publishing
+from mixopt.search import strategy, validation
+from mixopt.search.book import TrialBook
+from mixopt.search.events import (
+    JobEvents,
+    LogFile,
+    ProgressListener,
+    RunsTable,
+    StatusFile,
+    TrackerListener,
+)
+from mixopt.search.ladder import Ladder
+from mixopt.search.outcome import JobOutcome, objective_value
+from mixopt.search.problem import SearchProblem
+from mixopt.search.requests import RequestBuilder
+from mixopt.search.scheduler import Scheduler, SchedulerHooks
+from mixopt.tracking.base import Tracker
+from mixopt.trials import Trial, TrialStatus
+
+if TYPE_CHECKING:
+    from mixopt.data import DataManifest
+    from mixopt.proposers import Proposer, Recommendation
+    from mixopt.spec import JobSpec
+
+
+class SearchJob:
+    """Runs one job in ``job_dir`` (new or empty; or, with ``resume``, an interrupted job's)."""
+
+    def __init__(
+        self,
+        spec: JobSpec,
+        job_dir: Path | JobDir,
+        *,
+        runner: Runner,
+        tracker: Tracker | None = None,
+        progress: Progress | None = None,
+        prepare: Callable[..., DataManifest] | None = None,
+        resume: bool = False,
+    ) -> None:
+        self.spec = spec
+        self.job = job_dir if isinstance(job_dir, JobDir) else JobDir(job_dir)
+        self.runner = runner
+        self.tracker = tracker or Tracker()
+        self.progress = progress or Progress()
+        self.resume = resume
+        self._prepare = prepare
+        self.state = JobState()
+        self.book = TrialBook(where=str(self.job.path))
+        self.runs = RunsTable(self.job)
+        self.status = StatusFile(self.job, spec.name, planned_trials(spec), self.book, self._best)
+        self.events = JobEvents(
+            [
+                LogFile(self.job),
+                ProgressListener(self.progress),
+                self.runs,
+                TrackerListener(self.tracker),
+                self.status,
+            ]
+        )
+        self.problem: SearchProblem | None = None
+        self.ladder: Ladder | None = None
+        self._recorded: dict[str, tuple[TrialStatus, int]] = {}  # what each row was written at
+
+    # ------------------------------------------------------------------------------ the job
+
+    def run(self) -> JobOutcome:
+        started = time.monotonic()
+        with self.job.lock():
+            self._open()
+            try:
+                problem, ladder = self.prepare()
+                with self.runner:
+                    self.say(
+                        f"runner: {self.runner.describe()}; tracking: {self.tracker.describe()}"
+                    )
+                    proposer = self.design(problem, ladder)
+                    for round_index in range(1, self.spec.search.rounds + 1):
+                        self.round(proposer, round_index)
+                    self._require_finished(proposer)
+                    recommendation = self.recommend(proposer)
+                    validated = self.validate(recommendation)
+                result = self.publish(recommendation, validated)
+            except BaseException as error:
+                self._stopped(error)
+                raise
+            finally:
+                self.progress.close()
+            wall = time.monotonic() - started
+            self._finish(wall)
+        return JobOutcome(self.job.path, result, self.book.trials, wall)
+
+    def _open(self) -> None:
+        if self.resume:
+            self.state = self.job.load_state()
+            self.book = TrialBook(self.state.trials, where=str(self.job.path))
+            self.status.book = self.book
+            finished = sum(t.status.finished for t in self.state.trials)
+            self.say(f"resuming: {finished} of {len(self.state.trials)} saved trials are finished")
+        else:
+            self.job.write_spec(self.spec)
+        self.status.write(JobStatus.PREPARING)
+
+    def _stopped(self, error: BaseException) -> None:
+        status = (
+            JobStatus.CANCELLED
+            if isinstance(error, JobCancelled)
+            else JobStatus.INTERRUPTED
+            if isinstance(error, KeyboardInterrupt)
+            else JobStatus.FAILED
+        )
+        self._save()
+        self.status.write(status, error=str(error) or type(error).__name__)
+        self.tracker.finish("FAILED" if status is JobStatus.FAILED else "KILLED")
+
+    def _finish(self, wall: float) -> None:
+        self.status.stage = "done"
+        self.status.write(JobStatus.COMPLETED, wall_s=wall)
+        self.tracker.log_job_metrics({"wall_s": wall, "trials": float(len(self.book))})
+        for path in self.job.artifacts():
+            self.tracker.log_artifact(path)
+        self.tracker.finish("FINISHED")
+        health = self.tracker.health()
+        if health.get("failures"):
+            self.status.write(JobStatus.COMPLETED, wall_s=wall, tracking=health)
+
+    # ------------------------------------------------------------------------------- stages
+
+    def prepare(self) -> tuple[SearchProblem, Ladder]:
+        """The data stage, then everything the data decides: caps, units, sampler, proxies."""
+        self.say(f"preparing data for {len(self.spec.domains)} domains")
+        if self._prepare is None:
+            from mixopt.data import prepare_data
+
+            self._prepare = prepare_data
+        manifest = self._prepare(self.spec, log=self.say)
+        self.job.save_manifest(manifest)
+        ladder = Ladder.build(self.spec, manifest.vocab_size)
+        window = max(p.seq_len for p in (*ladder.proxies, ladder.validation)) + 1
+        too_short = [n for n, s in manifest.domains.items() if s.val_tokens < window]
+        if too_short:
+            raise MixoptError(
+                f"domain(s) {too_short}: fewer held-out tokens than one validation window "
+                f"(seq_len + 1 = {window}); add data or lower seq_len"
+            )
+        problem = SearchProblem.build(self.spec, manifest)
+        for line in problem.describe():
+            self.say(line)
+        self.problem, self.ladder = problem, ladder
+        self.requests = RequestBuilder(manifest, ladder, self.spec.resources, self.job)
+        self.scheduler = self._scheduler()
+        self._start_tracking(problem, ladder)
+        return problem, ladder
+
+    def design(self, problem: SearchProblem, ladder: Ladder) -> Proposer:
+        """The initial design (and the baselines guard rails need); then the strategy's
+        proposer, told every finished trial."""
+        s = self.spec.search
+        initial = problem.sampler.sample(s.initial_trials, np.random.default_rng(s.seed))
+        levels = ladder.initial_levels(len(initial))
+        trials = self._plan(initial, 0, levels)
+        for name in self.spec.objective.relative_baselines():
+            weights = problem.space.as_dict(problem.baseline(name))
+            trials.append(self.book.new(weights, 0, s.seed, label=f"baseline:{name}"))
+        self._train(trials, "initial design")
+        constraints = (
+            strategy.guard_rails(problem, self.book) if self.spec.objective.constraints else []
+        )
+        for c in constraints:
+            self.say(f"constraint: {c.name} <= {c.limit:.4f}")
+        proposer = strategy.build(problem, ladder, constraints)
+        self._tell(proposer, trials)
+        return proposer
+
+    def round(self, proposer: Proposer, index: int) -> None:
+        """One proposal round (a round proposed before the driver stopped is not proposed
+        again: its saved trials run)."""
+        assert self.problem is not None and self.ladder is not None
+        self._require_finished(proposer)
+        s, stage = self.spec.search, f"round {index}/{self.spec.search.rounds}"
+        saved = self.book.saved_round(index)
+        if saved:
+            X = np.array([self.problem.weights(t) for t in saved])
+            batch = strategy.Batch(
+                self.problem.hierarchy.collapse(X), [t.fidelity_level for t in saved]
+            )
+        else:
+            self.say(f"round {index}: {s.strategy} proposes from {proposer.n_observed} trials")
+            batch = strategy.propose(proposer, s.trials_per_round, self.ladder, self.book)
+            if self.ladder.multi:
+                chosen = [self.ladder.target if v is None else v for v in batch.levels]
+                self.say(f"round {index}: {s.strategy} runs {self.ladder.describe(chosen)}")
+            self._log_predictor(proposer, index)
+        trials = self._plan(batch.X, index, batch.levels)
+        self._train(trials, stage)
+        self._tell(proposer, trials)
+
+    def recommend(self, proposer: Proposer) -> Recommendation:
+        """The proposer's recommendation in leaf weights (the saved one when resuming)."""
+        assert self.problem is not None
+        self.status.stage = "recommending"
+        if self.state.recommendation is not None:
+            return recommendation_from_dict(self.state.recommendation)
+        recommendation = proposer.recommend()
+        recommendation.weights = self.problem.hierarchy.expand(recommendation.weights)
+        self.state.recommendation = recommendation_to_dict(recommendation)
+        self._save()
+        return recommendation
+
+    def validate(self, recommendation: Recommendation) -> dict[str, Any]:
+        assert self.problem is not None
+        if not self.spec.validate_.enabled:
+            return {}
+        mixtures = validation.candidates(self.problem, recommendation.weights, self._best())
+        by_label = validation.plan(self.problem, self.book, mixtures)
+        self._train([t for group in by_label.values() for t in group], "validation")
+        return validation.summaries(self.problem, mixtures, by_label)
+
+    def publish(self, recommendation: Recommendation, validated: dict[str, Any]) -> dict[str, Any]:
+        assert self.problem is not None and self.ladder is not None
+        document = publishing.document(
+            self.problem, self.job, self.ladder, recommendation, self.book.told, validated
+        )
+        self.job.write_recommendation(document)
+        return document
+
+    # ------------------------------------------------------------------------------ trials
+
+    def _plan(
+        self, mixtures: np.ndarray, round_index: int, levels: list[int | None]
+    ) -> list[Trial]:
+        """Search trials of a round: unit mixtures expanded to leaves."""
+        assert self.problem is not None
+        space, hierarchy, seed = self.problem.space, self.problem.hierarchy, self.spec.search.seed
+        return [
+            self.book.new(
+                space.as_dict(hierarchy.expand(w)), round_index, seed, fidelity_level=level
+            )
+            for w, level in zip(mixtures, levels, strict=True)
+        ]
+
+    def _train(self, trials: list[Trial], stage: str) -> None:
+        self.state.trials = self.book.trials
+        self.status.stage = stage
+        self.scheduler.run(trials, stage, self._best)
+
+    def _tell(self, proposer: Proposer, trials: list[Trial]) -> None:
+        assert self.problem is not None and self.ladder is not None
+        finite = [
+            t
+            for t in trials
+            if t.status is TrialStatus.COMPLETED and np.isfinite(t.result["objective"])
+        ]
+        if finite:
+            strategy.tell(proposer, self.problem, self.ladder, finite)
+            self.book.told.extend(finite)
+
+    def _record(self, trial: Trial) -> None:
+        """A finished trial: its runs-table row, to every listener (once per outcome)."""
+        assert self.problem is not None and self.ladder is not None
+        manifest = self.problem.manifest
+        row = trial_row(
+            trial,
+            job=self.spec.name,
+            fidelity=self.ladder.proxy(trial).fidelity,
+            data_hash=manifest.data_hash,
+            domain_hashes=manifest.domain_hashes(),
+            tokenizer_hash=manifest.tokenizer_hash[:16],
+            train_tokens=manifest.train_tokens(),
+        )
+        if self._recorded.get(trial.trial_id) != (trial.status, trial.attempts):
+            self._recorded[trial.trial_id] = (trial.status, trial.attempts)
+            self.events.trial(trial, row, self.requests(trial))
+
+    def _scheduler(self) -> Scheduler:
+        assert self.ladder is not None
+        p, r = self.spec.proxy, self.spec.resources
+        stacked = p.stacking == "on" or (p.stacking == "auto" and r.gpus_per_trial > 0)
+        weights = self.spec.objective_weights()
+        hooks = SchedulerHooks(
+            request=self.requests,
+            shape=self.ladder.proxy,
+            objective=lambda result: objective_value(result.get("metrics", {}), weights),
+            finished=self._record,
+            changed=self._save,
+            show=self.events.progress,
+            say=self.say,
+        )
+        return Scheduler(
+            self.runner,
+            hooks,
+            max_concurrent=r.max_concurrent_trials,
+            max_retries=r.max_retries,
+            group_size=p.max_stack if stacked else 1,
+            stacking=p.stacking,
+        )
+
+    # ------------------------------------------------------------------------------ helpers
+
+    def _best(self) -> Trial | None:
+        """The best search trial at the target fidelity (cheaper fidelities do not compare)."""
+        if self.ladder is None:
+            return None
+        ladder = self.ladder
+        sign = 1.0 if self.spec.objective.direction == "minimize" else -1.0
+        return self.book.best(sign, lambda t: ladder.level(t) == ladder.target)
+
+    def _require_finished(self, proposer: Proposer) -> None:
+        if proposer.n_observed < 2:
+            raise MixoptError(
+                f"only {proposer.n_observed} trial(s) finished, at least 2 are needed to go on; "
+                f"the errors are in {self.job.log_path} and the runs table"
+            )
+
+    def _log_predictor(self, proposer: Proposer, round_index: int) -> None:
+        """Log the fitted predictor's cross-validated scores, where the proposer has them
+        (``auto`` scores every candidate while choosing; nothing is refitted for the log)."""
+        model = getattr(proposer, "model_", None)
+        scores = getattr(model, "cv_scores_", None)
+        if model is None or not scores:
+            return
+        params = {"choice": getattr(model, "choice_", ""), "trials": proposer.n_observed}
+        self.tracker.log_predictor_fit(
+            self.spec.search.predictor,
+            {f"spearman/{name}": value for name, value in scores.items()},
+            params,
+            round=round_index,
+        )
+
+    def _start_tracking(self, problem: SearchProblem, ladder: Ladder) -> None:
+        p, s = self.spec.proxy, self.spec.search
+        params = {
+            "domains": ",".join(problem.domains),
+            "proxy.arch": p.arch,
+            "proxy.preset": p.preset,
+            "proxy.train_tokens": p.train_tokens,
+            "validate.preset": ladder.validation.preset,
+            "validate.train_tokens": ladder.validation.train_tokens,
+            "search.strategy": s.strategy,
+            "search.predictor": s.predictor,
+            "search.initial_trials": s.initial_trials,
+            "search.rounds": s.rounds,
+            "data_hash": problem.manifest.data_hash,
+        }
+        tags = {"mixopt.job": self.spec.name, "mixopt.job_dir": str(self.job.path.resolve())}
+        self.tracker.start_job(self.spec.name, params, tags)
+        self.tracker.log_artifact(self.job.spec_path)
+
+    def _save(self) -> None:
+        self.state.trials = self.book.trials
+        self.job.save_state(self.state)
+
+    def say(self, text: str) -> None:
+        self.events.message(text)

@@ -1,0 +1,42 @@
+"""From a trial to what a worker trains: its proxy (by stage and fidelity level), the data, the
+threads it was granted and its checkpoint folder."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from mixopt.trials import Trial, TrialRequest
+
+if TYPE_CHECKING:
+    from mixopt.data import DataManifest
+    from mixopt.job import JobDir
+    from mixopt.search.ladder import Ladder
+    from mixopt.spec import ResourcesSpec
+    from proxies.data import DomainTokens
+
+
+class RequestBuilder:
+    def __init__(
+        self, manifest: DataManifest, ladder: Ladder, resources: ResourcesSpec, job: JobDir
+    ) -> None:
+        self.manifest = manifest
+        self.ladder = ladder
+        self.threads = max(1, int(resources.cpus_per_trial))
+        self.job = job
+
+    @cached_property
+    def domains(self) -> tuple[DomainTokens, ...]:
+        return self.manifest.domain_tokens()
+
+    def __call__(self, trial: Trial) -> TrialRequest:
+        return TrialRequest.build(
+            trial.trial_id,
+            trial.weights,
+            seed=trial.seed,
+            proxy=self.ladder.proxy(trial),
+            vocab_size=self.manifest.vocab_size,
+            domains=self.domains,
+            threads=self.threads,
+            checkpoint_dir=str(self.job.checkpoint_dir(trial.trial_id)),
+        )

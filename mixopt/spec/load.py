@@ -1,0 +1,56 @@
+"""Reading a spec: YAML → validated :class:`JobSpec`, errors as one line per problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from mixopt.errors import SpecError
+from mixopt.spec.errors import format_validation_error
+from mixopt.spec.job import JobSpec
+
+
+def parse_spec(data: Any, *, source: str = "spec", base_dir: Path | None = None) -> JobSpec:
+    """Validate a spec mapping; resolve relative paths against ``base_dir``."""
+    if not isinstance(data, dict):
+        raise SpecError(
+            f"{source}: the spec must be a mapping of sections, got {type(data).__name__}"
+        )
+    try:
+        spec = JobSpec.model_validate(data)
+    except ValidationError as error:
+        raise SpecError(format_validation_error(error, source)) from None
+    if base_dir is not None:
+        _resolve_paths(spec, base_dir)
+    return spec
+
+
+def load_spec(path: str | Path) -> JobSpec:
+    """Read and validate a YAML spec file."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"{path}: spec file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise SpecError(f"{path}: not valid YAML: {error}") from None
+    except UnicodeDecodeError:
+        raise SpecError(f"{path}: not a UTF-8 text file") from None
+    return parse_spec(data, source=str(path), base_dir=path.resolve().parent)
+
+
+def _absolute(value: str, base_dir: Path) -> str:
+    expanded = Path(value).expanduser()
+    return str(expanded if expanded.is_absolute() else (base_dir / expanded).resolve())
+
+
+def _resolve_paths(spec: JobSpec, base_dir: Path) -> None:
+    for domain in spec.domains:
+        domain.paths = [_absolute(p, base_dir) for p in domain.paths]
+    if spec.tokenizer.path:
+        spec.tokenizer.path = _absolute(spec.tokenizer.path, base_dir)
+    spec.data.cache_dir = _absolute(spec.data.cache_dir, base_dir)
+    spec.output_dir = _absolute(spec.output_dir, base_dir)

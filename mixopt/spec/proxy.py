@@ -1,0 +1,125 @@
+"""The proxy section: the model trained on each candidate mixture, and how it is trained."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field, model_validator
+
+from mixopt.spec.section import Section
+
+if TYPE_CHECKING:
+    from proxies.config import GPTConfig, TrainConfig
+
+
+class ProxySpec(Section):
+    """The proxy model trained on each candidate mixture, and how it is trained.
+
+    ``arch: moe`` swaps every MLP of the preset for 8 experts of half its width, top-2 routed
+    (same active FLOPs); MoE settings (``n_experts``, ``top_k``, ``shared_expert_d_ff``,
+    ``balance: aux_loss | aux_free | none``, ``aux_scope: micro | global``, ``aux_loss_coef``,
+    ``z_loss_coef``, ...) go in ``overrides`` like any other model field (see
+    ``proxies.config.MoEConfig``). Preset, arch and overrides are checked here, without torch.
+    """
+
+    arch: Literal["dense", "moe"] = Field("dense", description="dense GPT or Mixture-of-Experts.")
+    preset: str = Field("tiny", description="A preset in proxies.presets (e.g. tiny, 1m).")
+    overrides: dict[str, int | float | bool | str] = Field(
+        default_factory=dict, description="Model fields that replace the preset's."
+    )
+    seq_len: int = Field(128, ge=8, le=65_536)
+    batch_size: int = Field(16, ge=1)
+    train_tokens: int = Field(500_000, gt=0, description="Tokens each proxy trains on.")
+    lr: float = Field(3e-3, gt=0)
+    min_lr_ratio: float = Field(0.1, ge=0, le=1)
+    warmup_ratio: float = Field(0.05, ge=0, lt=1)
+    schedule: Literal["cosine", "constant"] = "cosine"
+    weight_decay: float = Field(0.1, ge=0)
+    grad_clip: float = Field(1.0, ge=0)
+    eval_tokens: int = Field(32_768, gt=0, description="Validation tokens per domain.")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    micro_batch_size: int | None = Field(
+        None, ge=1, description="Split each step's batch (gradient accumulation); must divide it."
+    )
+    eval_every: int = Field(
+        0, ge=0, description="Also evaluate every this many steps (0 = only at the end)."
+    )
+    metrics: list[str] = Field(
+        default_factory=list,
+        description="Metric hooks run at each evaluation: registered names or 'module:function'.",
+    )
+    checkpoint_every: int = Field(
+        0, ge=0, description="Steps between resumable trial checkpoints (0 = no checkpoints)."
+    )
+    compile: bool = Field(False, description="torch.compile the training step on CUDA.")
+    stacking: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Train trials of one shape together as one stacked model: 'auto' where the "
+        "benchmark says it is faster (GPU, small proxies), 'on' always, 'off' never.",
+    )
+    max_stack: int = Field(16, ge=1, le=256, description="Most trials stacked in one process.")
+
+    @model_validator(mode="after")
+    def _builds(self) -> ProxySpec:
+        """The model and training configs must build: their own checks are the spec's."""
+        fixed = sorted({"vocab_size", "seq_len"} & set(self.overrides))
+        if fixed:
+            raise ValueError(
+                f"overrides cannot set {', '.join(fixed)}: seq_len is proxy.seq_len and "
+                "vocab_size comes from the tokenizer"
+            )
+        try:
+            self.gpt_config(vocab_size=256)
+            self.train_config()
+        except (TypeError, ValueError) as error:
+            raise ValueError(str(error)) from None
+        return self
+
+    @property
+    def fidelity(self) -> str:
+        """The proxy's name in the runs table's ``fidelity`` column: ``arch:preset:tokens``."""
+        return f"{self.arch}:{self.preset}:{self.train_tokens}"
+
+    def gpt_config(self, vocab_size: int) -> GPTConfig:
+        """The proxy's model (a GPTConfig, or a MoEConfig for ``arch: moe``) for a vocabulary."""
+        from proxies.presets import get_preset  # torch-free
+
+        return get_preset(
+            self.preset,
+            vocab_size=vocab_size,
+            seq_len=self.seq_len,
+            arch=self.arch,
+            **self.overrides,
+        )
+
+    def train_config(
+        self, *, seed: int = 0, threads: int | None = None, checkpoint_dir: str | None = None
+    ) -> TrainConfig:
+        """How one trial trains; ``checkpoint_dir`` is used when ``checkpoint_every`` > 0."""
+        from proxies.config import TrainConfig  # torch-free
+
+        checkpoints = self.checkpoint_every > 0 and checkpoint_dir is not None
+        return TrainConfig(
+            train_tokens=self.train_tokens,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            min_lr_ratio=self.min_lr_ratio,
+            warmup_ratio=self.warmup_ratio,
+            schedule=self.schedule,
+            weight_decay=self.weight_decay,
+            grad_clip=self.grad_clip,
+            eval_tokens=self.eval_tokens,
+            seed=seed,
+            device=self.device,
+            threads=threads,
+            micro_batch_size=self.micro_batch_size,
+            eval_every=self.eval_every,
+            metrics=tuple(self.metrics),
+            checkpoint_dir=checkpoint_dir if checkpoints else None,
+            checkpoint_every=self.checkpoint_every if checkpoints else 0,
+            compile=self.compile,
+        )
+
+    def replace(self, **changes: Any) -> ProxySpec:
+        """This proxy with some fields replaced (validated again)."""
+        return ProxySpec.model_validate({**self.model_dump(), **changes})

@@ -1,0 +1,111 @@
+"""Spec sections about running the job: validation at scale, resources, tracking."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field
+
+from mixopt.errors import MixoptError
+from mixopt.spec.proxy import ProxySpec
+from mixopt.spec.section import Section
+
+if TYPE_CHECKING:
+    from mixopt.job import JobDir
+    from mixopt.runners.base import Runner
+    from mixopt.tracking.base import Tracker
+
+Baseline = Literal["uniform", "natural", "best_trial"]
+DEFAULT_BASELINES: tuple[Baseline, ...] = ("uniform", "natural", "best_trial")
+
+
+class ValidateSpec(Section):
+    """After the search: train the recommendation next to baselines, at a larger scale.
+
+    ``preset``, ``train_tokens`` and ``overrides`` replace the search proxy's for validation
+    trials (a bigger model on more tokens is the evidence a team needs before a large run);
+    left unset, validation uses the search proxy.
+    """
+
+    enabled: bool = True
+    baselines: list[Baseline] = Field(default_factory=lambda: list(DEFAULT_BASELINES))
+    current: dict[str, float] | None = Field(
+        None, description="The team's current mixture, validated as a baseline too."
+    )
+    seeds: int = Field(2, ge=1, le=16, description="Seeds per validated mixture (the spread).")
+    preset: str | None = Field(None, description="Validation proxy preset (e.g. 1m, 5m).")
+    train_tokens: int | None = Field(None, gt=0, description="Validation training tokens.")
+    overrides: dict[str, int | float | bool | str] = Field(
+        default_factory=dict, description="Model fields of the validation proxy."
+    )
+    lr: float | None = Field(None, gt=0, description="Validation learning rate.")
+
+    def proxy(self, search_proxy: ProxySpec) -> ProxySpec:
+        """The proxy validation trials train: the search proxy with these replacements."""
+        update: dict[str, Any] = {}
+        if self.preset is not None:
+            update["preset"] = self.preset
+        if self.train_tokens is not None:
+            update["train_tokens"] = self.train_tokens
+        if self.lr is not None:
+            update["lr"] = self.lr
+        if self.overrides:
+            update["overrides"] = {**search_proxy.overrides, **self.overrides}
+        return search_proxy.replace(**update) if update else search_proxy
+
+    def mixtures(self) -> int:
+        """Mixtures validated: the recommendation, the baselines and the team's current one."""
+        return 1 + len(self.baselines) + (self.current is not None)
+
+
+class ResourcesSpec(Section):
+    """Where trials run."""
+
+    max_concurrent_trials: int = Field(2, ge=1, le=4096)
+    cpus_per_trial: float = Field(1.0, gt=0, le=1024)
+    gpus_per_trial: float = Field(0.0, ge=0, le=64)
+    ray_address: str | None = Field(None, description="Join this Ray cluster; local if unset.")
+    max_retries: int = Field(1, ge=0, le=100)
+
+    def build_runner(self, kind: str = "ray") -> Runner:
+        """The runner trials go to: ``ray`` (a local cluster, or ``ray_address``'s) or
+        ``local`` (in this process, one at a time)."""
+        if kind == "local":
+            from mixopt.runners.local import InProcessRunner
+
+            return InProcessRunner()
+        if kind == "ray":
+            from mixopt.runners.ray_runner import RayRunner
+
+            return RayRunner(
+                address=self.ray_address,
+                cpus_per_trial=self.cpus_per_trial,
+                gpus_per_trial=self.gpus_per_trial,
+            )
+        raise MixoptError(f"unknown runner {kind!r}; available: local, ray")
+
+
+class TrackingSpec(Section):
+    """MLflow: SQLite in the job directory unless a tracking URI is given."""
+
+    enabled: bool = True
+    mlflow_uri: str | None = None
+    experiment: str = "mixopt"
+
+    def build_tracker(self, job_dir: JobDir, **retry: Any) -> Tracker:
+        """MLflow (SQLite in the job directory unless ``mlflow_uri``), wrapped so that tracking
+        failures are retried, reported in the job's log and never stop the job; ``retry``
+        overrides :class:`~mixopt.tracking.retry.RetryingTracker`'s settings. Disabled: the null
+        tracker."""
+        from mixopt.tracking.base import Tracker
+
+        if not self.enabled:
+            return Tracker()
+        from mixopt.tracking.mlflow_tracker import MlflowTracker, default_tracking_uri, is_remote
+        from mixopt.tracking.retry import RetryingTracker
+
+        uri = self.mlflow_uri or default_tracking_uri(job_dir.mlflow_db)
+        # a remote server keeps artifacts where it is configured to; local stores keep them here
+        artifacts = None if is_remote(uri) else job_dir.artifacts_dir
+        inner = MlflowTracker(uri, self.experiment, artifact_dir=artifacts)
+        return RetryingTracker(inner, **{"report": job_dir.log, **retry})

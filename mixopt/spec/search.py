@@ -1,0 +1,147 @@
+"""The search section: sampler, strategy and budget."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from pydantic import Field, ValidationError, model_validator
+
+from mixopt.predictors import available_predictors
+from mixopt.proposers import check_strategy, strategy_descriptions
+from mixopt.spec.errors import format_validation_error
+from mixopt.spec.objective import ObjectiveSpec
+from mixopt.spec.proxy import ProxySpec
+from mixopt.spec.section import Section
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from mixopt.sampling import DirichletSampler
+    from mixopt.space import MixtureSpace
+
+
+def _enum(names: Iterable[str]) -> dict[str, Any]:
+    """The JSON schema's list of valid names for a string field checked against a registry."""
+    return {"enum": list(names)}
+
+
+class SamplerSpec(Section):
+    """RegMix's Dirichlet sampler around the natural token distribution."""
+
+    temperature: float = Field(0.5, gt=0)
+    alpha_min: float = Field(0.1, gt=0)
+    alpha_max: float = Field(5.0, gt=0)
+    n_alphas: int = Field(15, ge=1)
+    min_weight: float = Field(2e-4, ge=0, lt=1, description="Smaller weights are set to zero.")
+
+    @model_validator(mode="after")
+    def _range(self) -> SamplerSpec:
+        if self.alpha_min > self.alpha_max:
+            raise ValueError("alpha_min must not exceed alpha_max")
+        return self
+
+    def build(self, space: MixtureSpace, natural: np.ndarray) -> DirichletSampler:
+        """The sampler over ``space``, centred on the ``natural`` distribution."""
+        from mixopt.sampling import DirichletSampler
+
+        return DirichletSampler(
+            space,
+            natural,
+            temperature=self.temperature,
+            alpha_min=self.alpha_min,
+            alpha_max=self.alpha_max,
+            n_alphas=self.n_alphas,
+            min_weight=self.min_weight,
+        )
+
+
+class FidelitySpec(Section):
+    """A cheaper proxy the ``mfbo`` strategy may train instead of the search proxy (``proxy``,
+    the target fidelity): the search proxy with these replacements."""
+
+    preset: str | None = Field(None, description="A smaller preset (e.g. tiny under 1m).")
+    train_tokens: int | None = Field(None, gt=0, description="Fewer training tokens.")
+    lr: float | None = Field(None, gt=0, description="Its learning rate, if it differs.")
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> FidelitySpec:
+        if self.preset is None and self.train_tokens is None:
+            raise ValueError("give preset and/or train_tokens")
+        return self
+
+
+class SearchSpec(Section):
+    """Budget and strategy: an initial design, then rounds proposed from a fitted predictor."""
+
+    seed: int = 0
+    initial_trials: int = Field(
+        16, ge=2, le=100_000, description="Mixtures drawn by the sampler first."
+    )
+    rounds: int = Field(1, ge=0, le=10_000, description="Proposal rounds after the initial design.")
+    trials_per_round: int = Field(4, ge=1, le=10_000)
+    strategy: str = Field(
+        "bo",
+        description="A search strategy: "
+        + "; ".join(f"{name}: {text}" for name, text in strategy_descriptions().items())
+        + ".",
+        json_schema_extra=_enum(strategy_descriptions()),
+    )
+    fidelities: list[FidelitySpec] = Field(
+        default_factory=list,
+        description="mfbo: cheaper proxies; the initial design runs at the cheapest (but "
+        "initial_at_target trials), then mfbo chooses per trial; the recommendation is for the "
+        "search proxy (the target).",
+    )
+    initial_at_target: int = Field(
+        2,
+        ge=0,
+        description="mfbo: initial-design trials run at the target fidelity, so the model "
+        "learns how the cheap proxies relate to it.",
+    )
+    predictor: str = Field(
+        "auto",
+        description="Predictor of the regmix strategy (see mixopt.predictors).",
+        json_schema_extra=_enum(available_predictors()),
+    )
+    candidates: int = Field(
+        100_000, ge=100, le=10_000_000, description="Simulated mixtures per proposal."
+    )
+    top_k: int = Field(128, ge=1, description="Best-predicted candidates averaged.")
+    sampler: SamplerSpec = Field(default_factory=SamplerSpec)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SearchSpec:
+        check_strategy(self.strategy, fidelities=bool(self.fidelities))
+        if self.predictor not in available_predictors():
+            raise ValueError(
+                f"unknown predictor {self.predictor!r}; available: "
+                f"{', '.join(available_predictors())}"
+            )
+        if self.fidelities and self.initial_at_target >= self.initial_trials:
+            raise ValueError("initial_at_target must be smaller than initial_trials")
+        if self.top_k > self.candidates:
+            raise ValueError("top_k must not exceed candidates")
+        return self
+
+    def check_objective(self, objective: ObjectiveSpec) -> None:
+        """Guard rails need a strategy that enforces them (on a minimised objective)."""
+        if objective.constraints:
+            check_strategy(self.strategy, constraints=True)
+            if objective.direction != "minimize":
+                raise ValueError("objective.constraints work with direction 'minimize'")
+
+    def fidelity_proxies(self, target: ProxySpec) -> list[ProxySpec]:
+        """The proxies trials may train: the cheaper fidelities, then ``target`` last."""
+        proxies = []
+        for i, f in enumerate(self.fidelities):
+            try:
+                proxy = target.replace(**f.model_dump(exclude_none=True))
+            except ValidationError as error:
+                raise ValueError(
+                    f"search.fidelities.{i}: " + format_validation_error(error, "fidelity proxy")
+                ) from None
+            if proxy == target:
+                raise ValueError(f"search.fidelities.{i}: the same proxy as the target (proxy)")
+            proxies.append(proxy)
+        return [*proxies, target]
