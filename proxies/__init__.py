@@ -10,12 +10,15 @@ torch is imported only when a model, the data streams or the trainer are actuall
     result.metrics["val_loss/web"]
     results = train_stacked(cfg, TrainConfig(train_tokens=500_000), domains, [w1, w2], seeds=[0, 1])
 
-Modules, one concern each: ``config`` (GPTConfig, MoEConfig: shapes, counts, FLOPs; no torch),
-``presets`` (named sizes, dense and MoE), ``gpt`` (the model), ``moe`` (router, dropless experts,
-balancing losses), ``stacked`` (K models as one), ``data`` (token files, mixture batches,
-validation windows), ``evaluate`` (per-domain loss and bpb, expert loads, metric hooks),
-``checkpoint`` (resumable runs), ``runtime`` (device, threads, autocast, compile), ``train``
-(train_proxy, train_stacked and their pieces), ``plan`` (stacked or one at a time).
+Modules, one concern each. Torch-free (a driver builds and checks a whole run request with them):
+``config`` (GPTConfig, MoEConfig: shapes, counts, FLOPs; TrainConfig), ``presets`` (named sizes,
+dense and MoE), ``tokens`` (DomainTokens: a domain's token files; mixture weights),
+``results`` (TrainResult, StepInfo, the loss curve), ``plan`` (stacked or one at a time). With
+torch: ``gpt`` (the model), ``moe`` (router, dropless experts, balancing losses), ``stacked`` (K
+models as one), ``data`` (mixture batches, validation windows), ``evaluate`` (per-domain loss and
+bpb, expert loads, metric hooks), ``checkpoint`` (resumable runs), ``runtime`` (device, threads,
+autocast, compile), ``optim`` (AdamW, lr schedule), ``step`` (one optimizer step), ``train``
+(train_proxy, train_stacked; re-exports the pieces).
 """
 
 from __future__ import annotations
@@ -24,29 +27,27 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from proxies.config import GPTConfig, MoEConfig
-    from proxies.data import DomainTokens, MixtureBatches, ValidationWindows
+    from proxies.config import ConfigError, GPTConfig, MoEConfig, TrainConfig
+    from proxies.data import MixtureBatches, ValidationWindows
     from proxies.evaluate import MetricContext, evaluate_models, register_metric
     from proxies.gpt import GPT
     from proxies.plan import GroupPlan, plan_group
     from proxies.presets import PRESETS, get_preset
+    from proxies.results import StepInfo, TrainResult
     from proxies.stacked import StackedGPT
-    from proxies.train import (
-        StepInfo,
-        TrainConfig,
-        TrainResult,
-        train_proxy,
-        train_stacked,
-    )
+    from proxies.tokens import DomainTokens
+    from proxies.train import train_proxy, train_stacked
 
 _EXPORTS = {
+    "ConfigError": "proxies.config",
     "GPTConfig": "proxies.config",
     "MoEConfig": "proxies.config",
+    "TrainConfig": "proxies.config",
     "PRESETS": "proxies.presets",
     "get_preset": "proxies.presets",
     "GPT": "proxies.gpt",
     "StackedGPT": "proxies.stacked",
-    "DomainTokens": "proxies.data",
+    "DomainTokens": "proxies.tokens",
     "MixtureBatches": "proxies.data",
     "ValidationWindows": "proxies.data",
     "MetricContext": "proxies.evaluate",
@@ -54,9 +55,8 @@ _EXPORTS = {
     "register_metric": "proxies.evaluate",
     "GroupPlan": "proxies.plan",
     "plan_group": "proxies.plan",
-    "StepInfo": "proxies.train",
-    "TrainConfig": "proxies.train",
-    "TrainResult": "proxies.train",
+    "StepInfo": "proxies.results",
+    "TrainResult": "proxies.results",
     "train_proxy": "proxies.train",
     "train_stacked": "proxies.train",
 }
@@ -64,6 +64,7 @@ _EXPORTS = {
 __all__ = [
     "GPT",
     "PRESETS",
+    "ConfigError",
     "DomainTokens",
     "GPTConfig",
     "GroupPlan",

@@ -1,9 +1,15 @@
-"""GPTConfig and MoEConfig: the shape of a proxy language model, validated, counted, buildable.
+"""The configs of a proxy run: GPTConfig and MoEConfig (the model), TrainConfig (its training).
 
 A config is a frozen dataclass that checks itself on construction (``dataclasses.replace`` checks
-again), knows its parameter count and its training FLOPs per token without building anything, and
-builds its model with ``cfg.build()``. This module does not import torch, so configs are cheap to
-create in the driver process.
+again). A model config knows its parameter count and its training FLOPs per token without building
+anything, and builds its model with ``cfg.build()``. This module does not import torch, so a whole
+run request (model config, ``TrainConfig`` and ``proxies.tokens.DomainTokens``) is cheap to create
+and check in the driver process.
+
+``TrainConfig`` is the one place the training settings are checked: every problem raises a
+``ConfigError`` (a ValueError) whose ``field`` names the setting and whose ``reason`` says what is
+wrong (``str(error)`` is ``"TrainConfig.<field> <reason>"``), so a caller with its own names for
+the settings (mixopt's ProxySpec) can report the reason under its own field.
 
 Counting conventions (documented because papers differ):
 
@@ -28,6 +34,8 @@ the balancing schemes (see ``proxies.moe``).
 from __future__ import annotations
 
 import math
+import numbers
+import os
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -208,3 +216,143 @@ class MoEConfig(GPTConfig):
         """Router, top_k experts and the shared expert."""
         d = self.d_model
         return d * self.n_experts + 3 * d * (self.top_k * self.d_ff + self.shared_expert_d_ff)
+
+
+# ------------------------------------------------------------------------------------ training
+
+
+class ConfigError(ValueError):
+    """A bad config value: ``config`` and ``field`` name it, ``reason`` says what is wrong."""
+
+    def __init__(self, config: str, field: str, reason: str) -> None:
+        super().__init__(f"{config}.{field} {reason}")
+        self.config, self.field, self.reason = config, field, reason
+
+    def __reduce__(self) -> tuple[Any, ...]:  # picklable (errors cross process boundaries)
+        return type(self), (self.config, self.field, self.reason)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_finite(value: object) -> bool:
+    """A real number (bools are not) that is neither inf nor nan."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    return ok and math.isfinite(value)  # type: ignore[arg-type]
+
+
+def _plain(value: object, kind: type[int] | type[float]) -> object:
+    """numpy integers and floats as Python ones (configs are hashed as JSON); others unchanged."""
+    if kind is int and isinstance(value, numbers.Integral) and not isinstance(value, bool | int):
+        return int(value)
+    if kind is float and isinstance(value, numbers.Real) and not isinstance(value, bool | float):
+        return float(value)
+    return value
+
+
+Schedule = Literal["cosine", "constant"]
+Device = Literal["auto", "cpu", "cuda"]
+SCHEDULES: tuple[str, ...] = ("cosine", "constant")
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a proxy is trained (defaults match mixopt's ProxySpec)."""
+
+    train_tokens: int
+    batch_size: int = 16
+    lr: float = 3e-3
+    min_lr_ratio: float = 0.1  # cosine ends at lr * min_lr_ratio (ignored by "constant")
+    warmup_ratio: float = 0.05  # fraction of steps with linear warmup
+    schedule: Schedule = "cosine"
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0  # max global grad norm (per model); 0 turns clipping off
+    eval_tokens: int = 32_768  # validation tokens per domain (whole windows, at least one)
+    seed: int = 0
+    device: Device = "auto"
+    threads: int | None = None  # torch CPU threads; None leaves torch's setting alone
+    micro_batch_size: int | None = None  # split each step's batch (gradient accumulation)
+    eval_every: int = 0  # also evaluate every this many steps (0: only at the end)
+    metrics: tuple[str, ...] = ()  # metric hooks (proxies.evaluate) run at every evaluation
+    checkpoint_dir: str | None = None  # resume from / save to <checkpoint_dir>/checkpoint.pt
+    checkpoint_every: int = 0  # steps between checkpoints (0: every tenth of the run)
+    keep_checkpoint: bool = False  # keep the last checkpoint after a successful run
+    compile: bool = False  # torch.compile the training step on CUDA (CPU stays eager)
+
+    def __post_init__(self) -> None:
+        for name in _INT_FIELDS + _FLOAT_FIELDS:
+            kind = int if name in _INT_FIELDS else float
+            object.__setattr__(self, name, _plain(getattr(self, name), kind))
+        problem = self._problem()
+        if problem is not None:
+            raise ConfigError("TrainConfig", *problem)
+        object.__setattr__(self, "metrics", tuple(self.metrics))  # lists from JSON/YAML
+        if self.checkpoint_dir is not None:
+            object.__setattr__(self, "checkpoint_dir", os.fspath(self.checkpoint_dir))
+
+    def _problem(self) -> tuple[str, str] | None:
+        """(field, reason) of the first bad setting, or None."""
+        for name in ("train_tokens", "batch_size", "eval_tokens"):
+            value = getattr(self, name)
+            if not _is_int(value) or value <= 0:
+                return name, f"must be an integer > 0, got {value!r}"
+        for name, what in (
+            ("seed", "it seeds numpy's generators"),
+            ("eval_every", "0 = only at the end"),
+            ("checkpoint_every", "0 = every tenth of the run"),
+        ):
+            value = getattr(self, name)
+            if not _is_int(value) or value < 0:
+                return name, f"must be >= 0 (an integer; {what}), got {value!r}"
+        if not _is_finite(self.lr) or self.lr <= 0:
+            return "lr", f"must be > 0 and finite, got {self.lr!r}"
+        if not _is_finite(self.min_lr_ratio) or not 0 <= self.min_lr_ratio <= 1:
+            return "min_lr_ratio", f"must be in [0, 1], got {self.min_lr_ratio!r}"
+        if not _is_finite(self.warmup_ratio) or not 0 <= self.warmup_ratio < 1:
+            return "warmup_ratio", f"must be in [0, 1), got {self.warmup_ratio!r}"
+        for name, what in (("weight_decay", ""), ("grad_clip", " (0 = off)")):
+            value = getattr(self, name)
+            if not _is_finite(value) or value < 0:
+                return name, f"must be >= 0 and finite{what}, got {value!r}"
+        for name, valid in (("schedule", SCHEDULES), ("device", DEVICES)):
+            if getattr(self, name) not in valid:
+                choices = ", ".join(map(repr, valid))
+                return name, f"must be one of {choices}, got {getattr(self, name)!r}"
+        if self.threads is not None and (not _is_int(self.threads) or self.threads < 1):
+            return "threads", f"must be None or an integer >= 1, got {self.threads!r}"
+        mb = self.micro_batch_size
+        if mb is not None and (not _is_int(mb) or mb <= 0 or self.batch_size % mb):
+            return "micro_batch_size", f"must divide batch_size ({self.batch_size}), got {mb!r}"
+        if isinstance(self.metrics, str) or not all(isinstance(m, str) for m in self.metrics):
+            return "metrics", f"must be a list of names, got {self.metrics!r}"
+        for name in ("keep_checkpoint", "compile"):
+            if not isinstance(getattr(self, name), bool):
+                return name, f"must be a bool, got {getattr(self, name)!r}"
+        if self.checkpoint_dir is not None and not isinstance(
+            self.checkpoint_dir, str | os.PathLike
+        ):
+            return "checkpoint_dir", f"must be None or a path, got {self.checkpoint_dir!r}"
+        if self.checkpoint_dir is None:
+            if self.checkpoint_every:
+                return "checkpoint_every", "would need a checkpoint_dir, got none"
+            if self.keep_checkpoint:
+                return "keep_checkpoint", "would need a checkpoint_dir, got none"
+        return None
+
+    @property
+    def micro_batches(self) -> int:
+        return self.batch_size // (self.micro_batch_size or self.batch_size)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["metrics"] = list(self.metrics)
+        return out
+
+
+_INT_FIELDS = (
+    "train_tokens", "batch_size", "eval_tokens", "seed", "threads", "micro_batch_size",
+    "eval_every", "checkpoint_every",
+)  # fmt: skip
+_FLOAT_FIELDS = ("lr", "min_lr_ratio", "warmup_ratio", "weight_decay", "grad_clip")

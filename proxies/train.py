@@ -18,11 +18,13 @@ and, because AdamW is elementwise, its own AdamW — so each result matches a se
 ``train_proxy`` run to float tolerance. It pays where one model leaves the device idle (tiny
 proxies on a GPU); ``proxies.plan`` decides when.
 
-Weight decay applies to the block matrices (and an untied lm head); RMSNorm gains and the token
-embedding (with the tied head, which is the same tensor) are not decayed, as in LLaMA/OLMo recipes.
 Per-step losses stay on the device and are read at checkpoints and at the end (no per-step sync on
 CUDA) unless an ``on_step`` callback asks for them. An MoE's balancing losses are added to the
 loss that is differentiated; the curve and ``StepInfo.loss`` are the cross-entropy alone.
+
+The pieces live in their own modules, all re-exported here: ``proxies.config`` (TrainConfig),
+``proxies.optim`` (AdamW, the lr schedule), ``proxies.step`` (one optimizer step),
+``proxies.results`` (TrainResult, StepInfo, the loss curve).
 """
 
 from __future__ import annotations
@@ -32,16 +34,16 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from torch import nn
 
 from proxies.checkpoint import load_checkpoint, remove_checkpoint, run_fingerprint, save_checkpoint
-from proxies.config import GPTConfig
+from proxies.config import GPTConfig, TrainConfig
 from proxies.data import DomainTokens, MixtureBatches, ValidationWindows
 from proxies.evaluate import Evaluation, MetricHook, evaluate, evaluate_models, metric_hooks
-from proxies.gpt import GPT
+from proxies.optim import Model, build_optimizer, lr_at
+from proxies.results import CURVE_POINTS, StepInfo, TrainResult, smooth_curve
 from proxies.runtime import (
     autocast_for,
     cpu_settings,
@@ -49,10 +51,13 @@ from proxies.runtime import (
     resolve_device,
     tune_malloc,
 )
-from proxies.stacked import StackedGPT, clip_grad_norm_per_model
+from proxies.stacked import StackedGPT
+from proxies.step import LossFn, train_step
 
 _cpu_settings = cpu_settings  # the name this module used to define
 __all__ = [
+    "CURVE_POINTS",
+    "LossFn",
     "StepInfo",
     "TrainConfig",
     "TrainResult",
@@ -67,230 +72,6 @@ __all__ = [
     "train_step",
     "tune_malloc",
 ]
-
-CURVE_POINTS = 50
-_EMA_BETA = 0.9
-Model = GPT | StackedGPT
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """How a proxy is trained (defaults match mixopt's ProxySpec)."""
-
-    train_tokens: int
-    batch_size: int = 16
-    lr: float = 3e-3
-    min_lr_ratio: float = 0.1  # cosine ends at lr * min_lr_ratio (ignored by "constant")
-    warmup_ratio: float = 0.05  # fraction of steps with linear warmup
-    schedule: Literal["cosine", "constant"] = "cosine"
-    weight_decay: float = 0.1
-    grad_clip: float = 1.0  # max global grad norm (per model); 0 turns clipping off
-    eval_tokens: int = 32_768  # validation tokens per domain (whole windows, at least one)
-    seed: int = 0
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    threads: int | None = None  # torch CPU threads; None leaves torch's setting alone
-    micro_batch_size: int | None = None  # split each step's batch (gradient accumulation)
-    eval_every: int = 0  # also evaluate every this many steps (0: only at the end)
-    metrics: tuple[str, ...] = ()  # metric hooks (proxies.evaluate) run at every evaluation
-    checkpoint_dir: str | None = None  # resume from / save to <checkpoint_dir>/checkpoint.pt
-    checkpoint_every: int = 0  # steps between checkpoints (0: every tenth of the run)
-    keep_checkpoint: bool = False  # keep the last checkpoint after a successful run
-    compile: bool = False  # torch.compile the training step on CUDA (CPU stays eager)
-
-    def __post_init__(self) -> None:
-        def need(ok: bool, what: str) -> None:
-            if not ok:
-                raise ValueError(f"TrainConfig: {what}")
-
-        need(self.train_tokens > 0, f"train_tokens must be > 0, got {self.train_tokens}")
-        need(self.batch_size > 0, f"batch_size must be > 0, got {self.batch_size}")
-        need(math.isfinite(self.lr) and self.lr > 0, f"lr must be > 0, got {self.lr}")
-        need(
-            0 <= self.min_lr_ratio <= 1, f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}"
-        )
-        need(0 <= self.warmup_ratio < 1, f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
-        need(
-            self.schedule in ("cosine", "constant"),
-            f"schedule must be 'cosine' or 'constant', got {self.schedule!r}",
-        )
-        need(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
-        need(self.grad_clip >= 0, f"grad_clip must be >= 0 (0 = off), got {self.grad_clip}")
-        need(self.eval_tokens > 0, f"eval_tokens must be > 0, got {self.eval_tokens}")
-        need(
-            self.device in ("auto", "cpu", "cuda"),
-            f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}",
-        )
-        need(
-            self.threads is None or self.threads >= 1,
-            f"threads must be None or >= 1, got {self.threads}",
-        )
-        mb = self.micro_batch_size
-        need(
-            mb is None or (mb > 0 and self.batch_size % mb == 0),
-            f"micro_batch_size must divide batch_size ({self.batch_size}), got {mb}",
-        )
-        need(self.eval_every >= 0, f"eval_every must be >= 0 (0 = end only), got {self.eval_every}")
-        need(
-            self.checkpoint_every >= 0,
-            f"checkpoint_every must be >= 0, got {self.checkpoint_every}",
-        )
-        need(
-            self.checkpoint_dir is not None
-            or (self.checkpoint_every == 0 and not self.keep_checkpoint),
-            "checkpoint_every and keep_checkpoint need a checkpoint_dir",
-        )
-        if isinstance(self.metrics, str) or not all(isinstance(m, str) for m in self.metrics):
-            raise ValueError(f"TrainConfig: metrics must be a list of names, got {self.metrics!r}")
-        object.__setattr__(self, "metrics", tuple(self.metrics))  # lists from JSON/YAML
-
-    @property
-    def micro_batches(self) -> int:
-        return self.batch_size // (self.micro_batch_size or self.batch_size)
-
-
-@dataclass
-class TrainResult:
-    """What a trained proxy reports back to the driver (plain data, picklable).
-
-    For a stacked run the time fields are the model's share of the group (the group's time / K)
-    and ``tokens_per_s`` is the group's aggregate rate; ``group_wall_s`` is the whole group's.
-    """
-
-    metrics: dict[str, float]  # val_loss/<domain>, bpb/<domain> (when val_bytes > 0), moe/*, hooks
-    curve: list[tuple[int, float]]  # (tokens seen, EMA-smoothed train loss), ~50 points
-    tokens: int  # training tokens processed
-    flops: float  # training FLOPs: cfg.flops_per_token() * tokens (evaluation not counted)
-    wall_s: float  # whole call: setup + training + evaluation
-    train_s: float
-    eval_s: float
-    tokens_per_s: float  # training throughput: tokens trained in this call / train_s
-    device: str
-    n_params: int  # non-embedding
-    n_params_total: int
-    steps: int = 0
-    threads: int = 0  # torch CPU threads used
-    arch: str = "dense"
-    n_params_active: int = 0  # non-embedding parameters used per token (MoE: top_k experts)
-    evals: list[dict[str, Any]] = field(default_factory=list)  # every eval_every steps
-    expert_counts: list[list[int]] = field(default_factory=list)  # final eval, layers x experts
-    resumed_from_step: int = 0  # > 0 when this call continued from a checkpoint
-    n_models: int = 1  # models trained together (stacked)
-    group_wall_s: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["curve"] = [list(point) for point in self.curve]
-        return out
-
-
-@dataclass(frozen=True)
-class StepInfo:
-    """Passed to ``on_step`` after every optimizer step."""
-
-    step: int  # 0-based step just taken
-    n_steps: int
-    tokens: int  # tokens seen so far (per model)
-    loss: float  # this step's train cross-entropy (the mean over models when stacked)
-    lr: float
-    losses: tuple[float, ...] = ()  # per model
-
-
-# ------------------------------------------------------------------------------------- pieces
-
-
-def lr_at(
-    step: int,
-    n_steps: int,
-    *,
-    lr: float,
-    warmup_steps: int,
-    min_lr_ratio: float,
-    schedule: Literal["cosine", "constant"],
-) -> float:
-    """Learning rate at 0-based ``step`` of ``n_steps``.
-
-    Linear warmup ``lr * (step + 1) / warmup_steps`` for the first ``warmup_steps`` steps; then
-    ``constant`` stays at ``lr`` while ``cosine`` decays from ``lr`` to ``lr * min_lr_ratio``,
-    reached exactly at the last step (if any step follows the peak).
-    """
-    if step < warmup_steps:
-        return lr * (step + 1) / warmup_steps
-    if schedule == "constant":
-        return lr
-    decay_steps = n_steps - 1 - warmup_steps
-    if decay_steps <= 0:  # no step after the peak to decay over
-        return lr
-    progress = min(1.0, (step - warmup_steps) / decay_steps)
-    min_lr = lr * min_lr_ratio
-    return min_lr + 0.5 * (lr - min_lr) * (1.0 + math.cos(math.pi * progress))
-
-
-def build_optimizer(model: Model, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
-    """AdamW(betas 0.9/0.95); decay on the block matrices and an untied head only.
-
-    For a StackedGPT this one optimizer is exactly K independent AdamWs: every AdamW operation is
-    elementwise, and the K models share the hyperparameters and the step count.
-    """
-    no_decay = {id(model.wte.weight)} | {
-        id(p) for name, p in model.named_parameters() if name.endswith("norm.weight")
-    }
-    params = list(model.parameters())  # distinct tensors (a tied head appears once)
-    groups = [
-        {"params": [p for p in params if id(p) not in no_decay], "weight_decay": cfg.weight_decay},
-        {"params": [p for p in params if id(p) in no_decay], "weight_decay": 0.0},
-    ]
-    fused = device.type == "cuda"
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95), eps=1e-8, fused=fused)
-
-
-LossFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
-
-
-def train_step(
-    model: Model,
-    optimizer: torch.optim.Optimizer,
-    batch: torch.Tensor,
-    *,
-    grad_clip: float,
-    device: torch.device,
-    micro_batches: int = 1,
-    loss_fn: LossFn | None = None,
-) -> torch.Tensor:
-    """One optimizer step on batch (B, T+1), or (K, B, T+1) for a StackedGPT, split into
-    ``micro_batches`` equal parts along B. Returns the detached cross-entropy (still on the
-    device): a scalar for a GPT, (K,) for a StackedGPT. ``loss_fn`` replaces
-    ``model.train_loss`` (e.g. its compiled version)."""
-    batch = batch.to(device, non_blocking=True)
-    loss_fn = loss_fn or model.train_loss
-    model.begin_step()
-    optimizer.zero_grad(set_to_none=True)
-    ce_sum: torch.Tensor | None = None
-    for part in batch.chunk(micro_batches, dim=-2):
-        with autocast_for(device):
-            total, ce = loss_fn(part[..., :-1], part[..., 1:])
-        (total / micro_batches if micro_batches > 1 else total).backward()
-        ce_sum = ce.detach() if ce_sum is None else ce_sum + ce.detach()
-    if grad_clip > 0:
-        if isinstance(model, StackedGPT):
-            clip_grad_norm_per_model(list(model.parameters()), grad_clip, model.n_models)
-        else:
-            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-    optimizer.step()
-    model.end_step()
-    assert ce_sum is not None
-    return ce_sum / micro_batches if micro_batches > 1 else ce_sum
-
-
-def smooth_curve(losses: list[float], tokens_per_step: int) -> list[tuple[int, float]]:
-    """~CURVE_POINTS (tokens seen, bias-corrected EMA of the train loss), last step included."""
-    n = len(losses)
-    every = max(1, math.ceil(n / CURVE_POINTS))
-    curve, ema = [], 0.0
-    for i, loss in enumerate(losses):
-        ema = _EMA_BETA * ema + (1 - _EMA_BETA) * loss
-        if (i + 1) % every == 0 or i == n - 1:
-            curve.append(((i + 1) * tokens_per_step, ema / (1 - _EMA_BETA ** (i + 1))))
-    return curve
 
 
 def _check_token_ids(tokens: torch.Tensor, vocab_size: int, where: str) -> None:

@@ -1,14 +1,20 @@
-"""GPTConfig validation and counting, presets, and the cheap top-level import."""
+"""GPTConfig validation and counting, presets, the cheap top-level import, and TrainConfig's
+checks (each names its field) and torch-free run requests."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
+import pickle
 import subprocess
 import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 
-from proxies.config import GPTConfig
+from proxies.config import ConfigError, GPTConfig, TrainConfig
 from proxies.presets import PRESETS, get_preset
 
 BASE = dict(vocab_size=256, seq_len=32, n_layer=2, n_head=4, d_model=64, d_ff=128)
@@ -110,7 +116,9 @@ def test_import_is_lazy() -> None:
         "cfg.flops_per_token(); proxies.GPTConfig\n"
         "assert 'torch' not in sys.modules, 'proxies imported torch'\n"
         "assert 'mixopt' not in sys.modules\n"
-        "proxies.TrainConfig\n"
+        "proxies.TrainConfig(train_tokens=1); proxies.DomainTokens('web', 'a', 'b')\n"
+        "assert 'torch' not in sys.modules, 'the run request imported torch'\n"
+        "proxies.train_proxy\n"
         "assert 'torch' in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -121,3 +129,103 @@ def test_unknown_attribute() -> None:
 
     with pytest.raises(AttributeError, match="nope"):
         proxies.nope  # noqa: B018
+
+
+# ------------------------------------------------------------------------------- TrainConfig
+
+
+def test_run_request_is_torch_free() -> None:
+    code = (
+        "import json, sys\n"
+        "import proxies.config, proxies.tokens, proxies.results\n"
+        "cfg = proxies.config.TrainConfig(train_tokens=1000, lr=1e-3, metrics=['m'])\n"
+        "json.dumps(cfg.to_dict())\n"
+        "web = proxies.tokens.DomainTokens('web', 'w.train', 'w.val', dtype='uint32')\n"
+        "code = proxies.tokens.DomainTokens('code', 'c.train', 'c.val')\n"
+        "proxies.tokens.check_weights([web, code], {'web': 0.25, 'code': 0.75})\n"
+        "proxies.results.smooth_curve([3.0, 2.0], 8)\n"
+        "try:\n"
+        "    proxies.config.TrainConfig(train_tokens=1000, lr=float('inf'))\n"
+        "except proxies.config.ConfigError as error:\n"
+        "    assert error.field == 'lr', error\n"
+        "else:\n"
+        "    raise AssertionError('lr=inf was accepted')\n"
+        "assert 'torch' not in sys.modules, 'a torch-free module imported torch'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_train_config_defaults_and_normalisation(tmp_path: Path) -> None:
+    cfg = TrainConfig(train_tokens=np.int64(4096), lr=np.float32(0.5), metrics=["a", "b"])  # type: ignore[arg-type]
+    assert type(cfg.train_tokens) is int and type(cfg.lr) is float and cfg.lr == 0.5
+    assert cfg.metrics == ("a", "b") and cfg.micro_batches == 1
+    assert json.loads(json.dumps(cfg.to_dict()))["metrics"] == ["a", "b"]
+    with_dir = TrainConfig(train_tokens=1, checkpoint_dir=tmp_path, checkpoint_every=3)  # type: ignore[arg-type]
+    assert with_dir.checkpoint_dir == str(tmp_path)
+    assert TrainConfig(train_tokens=64, batch_size=8, micro_batch_size=2).micro_batches == 4
+    with pytest.raises(ConfigError, match="lr"):
+        dataclasses.replace(cfg, lr=-1.0)
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "reason"),
+    [
+        ({"train_tokens": 0}, "train_tokens", "must be an integer > 0, got 0"),
+        ({"batch_size": 2.5}, "batch_size", "must be an integer > 0, got 2.5"),
+        ({"eval_tokens": True}, "eval_tokens", "must be an integer > 0, got True"),
+        ({"seed": -1}, "seed", "must be >= 0 (an integer; it seeds numpy's generators), got -1"),
+        (
+            {"eval_every": -1},
+            "eval_every",
+            "must be >= 0 (an integer; 0 = only at the end), got -1",
+        ),
+        (
+            {"checkpoint_every": -2, "checkpoint_dir": "ckpt"},
+            "checkpoint_every",
+            "must be >= 0 (an integer; 0 = every tenth of the run), got -2",
+        ),
+        ({"lr": math.inf}, "lr", "must be > 0 and finite, got inf"),
+        ({"lr": math.nan}, "lr", "must be > 0 and finite, got nan"),
+        ({"lr": 0}, "lr", "must be > 0 and finite, got 0.0"),
+        ({"lr": "3e-3"}, "lr", "must be > 0 and finite, got '3e-3'"),
+        ({"min_lr_ratio": 1.5}, "min_lr_ratio", "must be in [0, 1], got 1.5"),
+        ({"min_lr_ratio": math.nan}, "min_lr_ratio", "must be in [0, 1], got nan"),
+        ({"warmup_ratio": 1.0}, "warmup_ratio", "must be in [0, 1), got 1.0"),
+        ({"warmup_ratio": -math.inf}, "warmup_ratio", "must be in [0, 1), got -inf"),
+        ({"weight_decay": -0.1}, "weight_decay", "must be >= 0 and finite, got -0.1"),
+        ({"weight_decay": math.inf}, "weight_decay", "must be >= 0 and finite, got inf"),
+        ({"grad_clip": math.nan}, "grad_clip", "must be >= 0 and finite (0 = off), got nan"),
+        ({"grad_clip": -1.0}, "grad_clip", "must be >= 0 and finite (0 = off), got -1.0"),
+        (
+            {"schedule": "linear"},
+            "schedule",
+            "must be one of 'cosine', 'constant', got 'linear'",
+        ),
+        ({"device": "tpu"}, "device", "must be one of 'auto', 'cpu', 'cuda', got 'tpu'"),
+        ({"threads": 0}, "threads", "must be None or an integer >= 1, got 0"),
+        (
+            {"micro_batch_size": 5},
+            "micro_batch_size",
+            "must divide batch_size (16), got 5",
+        ),
+        ({"micro_batch_size": 0}, "micro_batch_size", "must divide batch_size (16), got 0"),
+        ({"metrics": "accuracy"}, "metrics", "must be a list of names, got 'accuracy'"),
+        ({"metrics": [1]}, "metrics", "must be a list of names, got [1]"),
+        ({"keep_checkpoint": 1}, "keep_checkpoint", "must be a bool, got 1"),
+        ({"compile": "yes"}, "compile", "must be a bool, got 'yes'"),
+        ({"checkpoint_dir": 3}, "checkpoint_dir", "must be None or a path, got 3"),
+        ({"checkpoint_every": 5}, "checkpoint_every", "would need a checkpoint_dir, got none"),
+        ({"keep_checkpoint": True}, "keep_checkpoint", "would need a checkpoint_dir, got none"),
+    ],
+)
+def test_train_config_errors_name_the_field(
+    change: dict[str, object], field: str, reason: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        TrainConfig(**{"train_tokens": 1000, **change})  # type: ignore[arg-type]
+    error = caught.value
+    assert isinstance(error, ValueError)
+    assert (error.config, error.field, error.reason) == ("TrainConfig", field, reason)
+    assert str(error) == f"TrainConfig.{field} {reason}"
+    again = pickle.loads(pickle.dumps(error))  # crosses process boundaries intact
+    assert (again.field, again.reason, str(again)) == (field, reason, str(error))

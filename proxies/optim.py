@@ -1,0 +1,64 @@
+"""The optimizer and its learning rate: ``build_optimizer`` (AdamW) and ``lr_at`` (warmup, then
+cosine or constant).
+
+Weight decay applies to the block matrices (and an untied lm head); RMSNorm gains and the token
+embedding (with the tied head, which is the same tensor) are not decayed, as in LLaMA/OLMo recipes.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+
+from proxies.config import TrainConfig
+from proxies.gpt import GPT
+from proxies.stacked import StackedGPT
+
+Model = GPT | StackedGPT
+
+
+def lr_at(
+    step: int,
+    n_steps: int,
+    *,
+    lr: float,
+    warmup_steps: int,
+    min_lr_ratio: float,
+    schedule: Literal["cosine", "constant"],
+) -> float:
+    """Learning rate at 0-based ``step`` of ``n_steps``.
+
+    Linear warmup ``lr * (step + 1) / warmup_steps`` for the first ``warmup_steps`` steps; then
+    ``constant`` stays at ``lr`` while ``cosine`` decays from ``lr`` to ``lr * min_lr_ratio``,
+    reached exactly at the last step (if any step follows the peak).
+    """
+    if step < warmup_steps:
+        return lr * (step + 1) / warmup_steps
+    if schedule == "constant":
+        return lr
+    decay_steps = n_steps - 1 - warmup_steps
+    if decay_steps <= 0:  # no step after the peak to decay over
+        return lr
+    progress = min(1.0, (step - warmup_steps) / decay_steps)
+    min_lr = lr * min_lr_ratio
+    return min_lr + 0.5 * (lr - min_lr) * (1.0 + math.cos(math.pi * progress))
+
+
+def build_optimizer(model: Model, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+    """AdamW(betas 0.9/0.95); decay on the block matrices and an untied head only.
+
+    For a StackedGPT this one optimizer is exactly K independent AdamWs: every AdamW operation is
+    elementwise, and the K models share the hyperparameters and the step count.
+    """
+    no_decay = {id(model.wte.weight)} | {
+        id(p) for name, p in model.named_parameters() if name.endswith("norm.weight")
+    }
+    params = list(model.parameters())  # distinct tensors (a tied head appears once)
+    groups = [
+        {"params": [p for p in params if id(p) not in no_decay], "weight_decay": cfg.weight_decay},
+        {"params": [p for p in params if id(p) in no_decay], "weight_decay": 0.0},
+    ]
+    fused = device.type == "cuda"
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95), eps=1e-8, fused=fused)

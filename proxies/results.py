@@ -1,0 +1,71 @@
+"""What a training run reports: ``TrainResult`` (per model), ``StepInfo`` (per step, to a
+callback) and ``smooth_curve`` (the loss curve a result carries). Plain data, torch-free.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+CURVE_POINTS = 50
+_EMA_BETA = 0.9
+
+
+@dataclass
+class TrainResult:
+    """What a trained proxy reports back to the driver (plain data, picklable).
+
+    For a stacked run the time fields are the model's share of the group (the group's time / K)
+    and ``tokens_per_s`` is the group's aggregate rate; ``group_wall_s`` is the whole group's.
+    """
+
+    metrics: dict[str, float]  # val_loss/<domain>, bpb/<domain> (when val_bytes > 0), moe/*, hooks
+    curve: list[tuple[int, float]]  # (tokens seen, EMA-smoothed train loss), ~50 points
+    tokens: int  # training tokens processed
+    flops: float  # training FLOPs: cfg.flops_per_token() * tokens (evaluation not counted)
+    wall_s: float  # whole call: setup + training + evaluation
+    train_s: float
+    eval_s: float
+    tokens_per_s: float  # training throughput: tokens trained in this call / train_s
+    device: str
+    n_params: int  # non-embedding
+    n_params_total: int
+    steps: int = 0
+    threads: int = 0  # torch CPU threads used
+    arch: str = "dense"
+    n_params_active: int = 0  # non-embedding parameters used per token (MoE: top_k experts)
+    evals: list[dict[str, Any]] = field(default_factory=list)  # every eval_every steps
+    expert_counts: list[list[int]] = field(default_factory=list)  # final eval, layers x experts
+    resumed_from_step: int = 0  # > 0 when this call continued from a checkpoint
+    n_models: int = 1  # models trained together (stacked)
+    group_wall_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["curve"] = [list(point) for point in self.curve]
+        return out
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """Passed to ``on_step`` after every optimizer step."""
+
+    step: int  # 0-based step just taken
+    n_steps: int
+    tokens: int  # tokens seen so far (per model)
+    loss: float  # this step's train cross-entropy (the mean over models when stacked)
+    lr: float
+    losses: tuple[float, ...] = ()  # per model
+
+
+def smooth_curve(losses: list[float], tokens_per_step: int) -> list[tuple[int, float]]:
+    """~CURVE_POINTS (tokens seen, bias-corrected EMA of the train loss), last step included."""
+    n = len(losses)
+    every = max(1, math.ceil(n / CURVE_POINTS))
+    curve, ema = [], 0.0
+    for i, loss in enumerate(losses):
+        ema = _EMA_BETA * ema + (1 - _EMA_BETA) * loss
+        if (i + 1) % every == 0 or i == n - 1:
+            curve.append(((i + 1) * tokens_per_step, ema / (1 - _EMA_BETA ** (i + 1))))
+    return curve
