@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from mixopt.spec import ProxySpec
     from proxies.config import GPTConfig, TrainConfig
-    from proxies.data import DomainTokens
+    from proxies.tokens import DomainTokens
 
 
 class TrialStatus(StrEnum):

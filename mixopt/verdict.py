@@ -134,16 +134,16 @@ def compare(
             effect_size=gain / sd if sd > 0 else None,
         )
     gain = sign * (base - float(mine["objective"]))
-    se = standard_error(mine, other)
+    spread = standard_error(mine, other)
     return Comparison(
         baseline=baseline,
         gain=gain,
         relative=gain / relative_to,
         paired=False,
         seeds=min(int(mine.get("seeds") or 1), int(other.get("seeds") or 1)),
-        se=se,
+        se=spread,
         ci=None,
-        t=None if se is None else gain / se,
+        t=None if spread is None else gain / spread,
         p_value=None,
         effect_size=None,
     )

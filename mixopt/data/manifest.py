@@ -21,7 +21,7 @@ from mixopt.errors import DataError
 MANIFEST_VERSION = 1
 
 if TYPE_CHECKING:
-    from proxies.data import DomainTokens
+    from proxies.tokens import DomainTokens
 
 
 @dataclass(frozen=True)
@@ -78,14 +78,14 @@ class DataManifest:
 
     def domain_tokens(self) -> tuple[DomainTokens, ...]:
         """Each domain's token files as a proxy reads them."""
-        from proxies.data import DomainTokens
+        from proxies.tokens import DomainTokens
 
         return tuple(
             DomainTokens(
                 name=s.name,
                 train_path=s.train_path,
                 val_path=s.val_path,
-                dtype=s.dtype,  # type: ignore[arg-type]  # uint16 | uint32, written by the shards
+                dtype=s.dtype,  # type: ignore[arg-type]  # uint16 | uint32: what shards write
                 train_bytes=s.train_bytes,
                 val_bytes=s.val_bytes,
             )

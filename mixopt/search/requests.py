@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from mixopt.job import JobDir
     from mixopt.search.ladder import Ladder
     from mixopt.spec import ResourcesSpec
-    from proxies.data import DomainTokens
+    from proxies.tokens import DomainTokens
 
 
 class RequestBuilder:

@@ -68,9 +68,13 @@ class ProxySpec(Section):
                 f"overrides cannot set {', '.join(fixed)}: seq_len is proxy.seq_len and "
                 "vocab_size comes from the tokenizer"
             )
+        from proxies.config import ConfigError
+
         try:
             self.gpt_config(vocab_size=256)
             self.train_config()
+        except ConfigError as error:  # the training config names its field as the spec does
+            raise ValueError(f"{error.field} {error.reason}") from None
         except (TypeError, ValueError) as error:
             raise ValueError(str(error)) from None
         return self

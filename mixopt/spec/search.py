@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from mixopt.predictors import available_predictors
 from mixopt.proposers import check_strategy, strategy_descriptions
@@ -110,14 +110,24 @@ class SearchSpec(Section):
     top_k: int = Field(128, ge=1, description="Best-predicted candidates averaged.")
     sampler: SamplerSpec = Field(default_factory=SamplerSpec)
 
+    @field_validator("strategy")
+    @classmethod
+    def _known_strategy(cls, value: str) -> str:
+        check_strategy(value)
+        return value
+
+    @field_validator("predictor")
+    @classmethod
+    def _known_predictor(cls, value: str) -> str:
+        if value not in available_predictors():
+            raise ValueError(
+                f"unknown predictor {value!r}; available: {', '.join(available_predictors())}"
+            )
+        return value
+
     @model_validator(mode="after")
     def _consistent(self) -> SearchSpec:
         check_strategy(self.strategy, fidelities=bool(self.fidelities))
-        if self.predictor not in available_predictors():
-            raise ValueError(
-                f"unknown predictor {self.predictor!r}; available: "
-                f"{', '.join(available_predictors())}"
-            )
         if self.fidelities and self.initial_at_target >= self.initial_trials:
             raise ValueError("initial_at_target must be smaller than initial_trials")
         if self.top_k > self.candidates:

@@ -54,7 +54,7 @@ def test_relative_paths_resolve_against_the_spec_folder(tmp_path):
         ({"proxy": {"sequence_len": 64}}, r"proxy\.sequence_len: Extra inputs are not permitted"),
         (
             {"search": {"strategy": "magic"}},
-            r"search\.strategy: Input should be 'bo', 'regmix', 'law', 'pareto', 'mfbo' or 'random'",
+            r"search\.strategy: unknown strategy 'magic'; available: bo, regmix, law, pareto, mfbo, random",
         ),
         (
             {"validate": {"current": {"code": 0.5}}},
@@ -104,7 +104,7 @@ def test_the_demo_specs_load(path):
     spec = load_spec(path)
     assert spec.name.startswith("demo") and len(spec.domains) == 6
     if spec.search.strategy == "mfbo":
-        cheap = spec.fidelity_proxy(0)
+        cheap = spec.fidelity_proxies()[0]
         assert cheap.train_tokens < spec.proxy.train_tokens
 
 

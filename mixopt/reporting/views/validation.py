@@ -84,16 +84,16 @@ def validation_view(job: JobData) -> dict[str, Any]:
     }
     mine = summaries.get("recommended")
     for label, summary in summaries.items():
-        found = (
+        versus = (
             None
             if mine is None or label == "recommended"
             else compare(mine, summary, job.direction, label)
         )
-        summary["gain"] = None if found is None else found.gain
-        summary["standard_errors"] = None if found is None or found.t is None else found.t
-        summary["ci"] = None if found is None or found.ci is None else list(found.ci)
-        summary["paired"] = None if found is None else found.paired
-        summary["outcome"] = None if found is None else found.outcome
+        summary["gain"] = None if versus is None else versus.gain
+        summary["standard_errors"] = None if versus is None else versus.t
+        summary["ci"] = None if versus is None or versus.ci is None else list(versus.ci)
+        summary["paired"] = None if versus is None else versus.paired
+        summary["outcome"] = None if versus is None else versus.outcome
     rec_verdict = (job.recommendation or {}).get("verdict")
     provisional = rec_verdict is None
     verdict_text = rec_verdict or make_verdict(summaries, job.direction)

@@ -85,7 +85,7 @@ def test_a_corrupt_state_is_a_clear_error(tmp_path, content, message):
 
 def test_missing_state_and_recommendation_say_so(tmp_path):
     job = JobDir(tmp_path)
-    with pytest.raises(MixoptError, match="no state.json, nothing to resume"):
+    with pytest.raises(MixoptError, match=r"no state\.json, nothing to resume"):
         job.load_state()
     with pytest.raises(MixoptError, match="the job has not finished"):
         job.load_recommendation()

@@ -232,7 +232,7 @@ def test_a_job_whose_process_died_is_not_shown_as_running(tmp_path):
         process.wait(30)
     job = load_job_dir(tmp_path / "running")
     assert job.state == "interrupted"
-    assert job.status["error"] == "the job's process is gone"
+    assert job.status is not None and job.status.error == "the job's process is gone"
 
 
 def test_unknown_and_broken_job_directories(tmp_path, finished_job):

@@ -29,7 +29,7 @@ def test_resume_finds_each_saved_trial_and_refuses_an_edited_plan():
     assert again.resuming
     assert again.new({"a": 0.9, "b": 0.1}, 0, 0) is done  # the saved trial, weights and all
     assert [t.trial_id for t in again.saved_round(1)] == ["t0001"]
-    with pytest.raises(MixoptError, match="t0001 .* does not match the job's plan"):
+    with pytest.raises(MixoptError, match=r"t0001 .* does not match the job's plan"):
         again.new({"a": 0.5, "b": 0.5}, 0, 0, stage=Stage.VALIDATE, label="uniform")
 
 
