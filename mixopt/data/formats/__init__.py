@@ -42,6 +42,7 @@ __all__ = [
     "DataFormat",
     "TextFormat",
     "TokenFormat",
+    "check_format_name",
     "check_format_settings",
     "detect_format",
     "get_format",
@@ -52,10 +53,7 @@ __all__ = [
 def get_format(name: str) -> DataFormat:
     """The registered format called ``name``; an unknown name is an error listing valid ones."""
     if name not in _REGISTRY:
-        raise DataError(
-            f"unknown data format {name!r}; valid formats: {', '.join(FORMAT_NAMES)} "
-            f"({AUTO!r} chooses by file extension)"
-        )
+        raise DataError(_unknown(name))
     return _load(name)
 
 
@@ -73,19 +71,31 @@ def detect_format(path: Path, declared: str = AUTO) -> DataFormat:
     return _by_extension().get(suffix) or get_format(FALLBACK)
 
 
+def check_format_name(name: str) -> str:
+    """``name`` when it is in :data:`FORMAT_NAMES`, else a ValueError listing the valid names
+    (a validator for ``DomainSpec.format``)."""
+    if name not in FORMAT_NAMES:
+        raise ValueError(_unknown(name))
+    return name
+
+
 def check_format_settings(name: str, dtype: str | None) -> None:
     """Raise ValueError when a domain's ``format`` and ``dtype`` do not go together: an unknown
     format, a dtype for a text format, or no dtype for a format that needs one."""
-    if name == AUTO:
+    if check_format_name(name) == AUTO:
         return
-    try:
-        fmt = get_format(name)
-    except DataError as error:
-        raise ValueError(str(error)) from None
+    fmt = get_format(name)
     if dtype is not None and not fmt.pretokenized:
         raise ValueError(f"dtype is only used with pre-tokenized formats, not {name!r}")
     if dtype is None and fmt.needs_dtype:
         raise ValueError(f"format {name!r} needs dtype (uint16 or uint32)")
+
+
+def _unknown(name: str) -> str:
+    return (
+        f"unknown data format {name!r}; valid formats: {', '.join(FORMAT_NAMES)} "
+        f"({AUTO!r} chooses by file extension)"
+    )
 
 
 @functools.cache

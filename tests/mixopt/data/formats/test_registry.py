@@ -27,6 +27,7 @@ from mixopt.data.formats import (
     FORMAT_NAMES,
     DataFormat,
     TextFormat,
+    check_format_name,
     check_format_settings,
     detect_format,
     get_format,
@@ -207,6 +208,9 @@ def test_unknown_format_names_the_valid_ones(tmp_path: Path) -> None:
         list(iter_file_pieces("d", SourceFile(path, "csv"), "text"))
     with pytest.raises(ValueError, match=f"unknown data format 'xml'; valid formats: {valid}"):
         check_format_settings("xml", None)
+    with pytest.raises(ValueError, match=f"unknown data format 'CSV'; valid formats: {valid}"):
+        check_format_name("CSV")
+    assert [check_format_name(name) for name in FORMAT_NAMES] == list(FORMAT_NAMES)
 
 
 @pytest.mark.parametrize("fmt", registered_formats(), ids=lambda f: f.name)
