@@ -514,14 +514,15 @@ def write_megatron_dataset(source: Source, prefix: Path, eot_id: int | None) -> 
 
 
 def _hf_files(source: Source) -> dict[str, list[str]]:
-    """The domain's files grouped by Hugging Face builder (json, parquet, text; or the token
-    formats, which the snippet refuses with a clear error)."""
-    from mixopt.data.readers import file_format
+    """The domain's files grouped by Hugging Face builder (each format's exporter hook: json,
+    parquet, text; token formats under their own name, which the snippet refuses with a clear
+    error)."""
+    from mixopt.data.formats import detect_format
 
-    builders = {"jsonl": "json", "parquet": "parquet", "text": "text", "npy": "npy", "bin": "bin"}
     grouped: dict[str, list[str]] = {}
     for name in source.files:
-        grouped.setdefault(builders[file_format(Path(name), source.format)], []).append(name)
+        fmt = detect_format(Path(name), source.format)
+        grouped.setdefault(fmt.hf_builder or fmt.name, []).append(name)
     return grouped
 
 

@@ -116,7 +116,7 @@ def stage_in_child(work: Path, vocab: int, trust_mtime: bool = True) -> dict[str
 
 
 def train_tokenizer(work: Path, vocab: int) -> tuple[Path, float]:
-    from mixopt.data.readers import scan_domain
+    from mixopt.data.sources import scan_domain
     from mixopt.data.tokenizer import prepare_tokenizer
 
     spec = make_spec(work, vocab)

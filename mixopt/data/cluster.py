@@ -40,7 +40,8 @@ from typing import Any, Protocol, TextIO
 import numpy as np
 import yaml
 
-from mixopt.data.readers import iter_pieces, scan_domain
+from mixopt.data.readers import iter_pieces
+from mixopt.data.sources import scan_domain
 from mixopt.errors import DataError, MixoptError
 
 SUMMARY_FILE = "clusters.json"

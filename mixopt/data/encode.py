@@ -1,11 +1,12 @@
 """Turning a domain into one token stream: chunks of documents, encoded in worker processes.
 
-The main process reads the domain's files in order and cuts them into *chunks* of about
-:data:`CHUNK_BYTES`: raw JSONL lines (parsed by the worker), text pieces (text files, Parquet)
-or slices of a pre-tokenized file. Workers turn a chunk into :class:`Encoded`: the chunk's token
-ids (each finished document followed by the end-of-text id) and, per document *fragment*, whether
-it starts a document, its tokens, UTF-8 bytes and content key. The main process writes results
-in chunk order, so the stream is byte-identical whatever the number of workers, and keeps at
+The main process reads the domain's files in order and cuts them into *chunks*
+(:mod:`mixopt.data.chunks`) of about :data:`CHUNK_BYTES`, each file by its format's encoder hook
+(:mod:`mixopt.data.formats`): raw JSONL lines (parsed by the worker), text pieces (text files,
+Parquet) or slices of a pre-tokenized file. Workers turn a chunk into an ``Encoded``: the chunk's
+token ids (each finished document followed by the end-of-text id) and, per document *fragment*,
+whether it starts a document, its tokens, UTF-8 bytes and content key. The main process writes
+results in chunk order, so the stream is byte-identical whatever the number of workers, and keeps at
 most ``2 * workers + 2`` chunks in flight, so memory stays bounded whatever the domain size.
 
 With one worker (or a small domain) chunks are encoded in this process, where ``tokenizers``
@@ -23,27 +24,20 @@ import os
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mixopt.data.readers import (
-    DomainSources,
-    Piece,
-    Skipped,
-    SourceFile,
-    _parquet_texts,
-    _text_file_pieces,
-    iter_lines,
-    jsonl_texts,
-    split_document,
-)
+from mixopt.data.chunks import Chunk, Encoded, TokensChunk
+from mixopt.data.documents import Piece, Skipped
+from mixopt.data.formats import get_format
 from mixopt.errors import DataError
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
+
+    from mixopt.data.sources import DomainSources
 
 CHUNK_BYTES = 1 << 20
 """Text bytes (or tokens × 4) per chunk handed to a worker."""
@@ -64,158 +58,15 @@ def document_key(data: bytes) -> int:
     return int.from_bytes(hashlib.sha256(data).digest()[:8], "big")
 
 
-# ---------------------------------------------------------------------------------- chunks
-
-
-@dataclass
-class PiecesChunk:
-    """Text pieces ready to encode."""
-
-    pieces: list[Piece]
-
-
-@dataclass
-class JsonlChunk:
-    """Raw JSONL lines of one file; ``skip`` counts bad lines instead of failing."""
-
-    where: str
-    lines: list[tuple[int, bytes]]
-    text_field: str
-    skip: bool
-
-
-@dataclass
-class TokensChunk:
-    """A slice of a pre-tokenized file, starting at token ``offset``."""
-
-    where: str
-    offset: int
-    tokens: np.ndarray
-    starts_doc: bool  # the slice begins a document (file start, or follows an end-of-text)
-    final: bool  # the slice ends the file (an unterminated last document is closed)
-
-
-Chunk = PiecesChunk | JsonlChunk | TokensChunk
-
-
-@dataclass
-class Encoded:
-    """A chunk's tokens and per-fragment statistics (see module docstring)."""
-
-    tokens: np.ndarray
-    starts: np.ndarray  # bool
-    ntokens: np.ndarray  # int64, end-of-text included
-    nbytes: np.ndarray  # int64
-    keys: np.ndarray  # uint64, meaningful where ``starts``
-    skipped: Skipped = field(default_factory=Skipped)
-
-
 def iter_chunks(
     sources: DomainSources, skipped: Skipped, eot_id: int, chunk_bytes: int | None = None
 ) -> Iterator[Chunk]:
-    """The domain's documents as chunks, file after file. Bad text files are counted in
-    ``skipped`` (when the domain skips bad records); bad JSONL lines are counted by workers."""
+    """The domain's documents as chunks, file after file, each by its format's encoder hook.
+    Bad text files are counted in ``skipped`` (when the domain skips bad records); bad JSONL
+    lines are counted by workers."""
     size = chunk_bytes or CHUNK_BYTES
     for source in sources.files:
-        if source.format == "jsonl":
-            yield from _jsonl_chunks(sources, source, size)
-        elif source.format == "text":
-            pieces = _text_file_pieces(
-                sources.name, source, skipped if sources.skip_bad_records else None
-            )
-            yield from _piece_chunks(pieces, size)
-        elif source.format == "parquet":
-            texts = _parquet_texts(sources.name, source.path, sources.text_field)
-            yield from _piece_chunks(
-                (piece for text in texts for piece in split_document(text)), size
-            )
-        elif source.format in ("npy", "bin"):
-            yield from _token_chunks(sources, source, eot_id, size // 4)
-        else:
-            raise DataError(
-                f"domain {sources.name!r}: {source.path}: unknown format {source.format!r}"
-            )
-
-
-def _piece_chunks(pieces: Iterable[Piece], size: int) -> Iterator[PiecesChunk]:
-    batch: list[Piece] = []
-    chars = 0
-    for piece in pieces:
-        batch.append(piece)
-        chars += len(piece.text)
-        if chars >= size:
-            yield PiecesChunk(batch)
-            batch, chars = [], 0
-    if batch:
-        yield PiecesChunk(batch)
-
-
-def _jsonl_chunks(sources: DomainSources, source: SourceFile, size: int) -> Iterator[JsonlChunk]:
-    where = f"domain {sources.name!r}: {source.path}"
-    lines: list[tuple[int, bytes]] = []
-    nbytes = records = 0
-    for line_no, raw in iter_lines(sources.name, source):
-        if not raw.strip():
-            continue
-        records += 1
-        lines.append((line_no, raw))
-        nbytes += len(raw)
-        if nbytes >= size:
-            yield JsonlChunk(where, lines, sources.text_field, sources.skip_bad_records)
-            lines, nbytes = [], 0
-    if records == 0:
-        raise DataError(f"{where}: empty file (no JSON records)")
-    if lines:
-        yield JsonlChunk(where, lines, sources.text_field, sources.skip_bad_records)
-
-
-def open_token_file(domain: str, source: SourceFile, dtype: str | None) -> np.ndarray:
-    """A pre-tokenized file as a read-only 1-D integer memmap, checked for shape and size."""
-    where = f"domain {domain!r}: {source.path}"
-    if source.format == "npy":
-        try:
-            array = np.load(source.path, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError) as error:
-            raise DataError(f"{where}: not a readable .npy file ({error})") from None
-        if array.ndim != 1:
-            raise DataError(f"{where}: expected a 1-D array of token ids, got shape {array.shape}")
-        if array.dtype.kind not in "iu":
-            raise DataError(f"{where}: token ids must be integers, got dtype {array.dtype}")
-        if dtype is not None and array.dtype != np.dtype(dtype):
-            raise DataError(f"{where}: holds {array.dtype} token ids but the spec says {dtype}")
-    else:
-        assert dtype is not None  # resolve_sources requires it for .bin
-        itemsize = np.dtype(dtype).itemsize
-        size = source.path.stat().st_size
-        if size % itemsize:
-            raise DataError(
-                f"{where}: {size} bytes is not a multiple of the {dtype} item size {itemsize} "
-                "(wrong dtype, or a truncated file)"
-            )
-        array = np.memmap(source.path, dtype=dtype, mode="r") if size else np.zeros(0, dtype)
-    if len(array) == 0:
-        raise DataError(f"{where}: empty file (no tokens)")
-    return array
-
-
-def _token_chunks(
-    sources: DomainSources, source: SourceFile, eot_id: int, size: int
-) -> Iterator[TokensChunk]:
-    """Slices of a token file, each ending just after an end-of-text id where there is one."""
-    where = f"domain {sources.name!r}: {source.path}"
-    tokens = open_token_file(sources.name, source, sources.dtype)
-    total = len(tokens)
-    start = 0
-    while start < total:
-        stop = min(total, start + max(size, 1))
-        if stop < total:
-            window = np.asarray(tokens[start:stop])
-            ends = np.flatnonzero(window == eot_id)
-            if len(ends):
-                stop = start + int(ends[-1]) + 1
-        starts_doc = start == 0 or int(tokens[start - 1]) == eot_id
-        yield TokensChunk(where, start, np.array(tokens[start:stop]), starts_doc, stop == total)
-        start = stop
+        yield from get_format(source.format).chunks(sources, source, skipped, eot_id, size)
 
 
 # --------------------------------------------------------------------------------- encoding
@@ -234,18 +85,10 @@ class ChunkEncoder:
         self.dtype = dtype
 
     def encode(self, chunk: Chunk) -> Encoded:
-        if isinstance(chunk, PiecesChunk):
-            return self._encode_pieces(chunk.pieces, Skipped())
-        if isinstance(chunk, JsonlChunk):
-            skipped = Skipped()
-            texts = jsonl_texts(
-                chunk.where, chunk.lines, chunk.text_field, (skipped if chunk.skip else None)
-            )
-            pieces = [piece for text in texts for piece in split_document(text)]
-            return self._encode_pieces(pieces, skipped)
-        return self._encode_tokens(chunk)
+        return chunk.encode(self)
 
-    def _encode_pieces(self, pieces: list[Piece], skipped: Skipped) -> Encoded:
+    def encode_pieces(self, pieces: list[Piece], skipped: Skipped) -> Encoded:
+        """Text pieces: each finished document followed by the end-of-text id."""
         encode = getattr(self.tokenizer, "encode_batch_fast", self.tokenizer.encode_batch)
         encodings = encode([piece.text for piece in pieces], add_special_tokens=False)
         n = len(pieces)
@@ -270,7 +113,8 @@ class ChunkEncoder:
         flat = np.fromiter(itertools.chain.from_iterable(parts), dtype=self.dtype, count=count)
         return Encoded(flat, starts, ntokens, nbytes, keys, skipped)
 
-    def _encode_tokens(self, chunk: TokensChunk) -> Encoded:
+    def encode_tokens(self, chunk: TokensChunk) -> Encoded:
+        """A slice of token ids, checked against the vocabulary; fragments measured by decoding."""
         tokens = chunk.tokens
         if len(tokens):
             low, high = int(tokens.min()), int(tokens.max())

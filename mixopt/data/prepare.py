@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mixopt.data.encode import EncoderPool, available_cores
+from mixopt.data.hashing import DigestCache
 from mixopt.data.manifest import DataManifest, DomainShards
-from mixopt.data.readers import DigestCache, DomainSources, scan_domain
 from mixopt.data.shards import build_shards, shard_dtype
+from mixopt.data.sources import DomainSources, scan_domain
 from mixopt.data.tokenizer import TokenizerInfo, prepare_tokenizer
 from mixopt.errors import DataError
 

@@ -25,7 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mixopt.data.readers import DomainSources, Piece, estimate_text_bytes, iter_pieces
+from mixopt.data.documents import Piece
+from mixopt.data.readers import estimate_text_bytes, iter_pieces
+from mixopt.data.sources import DomainSources
 from mixopt.errors import DataError
 
 if TYPE_CHECKING:

@@ -50,7 +50,8 @@ class DataState:
 
 def current_state(spec: JobSpec) -> DataState:
     """Hash the spec's domains (reusing remembered digests) and find its tokenizer's hash."""
-    from mixopt.data.readers import DigestCache, scan_domain
+    from mixopt.data.hashing import DigestCache
+    from mixopt.data.sources import scan_domain
     from mixopt.data.tokenizer import tokenizer_key
 
     cache_dir = Path(spec.data.cache_dir).expanduser()

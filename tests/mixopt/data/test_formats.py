@@ -14,7 +14,8 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 
 from mixopt.data import prepare_data
 from mixopt.data.encode import EncoderPool
-from mixopt.data.readers import DomainSources, iter_pieces, scan_domain
+from mixopt.data.readers import iter_pieces
+from mixopt.data.sources import DomainSources, scan_domain
 from mixopt.data.tokenizer import train_bpe
 from mixopt.errors import DataError
 from mixopt.spec import DomainSpec
@@ -324,7 +325,7 @@ def test_worker_processes_give_identical_shards(
     )
     monkeypatch.setattr("mixopt.data.encode.POOL_MIN_BYTES", 0)
     monkeypatch.setattr("mixopt.data.encode.CHUNK_BYTES", 2_000)  # many chunks per domain
-    monkeypatch.setattr("mixopt.data.readers.PIECE_CHARS", 700)  # documents cut across chunks
+    monkeypatch.setattr("mixopt.data.documents.PIECE_CHARS", 700)  # documents cut across chunks
     started: list[int] = []
     start = EncoderPool._start
 
@@ -365,7 +366,7 @@ def test_worker_errors_name_the_line(
 def test_digest_cache_skips_unchanged_files_and_sees_changes(
     make_spec: MakeSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mixopt.data.readers import DigestCache
+    from mixopt.data.hashing import DigestCache
 
     monkeypatch.setattr(DigestCache, "SETTLE_S", 0.0)
     path = tmp_path / "web.jsonl"

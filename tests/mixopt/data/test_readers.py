@@ -10,16 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mixopt.data.readers import (
-    DomainSources,
-    SourceFile,
-    find_cut,
-    iter_file_pieces,
-    iter_pieces,
-    resolve_sources,
-    scan_domain,
-    split_document,
-)
+from mixopt.data.documents import find_cut, split_document
+from mixopt.data.readers import iter_file_pieces, iter_pieces
+from mixopt.data.sources import DomainSources, SourceFile, resolve_sources, scan_domain
 from mixopt.errors import DataError
 from mixopt.spec import DomainSpec
 
@@ -97,8 +90,8 @@ def test_long_documents_are_cut_at_safe_newlines() -> None:
 
 
 def test_big_text_file_streams_in_pieces(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("mixopt.data.readers.PIECE_CHARS", 500)
-    monkeypatch.setattr("mixopt.data.readers._READ_BYTES", 256)
+    monkeypatch.setattr("mixopt.data.documents.PIECE_CHARS", 500)
+    monkeypatch.setattr("mixopt.data.compression.READ_BYTES", 256)
     text = "\ufeff" + "".join(f"Verse {i}: and it was so. été\n" for i in range(400))
     path = tmp_path / "big.txt"
     path.write_text(text, encoding="utf-8")

@@ -11,13 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mixopt.data import prepare_data
-from mixopt.data.shards import (
-    MIN_VAL_TOKENS,
-    document_key,
-    plan_split,
-    plan_split_indices,
-    token_dtype,
-)
+from mixopt.data.encode import document_key
+from mixopt.data.shard_writer import token_dtype
+from mixopt.data.split import MIN_VAL_TOKENS, plan_split, plan_split_indices
 
 from .conftest import CORPUS, LogCollector, MakeSpec, corpus_domains
 
@@ -120,7 +116,7 @@ def test_index_chunking_does_not_change_the_shards(
     big.write_text("".join(p.read_text() for p in sorted((CORPUS / "bible").glob("*.txt"))))
     domains = [*corpus_domains()[:2], {"name": "one_file", "paths": [str(big)]}]
     plain = prepare_data(make_spec(domains, cache_dir=tmp_path / "a"), log=LogCollector())
-    monkeypatch.setattr("mixopt.data.shards._INDEX_CHUNK", 3)
+    monkeypatch.setattr("mixopt.data.docindex._INDEX_CHUNK", 3)
     chunked = prepare_data(make_spec(domains, cache_dir=tmp_path / "b"), log=LogCollector())
     assert {d.split for d in chunked.domains.values()} == {"hash", "tail"}
     for name, shards in plain.domains.items():

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from tokenizers import Tokenizer, models, pre_tokenizers
 
-from mixopt.data.readers import DomainSources, scan_domain, split_document
+from mixopt.data.documents import split_document
+from mixopt.data.sources import DomainSources, scan_domain
 from mixopt.data.tokenizer import EOT_TOKEN, prepare_tokenizer, sample_domain, train_bpe
 from mixopt.errors import DataError
 from mixopt.spec import DomainSpec, TokenizerSpec

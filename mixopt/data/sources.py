@@ -1,0 +1,145 @@
+"""A domain's source files: its ``paths`` resolved to files, each with a format, and hashed.
+
+A domain's ``paths`` are files, directories (read recursively in sorted order, hidden entries
+skipped) or glob patterns. Each file's format is the declared one or, for ``auto``, the one its
+extension names (:mod:`mixopt.data.formats`); a compressible format's gzip/zstd compression is
+found by magic bytes. A domain is either all text or all token ids, and a format that needs
+``dtype`` gets one. Every problem raises :class:`~mixopt.errors.DataError` naming the domain and
+the path.
+"""
+
+from __future__ import annotations
+
+import glob
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mixopt.data.compression import detect_compression
+from mixopt.data.formats import detect_format, get_format
+from mixopt.data.hashing import DigestCache, content_hash
+from mixopt.errors import DataError
+
+if TYPE_CHECKING:
+    from mixopt.spec import DomainSpec
+
+_GLOB_CHARS = frozenset("*?[")
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One file of a domain, its format (a registered format's name) and its compression
+    (``""``, ``"gzip"`` or ``"zstd"``; compressible formats only)."""
+
+    path: Path
+    format: str
+    compression: str = ""
+
+
+@dataclass(frozen=True)
+class DomainSources:
+    """A domain's resolved files and their content hash."""
+
+    name: str
+    files: list[SourceFile]
+    text_field: str
+    content_hash: str
+    dtype: str | None = None
+    skip_bad_records: bool = False
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(f.path.stat().st_size for f in self.files)
+
+    @property
+    def pretokenized(self) -> bool:
+        """True when the domain's files are token ids, not text."""
+        return bool(self.files) and get_format(self.files[0].format).pretokenized
+
+
+def scan_domain(
+    domain: DomainSpec,
+    *,
+    skip_bad_records: bool = False,
+    digests: DigestCache | None = None,
+) -> DomainSources:
+    """Resolve a domain's paths to files and hash their contents.
+
+    ``skip_bad_records`` is the job-wide default; the domain's own setting wins when given.
+    """
+    files = resolve_sources(domain)
+    skip = domain.skip_bad_records if domain.skip_bad_records is not None else skip_bad_records
+    return DomainSources(
+        name=domain.name,
+        files=files,
+        text_field=domain.text_field,
+        content_hash=content_hash(files, domain.text_field, digests=digests, dtype=domain.dtype),
+        dtype=domain.dtype,
+        skip_bad_records=skip,
+    )
+
+
+def resolve_sources(domain: DomainSpec) -> list[SourceFile]:
+    """Every file named by the domain's paths, in order, without duplicates.
+
+    A domain is either all text or all tokens (pre-tokenized formats): mixing them is an error,
+    as is a file of a format that needs ``dtype`` (raw ``.bin``) without one.
+    """
+    seen: set[Path] = set()
+    files: list[SourceFile] = []
+    for entry in domain.paths:
+        for path in _expand(domain.name, entry):
+            if path not in seen:
+                seen.add(path)
+                fmt = detect_format(path, domain.format)
+                compression = detect_compression(path) if fmt.compressible else ""
+                files.append(SourceFile(path, fmt.name, compression))
+    tokens = [f.path for f in files if get_format(f.format).pretokenized]
+    if tokens and len(tokens) < len(files):
+        text = next(f.path for f in files if not get_format(f.format).pretokenized)
+        raise DataError(
+            f"domain {domain.name!r}: mixes text files ({text}) and pre-tokenized files "
+            f"({tokens[0]}); put them in separate domains"
+        )
+    if domain.dtype is None:
+        raw = [f.path for f in files if get_format(f.format).needs_dtype]
+        if raw:
+            raise DataError(
+                f"domain {domain.name!r}: {raw[0]} holds raw token ids; set the domain's dtype "
+                "(uint16 or uint32) in the spec"
+            )
+    return files
+
+
+def _expand(domain: str, entry: str) -> list[Path]:
+    path = Path(entry).expanduser()
+    if path.is_file():
+        return [path.resolve()]
+    if path.is_dir():
+        files = _walk(path)
+        if not files:
+            raise DataError(f"domain {domain!r}: directory {entry} contains no files")
+        return files
+    if _GLOB_CHARS.intersection(entry):
+        return _expand_glob(domain, entry)
+    raise DataError(f"domain {domain!r}: {entry}: no such file or directory")
+
+
+def _expand_glob(domain: str, pattern: str) -> list[Path]:
+    files: list[Path] = []
+    for match in sorted(glob.glob(str(Path(pattern).expanduser()), recursive=True)):
+        path = Path(match)
+        files.extend([path.resolve()] if path.is_file() else _walk(path))
+    if not files:
+        raise DataError(f"domain {domain!r}: pattern {pattern!r} matches no files")
+    return files
+
+
+def _walk(directory: Path) -> list[Path]:
+    """Files under a directory, recursively, in sorted order, skipping hidden entries."""
+    found = [
+        p
+        for p in directory.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(directory).parts)
+    ]
+    return sorted(p.resolve() for p in found)
