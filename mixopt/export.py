@@ -258,7 +258,10 @@ def to_hf_json(blend: Blend) -> str:
 
 
 def to_hf_python(blend: Blend) -> str:
+    from mixopt.data.formats import registered_formats
+
     doc = hf_document(blend, "hf-python")
+    text_builders = tuple(sorted({f.hf_builder for f in registered_formats() if f.hf_builder}))
     sources = json.dumps(doc["sources"], indent=4)
     probabilities = json.dumps(dict(zip(doc["datasets"], doc["probabilities"], strict=True)))
     return (
@@ -276,7 +279,7 @@ SOURCES = {sources}
 def load_domain(name):
     parts = []
     for builder, files in SOURCES[name]["data_files"].items():
-        if builder not in ("json", "parquet", "text"):
+        if builder not in {text_builders}:
             raise ValueError(f"domain {{name}}: {{builder}} files hold token ids, not text")
         options = {{"sample_by": "document"}} if builder == "text" else {{}}
         part = load_dataset(builder, data_files=files, split="train", **options)

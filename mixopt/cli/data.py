@@ -77,6 +77,12 @@ def prepare(
     typer.echo(f"tokenizer: {manifest.tokenizer_path} (vocab {manifest.vocab_size})")
 
 
+def _text_formats() -> list[str]:
+    from mixopt.data.formats import AUTO, registered_formats
+
+    return [AUTO, *(f.name for f in registered_formats() if not f.pretokenized)]
+
+
 @data_app.command("cluster")
 @user_errors
 def cluster(
@@ -87,7 +93,7 @@ def cluster(
     out: Annotated[Path, typer.Option(help="Output folder (new or empty).")],
     text_field: Annotated[str, typer.Option(help="JSONL key / Parquet column.")] = "text",
     file_format: Annotated[
-        str, typer.Option("--format", help="auto | text | jsonl | parquet")
+        str, typer.Option("--format", help=" | ".join(_text_formats()))
     ] = "auto",
     seed: Annotated[int, typer.Option(help="Random seed (sample, SVD, k-means).")] = 0,
     fit_docs: Annotated[int, typer.Option(help="Documents sampled to fit the model.")] = 20_000,

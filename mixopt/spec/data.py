@@ -3,10 +3,11 @@ target budget (repetition caps) and domain groups."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
+from mixopt.data.formats import FORMAT_NAMES, check_format_name, check_format_settings
 from mixopt.spec.section import NAME_PATTERN, Section
 
 
@@ -24,10 +25,11 @@ class DomainSpec(Section):
     paths: list[str] = Field(
         min_length=1, description="Files, directories (read recursively) or glob patterns."
     )
-    format: Literal["auto", "text", "jsonl", "parquet", "npy", "bin"] = Field(
+    format: Annotated[str, AfterValidator(check_format_name)] = Field(
         "auto",
-        description="File format; 'auto' decides by extension (.jsonl/.json[.gz|.zst], "
-        ".parquet, .npy, .bin; else text).",
+        json_schema_extra={"enum": list(FORMAT_NAMES)},
+        description="File format (see mixopt.data.formats); 'auto' decides by each file's "
+        "extension, compressed JSONL by its magic bytes.",
     )
     text_field: str = Field("text", description="JSONL key / Parquet column holding the text.")
     dtype: Literal["uint16", "uint32"] | None = Field(
@@ -50,10 +52,7 @@ class DomainSpec(Section):
 
     @model_validator(mode="after")
     def _dtype_matches_format(self) -> DomainSpec:
-        if self.dtype is not None and self.format not in ("auto", "bin", "npy"):
-            raise ValueError(f"dtype is only used with pre-tokenized formats, not {self.format!r}")
-        if self.format == "bin" and self.dtype is None:
-            raise ValueError("format 'bin' needs dtype (uint16 or uint32)")
+        check_format_settings(self.format, self.dtype)
         if self.share is not None and self.group is None:
             raise ValueError("share is the proportion within a group; set group too")
         return self
