@@ -270,6 +270,7 @@ def local_status(job_dir: Path) -> dict[str, Any]:
     import platform
 
     from mixopt.job import JobDir, JobStatus, StatusRecord, planned_trials
+    from mixopt.job.directory import STATUS_FILE
     from mixopt.service.progress import eta_seconds, read_progress
     from mixopt.service.supervisor import process_alive
 
@@ -281,7 +282,7 @@ def local_status(job_dir: Path) -> dict[str, Any]:
     if record is None and starting:  # created; its process has not written a status yet
         record = StatusRecord(job=job.path.name, status=JobStatus.QUEUED)
     if record is None:
-        raise MixoptError(f"{job_dir}: not a job directory (no readable job status)")
+        raise MixoptError(f"{job_dir}: not a job directory (no readable {STATUS_FILE})")
     direction, total = "minimize", 0
     if job.spec_path.is_file():
         try:
