@@ -102,14 +102,23 @@ class DataSpec(Section):
 
 
 class TargetSpec(Section):
-    """The model the mixture is for: its token budget sets each domain's repetition cap.
+    """The model the mixture is for: its size and token budget.
 
-    A domain with ``n`` train tokens and a limit of ``e`` epochs can take at most
-    ``n * e / tokens`` of the target run (Olmix). Without ``tokens`` there are no caps.
+    ``tokens`` sets each domain's repetition cap: a domain with ``n`` train tokens and a limit of
+    ``e`` epochs can take at most ``n * e / tokens`` of the target run (Olmix); without it there
+    are no caps. With ``params`` (and ``tokens``) given, scale-aware laws fitted on the search's
+    trials predict every mixture's losses at the target, and the recommendation is the mixture
+    best *there*, beside the proxy-scale one.
     """
 
+    params: float | None = Field(
+        None,
+        gt=0,
+        le=1e15,
+        description="Non-embedding parameters of the target model (e.g. 1e9).",
+    )
     tokens: float | None = Field(
-        None, gt=0, description="Training tokens of the target model (e.g. 1e11)."
+        None, gt=0, le=1e16, description="Training tokens of the target model (e.g. 1e11)."
     )
     max_epochs: float = Field(4.0, gt=0, description="Default repetition limit per domain.")
 

@@ -104,8 +104,9 @@ class JobSpec(Section):
         return float(own if own is not None else self.target.max_epochs)
 
     def validation_proxy(self) -> ProxySpec:
-        """The proxy validation trials train: the search proxy with validate's replacements."""
-        return self.validate_.proxy(self.proxy)
+        """The proxy validation trials train (see :class:`~mixopt.spec.run.ValidateSpec`)."""
+        top = max(self.fidelity_proxies(), key=lambda p: p.size())
+        return self.validate_.proxy(self.proxy, ladder_top=top)
 
     def fidelity_proxies(self) -> list[ProxySpec]:
         """The proxies search trials may train, cheapest first, the search proxy (target) last."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, model_validator
@@ -123,6 +124,39 @@ class ProxySpec(Section):
             checkpoint_every=self.checkpoint_every if checkpoints else 0,
             compile=self.compile,
         )
+
+    def size(self) -> tuple[int, int]:
+        """(non-embedding parameters, training tokens): how large a proxy this is."""
+        return self.gpt_config(vocab_size=256).non_embedding_params(), self.train_tokens
+
+    def scaled_up(self, factor: float) -> ProxySpec:
+        """A proxy at least ``factor`` times larger in non-embedding parameters and tokens: the
+        smallest preset of the same arch that is large enough (the largest when none is), on
+        ``factor`` times the tokens, with this proxy's learning rate carried over (Step Law)."""
+        from proxies.presets import PRESETS
+
+        params = self.size()[0]
+        candidates = []
+        for name in PRESETS:
+            try:
+                candidate = self.replace(preset=name)
+            except ValueError:  # an override that does not fit that preset
+                continue
+            candidates.append((candidate.size()[0], name, candidate))
+        candidates.sort(key=lambda c: c[0])
+        large = [c for c in candidates if c[0] >= factor * params] or candidates[-1:]
+        tokens = int(math.ceil(factor * self.train_tokens))
+        return large[0][2].replace(train_tokens=tokens).with_lr_from(self)
+
+    def with_lr_from(self, anchor: ProxySpec) -> ProxySpec:
+        """This proxy with ``anchor``'s learning rate carried to its own size and tokens by the
+        Step Law (:func:`proxies.hparams.transfer_lr`); unchanged when the sizes are equal."""
+        from proxies.hparams import transfer_lr
+
+        (n_from, d_from), (n_to, d_to) = anchor.size(), self.size()
+        if (n_from, d_from) == (n_to, d_to):
+            return self.replace(lr=anchor.lr)
+        return self.replace(lr=transfer_lr(anchor.lr, n_from, d_from, n_to, d_to))
 
     def replace(self, **changes: Any) -> ProxySpec:
         """This proxy with some fields replaced (validated again)."""

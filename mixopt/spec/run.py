@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from mixopt.runners.base import Runner
     from mixopt.tracking.base import Tracker
 
+SCALE_UP = 4.0  # validation at scale: at least this many times the search proxy's N and D
+
 Baseline = Literal["uniform", "natural", "best_trial"]
 DEFAULT_BASELINES: tuple[Baseline, ...] = ("uniform", "natural", "best_trial")
 
@@ -38,20 +40,37 @@ class ValidateSpec(Section):
     overrides: dict[str, int | float | bool | str] = Field(
         default_factory=dict, description="Model fields of the validation proxy."
     )
-    lr: float | None = Field(None, gt=0, description="Validation learning rate.")
+    lr: float | None = Field(
+        None,
+        gt=0,
+        description="Validation learning rate (default: the search proxy's, carried to the "
+        "validation proxy's size and tokens by the Step Law).",
+    )
+    scale: Literal["auto", "search"] = Field(
+        "auto",
+        description="Where to validate when preset and train_tokens are not given: 'auto' at a "
+        f"larger proxy (>= {SCALE_UP:g}x the search proxy's non-embedding parameters and tokens, "
+        "or the top of the search ladder when that is larger); 'search' at the search proxy.",
+    )
 
-    def proxy(self, search_proxy: ProxySpec) -> ProxySpec:
-        """The proxy validation trials train: the search proxy with these replacements."""
+    def proxy(self, search_proxy: ProxySpec, ladder_top: ProxySpec | None = None) -> ProxySpec:
+        """The proxy validation trials train: the search proxy with these replacements, or (by
+        default) a larger one."""
         update: dict[str, Any] = {}
         if self.preset is not None:
             update["preset"] = self.preset
         if self.train_tokens is not None:
             update["train_tokens"] = self.train_tokens
-        if self.lr is not None:
-            update["lr"] = self.lr
         if self.overrides:
             update["overrides"] = {**search_proxy.overrides, **self.overrides}
-        return search_proxy.replace(**update) if update else search_proxy
+        chosen = search_proxy.replace(**update) if update else search_proxy
+        if not update and self.scale == "auto":
+            chosen = search_proxy.scaled_up(SCALE_UP)
+            if ladder_top is not None and ladder_top.size() > chosen.size():
+                chosen = ladder_top
+        if self.lr is not None:
+            return chosen.replace(lr=self.lr)
+        return chosen.with_lr_from(search_proxy)
 
     def mixtures(self) -> int:
         """Mixtures validated: the recommendation, the baselines and the team's current one."""

@@ -147,6 +147,8 @@ class SearchSpec(Section):
         for i, f in enumerate(self.fidelities):
             try:
                 proxy = target.replace(**f.model_dump(exclude_none=True))
+                if f.lr is None:  # the search proxy's lr, carried to this rung's size
+                    proxy = proxy.with_lr_from(target)
             except ValidationError as error:
                 raise ValueError(
                     f"search.fidelities.{i}: " + format_validation_error(error, "fidelity proxy")

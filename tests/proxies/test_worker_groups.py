@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from mixopt.data import prepare_data
+from mixopt.spec import ProxySpec
 from mixopt.trials import TrialRequest
 from mixopt.worker import execute_group, execute_trial, shape_key
 
@@ -18,7 +19,7 @@ WEIGHTS = {"code": 0.5, "bible": 0.3, "dictionary": 0.2}
 
 
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict[str, Any]], int]:
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> tuple[tuple[Any, ...], int]:
     from mixopt.spec import JobSpec
     from tests.conftest import corpus_domains
 
@@ -33,56 +34,50 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict[str, A
         }
     )
     manifest = prepare_data(spec, log=lambda _: None)
-    domains = [
-        {
-            "name": s.name,
-            "train_path": s.train_path,
-            "val_path": s.val_path,
-            "dtype": s.dtype,
-            "train_bytes": s.train_bytes,
-            "val_bytes": s.val_bytes,
-        }
-        for s in manifest.domains.values()
-    ]
-    return domains, manifest.vocab_size
+    return manifest.domain_tokens(), manifest.vocab_size
 
 
 def request(
-    prepared: tuple[list[dict[str, Any]], int],
+    prepared: tuple[tuple[Any, ...], int],
     trial_id: str,
     weights: dict[str, float],
     seed: int = 0,
+    checkpoint_dir: str | None = None,
     **changes: Any,
 ) -> TrialRequest:
+    """A request for the tiny preset cut to one layer; ``changes`` replace proxy fields."""
     domains, vocab = prepared
-    base = TrialRequest(
-        trial_id=trial_id,
-        weights=weights,
+    fields: dict[str, Any] = {
+        "preset": "tiny",
+        "overrides": {"n_layer": 1},
+        "seq_len": 32,
+        "train_tokens": 8 * 4 * 32,
+        "batch_size": 4,
+        "eval_tokens": 512,
+        "device": "cpu",
+        "checkpoint_every": 2 if checkpoint_dir else 0,
+    }
+    proxy = ProxySpec(**{**fields, **changes})
+    return TrialRequest.build(
+        trial_id,
+        weights,
         seed=seed,
-        preset="tiny",
-        model_overrides={"n_layer": 1},
-        train={
-            "train_tokens": 8 * 4 * 32,
-            "batch_size": 4,
-            "eval_tokens": 512,
-            "threads": 1,
-            "device": "cpu",
-        },
-        domains=domains,
+        proxy=proxy,
         vocab_size=vocab,
-        seq_len=32,
+        domains=domains,
+        threads=1,
+        checkpoint_dir=checkpoint_dir,
     )
-    return dataclasses.replace(base, **changes)
 
 
-def test_moe_trial(prepared: tuple[list[dict[str, Any]], int]) -> None:
+def test_moe_trial(prepared: tuple[tuple[Any, ...], int]) -> None:
     result = execute_trial(
         request(
             prepared,
             "m0",
             WEIGHTS,
             arch="moe",
-            model_overrides={"balance": "aux_free", "n_experts": 4},
+            overrides={"balance": "aux_free", "n_experts": 4},
         )
     )
     assert result["arch"] == "moe" and result["trial_id"] == "m0"
@@ -92,11 +87,11 @@ def test_moe_trial(prepared: tuple[list[dict[str, Any]], int]) -> None:
 
 
 def test_trial_checkpoint_dir_is_used(
-    prepared: tuple[list[dict[str, Any]], int], tmp_path: Path
+    prepared: tuple[tuple[Any, ...], int], tmp_path: Path
 ) -> None:
     folder = tmp_path / "t0"
     req = request(prepared, "t0", WEIGHTS, checkpoint_dir=str(folder))
-    req = dataclasses.replace(req, train={**req.train, "keep_checkpoint": True})
+    req = dataclasses.replace(req, train=dataclasses.replace(req.train, keep_checkpoint=True))
     first = execute_trial(req)
     assert (folder / "checkpoint.pt").is_file()
     again = execute_trial(req)  # finished run: resumes at the end, same result
@@ -104,7 +99,7 @@ def test_trial_checkpoint_dir_is_used(
 
 
 def test_group_on_cpu_runs_one_at_a_time_with_identical_results(
-    prepared: tuple[list[dict[str, Any]], int],
+    prepared: tuple[tuple[Any, ...], int],
 ) -> None:
     reqs = [request(prepared, f"g{i}", w, seed=i) for i, w in enumerate([WEIGHTS, {"code": 1.0}])]
     results = execute_group(reqs)  # auto: CPU is sequential
@@ -115,12 +110,12 @@ def test_group_on_cpu_runs_one_at_a_time_with_identical_results(
 
 
 def test_stacked_group_matches_single_trials_and_isolates_a_bad_one(
-    prepared: tuple[list[dict[str, Any]], int],
+    prepared: tuple[tuple[Any, ...], int],
 ) -> None:
     mixtures = [WEIGHTS, {"code": 1.0}, {"bible": 0.5, "dictionary": 0.5}]
     reqs = [request(prepared, f"s{i}", w, seed=i) for i, w in enumerate(mixtures)]
     bad = request(prepared, "bad", {"code": 0.5, "bible": 0.1})  # sums to 0.6
-    other_shape = request(prepared, "wide", WEIGHTS, model_overrides={"n_layer": 2})
+    other_shape = request(prepared, "wide", WEIGHTS, overrides={"n_layer": 2})
     results = execute_group([reqs[0], bad, reqs[1], other_shape, reqs[2]], stacking="on")
     assert [r["trial_id"] for r in results] == ["s0", "bad", "s1", "wide", "s2"]
     assert "sum to 1" in results[1]["error"] and results[1]["retryable"] is False
@@ -133,7 +128,7 @@ def test_stacked_group_matches_single_trials_and_isolates_a_bad_one(
 
 
 def test_group_rejects_duplicate_ids_and_keys_shapes(
-    prepared: tuple[list[dict[str, Any]], int],
+    prepared: tuple[tuple[Any, ...], int],
 ) -> None:
     a = request(prepared, "x", WEIGHTS)
     with pytest.raises(ValueError, match="duplicate trial ids"):
