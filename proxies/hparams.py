@@ -13,6 +13,13 @@ user tuned at one (N, D) as the anchor and moves it to another (N, D) by the law
 ``(N_to / N_from)**n_exponent * (D_to / D_from)**d_exponent``: only the exponents matter, and the
 transfer is the identity at equal (N, D) and composes (A -> B -> C equals A -> C).
 
+The law's lr is the optimum over lr *and* batch, so its D exponent comes with a batch growing as
+``B*(D)`` (more tokens, a larger batch, a larger lr). mixopt's proxies usually keep one batch size
+across token budgets; at a fixed batch the demo-corpus sweep (``experiments/bench/lr_sweep.py``:
+nano, tiny and small at 250k and 1M tokens, two seeds) fits an N exponent of -0.56 +- 0.09
+(published -0.713) and a D exponent of -0.04 +- 0.15 (published +0.307), so there pass
+``exponents=(PUBLISHED_N_EXPONENT, 0.0)``.
+
 ``StepLaw`` holds a coefficient and both exponents (``PUBLISHED_LAW`` is the published one);
 ``StepLaw.fit(points)`` refits all three by least squares in log space on a team's own sweep of
 (N, D, best lr) points (``experiments/bench/lr_sweep.py`` runs one on the demo corpus), optionally

@@ -25,8 +25,10 @@ over the six domains, averaged over the seeds.
   published exponents is *trained* there (every seed), and its loss compared with that point's
   best loss: "within 1%" means loss <= 1.01 x best. For every ordered pair of points (each point
   the anchor in turn) the loss at the carried lr is also read off the sweep, for three rules:
-  no transfer (mixopt today: reuse the anchor's lr), the published exponents, and exponents
-  fitted on the other points (leave-one-out: the target point is not in the fit).
+  no transfer (mixopt today: reuse the anchor's lr), the published exponents, the published N
+  exponent alone (D exponent 0: the batch here stays fixed, while the law's D exponent comes
+  with a batch growing as B*(D)), and exponents fitted on the other points (leave-one-out: the
+  target point is not in the fit).
 
 The batch is fixed at 8 x 128 = 1024 tokens: the Step Law's optimal batch is 700 tokens at 250k
 and 1550 at 1M (``optimal_batch_tokens``), and its optimum is broad, so the batch is no
@@ -362,12 +364,20 @@ def pair_rules(
     points: list[Point], curves: dict[Point, Curve], best: dict[Point, tuple[float, float]]
 ) -> dict[str, dict[str, Any]]:
     """For every ordered pair (a, b): the excess loss at b of a's best lr carried by each rule."""
-    rules: dict[str, list[float | None]] = {"none": [], "published": [], "fitted_loo": []}
+    rules: dict[str, list[float | None]] = {
+        "none": [],
+        "published": [],
+        "published_n_only": [],
+        "fitted_loo": [],
+    }
     for a, b in permutations(points, 2):
         lr_a, (_, best_b) = best[a][0], best[b]
         carried = {
             "none": lr_a,
             "published": transfer_lr(lr_a, a.n, a.tokens, b.n, b.tokens),
+            "published_n_only": transfer_lr(
+                lr_a, a.n, a.tokens, b.n, b.tokens, exponents=(PUBLISHED_EXPONENTS[0], 0.0)
+            ),
         }
         others = [(q.n, q.tokens, best[q][0]) for q in points if q != b]
         try:
@@ -493,6 +503,7 @@ def main() -> None:
     fitted = fit_with_errors([(p.n, p.tokens, best[p][0]) for p in points])
     verified = verify_transfer(sweep, anchor, points, best) if anchor and not args.no_verify else {}
     pairs = pair_rules(points, curves, best)
+    spreads = [v for v in (curves[p].seed_spread() for p in points) if v is not None]
     rows = report(points, curves, best, verified)
 
     print()
@@ -508,7 +519,7 @@ def main() -> None:
     )
     for rule, s in pairs.items():
         print(
-            f"every pair, read off the sweep, {rule:<10}: {pct(s['within_1pct'], False, 0)} within "
+            f"every pair, read off the sweep, {rule:<16}: {pct(s['within_1pct'], False, 0)} within "
             f"1% of the best ({s['pairs']} pairs, {s['outside_grid']} outside the grid), median "
             f"excess {pct(s['median_excess'])}, max {pct(s['max_excess'])}"
         )
@@ -537,6 +548,7 @@ def main() -> None:
         "transfer_within_1pct": share,
         "transfer_anchor": anchor.label if anchor else None,
         "pairs_read_off_sweep": pairs,
+        "seed_spread_median": float(np.median(spreads)) if spreads else None,
         "points": rows,
         "settings": {
             **{k: v for k, v in vars(args).items() if k not in ("corpus", "cache", "out")},
