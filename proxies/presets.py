@@ -7,6 +7,8 @@ tiny at vocab 4096):
 =======  ======  =====  =======  =====  ===============  ==========================================
 name     layers  d      heads    d_ff   non-embedding    note
 =======  ======  =====  =======  =====  ===============  ==========================================
+nano     2       32     2        128    0.033M           scale-ladder rung below tiny (CPU grids)
+micro    2       48     4        192    0.074M           scale-ladder rung between nano and tiny
 tiny     2       64     4        256    0.13M            fast on one CPU thread (demo proxy)
 small    3       128    4        256    0.49M
 1m       2       256    8        512    1.31M            RegMix's "1M" proxy (same shape, SwiGLU)
@@ -24,6 +26,8 @@ per layer) while the total is about 3x. Defaults: Switch auxiliary loss over the
 =======  ==========  ===============  ===============
 name     expert d_ff non-embedding    active
 =======  ==========  ===============  ===============
+nano     64          0.11M            0.033M
+micro    96          0.25M            0.074M
 tiny     128         0.43M            0.13M
 small    128         1.38M            0.50M
 1m       256         3.68M            1.32M
@@ -45,6 +49,14 @@ from collections.abc import Callable
 from typing import Any
 
 from proxies.config import GPTConfig, MoEConfig
+
+
+def nano(vocab_size: int, seq_len: int) -> GPTConfig:
+    return GPTConfig(vocab_size, seq_len, n_layer=2, n_head=2, d_model=32, d_ff=128)
+
+
+def micro(vocab_size: int, seq_len: int) -> GPTConfig:
+    return GPTConfig(vocab_size, seq_len, n_layer=2, n_head=4, d_model=48, d_ff=192)
 
 
 def tiny(vocab_size: int, seq_len: int) -> GPTConfig:
@@ -72,6 +84,8 @@ def gpt_60m(vocab_size: int, seq_len: int) -> GPTConfig:
 
 
 PRESETS: dict[str, Callable[[int, int], GPTConfig]] = {
+    "nano": nano,
+    "micro": micro,
     "tiny": tiny,
     "small": small,
     "1m": gpt_1m,

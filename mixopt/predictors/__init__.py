@@ -23,20 +23,30 @@ _REGISTRY: dict[str, str] = {
     "mixing_law": "mixopt.predictors.law:MixingLawPredictor",
     "quadratic": "mixopt.predictors.linear:QuadraticPredictor",
 }
+# Scale-aware laws take X = (n, m + 2): the weights, then N and D (mixopt.predictors.scaling).
+# make_predictor builds them too; available_predictors lists them only when asked, so code that
+# fits every predictor to mixture-only tables does not meet them.
+_SCALE_AWARE: dict[str, str] = {
+    "scale_auto": "mixopt.predictors.scaling.select:ScalingLawSelector",
+    "scale_bimix": "mixopt.predictors.scaling.bimix:BiMixLaw",
+    "scale_capacity": "mixopt.predictors.scaling.capacity:CapacityLaw",
+    "scale_joint": "mixopt.predictors.scaling.joint:JointLaw",
+    "scale_nested": "mixopt.predictors.scaling.nested:NestedLaw",
+    "scale_objective": "mixopt.predictors.scaling.objective:ScalingObjective",
+}
 
 
-def available_predictors() -> list[str]:
-    return sorted(_REGISTRY)
+def available_predictors(*, scale_aware: bool = False) -> list[str]:
+    """Names of the mixture-only predictors, or (``scale_aware=True``) of the scale-aware laws."""
+    return sorted(_SCALE_AWARE if scale_aware else _REGISTRY)
 
 
 def make_predictor(name: str, **params: Any) -> Any:
     """Build the predictor registered under ``name`` with the given hyperparameters."""
-    try:
-        target = _REGISTRY[name]
-    except KeyError:
-        raise MixoptError(
-            f"unknown predictor {name!r}; available: {', '.join(available_predictors())}"
-        ) from None
+    target = _REGISTRY.get(name) or _SCALE_AWARE.get(name)
+    if target is None:
+        known = available_predictors() + available_predictors(scale_aware=True)
+        raise MixoptError(f"unknown predictor {name!r}; available: {', '.join(known)}")
     module_name, class_name = target.split(":")
     cls = getattr(importlib.import_module(module_name), class_name)
     valid = cls._get_param_names()
