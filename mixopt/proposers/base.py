@@ -90,6 +90,7 @@ class Proposer(ABC):
 
     Options: ClassVar[type[ProposerOptions]] = ProposerOptions
     min_observations: ClassVar[int] = 2  # finished trials a proposal needs
+    stream: ClassVar[int] = 0  # this strategy's random stream (proposals; recommend: + 1)
 
     def __init__(
         self,
@@ -257,13 +258,18 @@ class Proposer(ABC):
 
     # ------------------------------------------------------------------------------- helpers
 
-    def _rng(self, stream: int = 0) -> np.random.Generator:
-        """The generator of this proposal: from (seed, proposal count, stream)."""
-        return np.random.default_rng([self.options.seed, self._asked, stream])
+    def _rng(self) -> np.random.Generator:
+        """The generator of this proposal: from (seed, strategy stream, proposal count)."""
+        return np.random.default_rng([self.options.seed, self.stream, self._asked])
 
-    def _torch_seed(self, stream: int = 0) -> int:
+    def _torch_seed(self) -> int:
         """A torch seed for this proposal (seed torch with it before any torch draw)."""
-        return int(self._rng(1000 + stream).integers(0, 2**31 - 1))
+        rng = np.random.default_rng([self.options.seed, self.stream, self._asked, 1])
+        return int(rng.integers(0, 2**31 - 1))
+
+    def _recommend_rng(self) -> np.random.Generator:
+        """The generator of a recommendation: from (seed, stream + 1, observations)."""
+        return np.random.default_rng([self.options.seed, self.stream + 1, self.n_observed])
 
     def _check_levels(self, levels: Any, n: int, where: str) -> np.ndarray:
         if levels is None:

@@ -51,6 +51,7 @@ class BOOptions(ProposerOptions):
 class BOProposer(Proposer):
     Options = BOOptions
     options: BOOptions
+    stream = 3
 
     @property
     def space(self) -> Any:
@@ -202,7 +203,7 @@ class BOProposer(Proposer):
         from mixopt.predictors.gp import posterior_mean_std
 
         X, y = self._require_observations(2)
-        rng = np.random.default_rng([self.options.seed, 4, self.n_observed])
+        rng = self._recommend_rng()
         model = self._fit()
         weights = self._optimize(PosteriorMean(model), 1, rng)[0]
         pool = np.vstack([self.sampler.candidates(self.options.candidates, rng), X])

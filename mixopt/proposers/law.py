@@ -64,6 +64,7 @@ class LawOptions(ProposerOptions):
 class LawProposer(Proposer):
     Options = LawOptions
     options: LawOptions
+    stream = 5
 
     def _optimum(self, model: Any, rng: np.random.Generator) -> np.ndarray:
         pool = self.sampler.candidates(self.options.candidates, rng)
@@ -103,7 +104,7 @@ class LawProposer(Proposer):
     def recommend(self) -> Recommendation:
         X, y = self._require_observations(2)
         o = self.options
-        rng = np.random.default_rng([o.seed, 6, self.n_observed])
+        rng = self._recommend_rng()
         model, y = self._fit(X, y)
         weights = self._optimum(model, rng)
         boots = [

@@ -69,6 +69,7 @@ class MultiFidelityBOProposer(Proposer):
 
     Options = MFBOOptions
     options: MFBOOptions
+    stream = 5
 
     @property
     def n_levels(self) -> int:
@@ -151,7 +152,7 @@ class MultiFidelityBOProposer(Proposer):
         scale = fidelity_scale(self.levels)
         centered, means = center_by_fidelity(y, self.levels[F])
         model = fit_multi_fidelity_gp(X, scale(self.levels[F]), centered, seed=self.options.seed)
-        rng = np.random.default_rng([self.options.seed, 6, self.n_observed])
+        rng = self._recommend_rng()
         pool = np.vstack([self.sampler.candidates(max(self.options.candidates, 5000), rng), X])
         at_target = np.hstack([pool, np.ones((len(pool), 1))])
         with torch.no_grad():

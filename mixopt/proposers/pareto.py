@@ -73,6 +73,7 @@ class ParetoOptions(ProposerOptions):
 class ParetoProposer(Proposer):
     Options = ParetoOptions
     options: ParetoOptions
+    stream = 7
 
     front_: Sequence[dict[str, Any]] = ()  # the last proposal's Pareto set (at most 200 rows)
 
@@ -151,7 +152,7 @@ class ParetoProposer(Proposer):
 
     def recommend(self) -> Recommendation:
         model = self._model()
-        pool = self._pool(np.random.default_rng([self.options.seed, 8, self.n_observed]))
+        pool = self._pool(self._recommend_rng())
         weights = self.sampler.space.project(pool[self._choose(model, pool, 1)])[0]
         mean, std = model.predict(weights[None], return_std=True)
         objectives, violation = self._score(model, weights[None])

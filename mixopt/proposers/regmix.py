@@ -49,6 +49,7 @@ class RegMixOptions(ProposerOptions):
 class RegMixProposer(Proposer):
     Options = RegMixOptions
     options: RegMixOptions
+    stream = 1
 
     model_: Any = None  # the predictor fitted by the last proposal
 
@@ -85,7 +86,7 @@ class RegMixProposer(Proposer):
     def recommend(self) -> Recommendation:
         X, y = self._require_observations(2)
         o = self.options
-        rng = np.random.default_rng([o.seed, 2, self.n_observed])
+        rng = self._recommend_rng()
         pool = self.sampler.candidates(o.candidates, rng)
         model = self._fit(X, y)
         weights = self.sampler.space.project(self._top(model, pool, o.top_k).mean(axis=0))[0]
