@@ -2,20 +2,17 @@
 
 A search may learn a pool row's target only by "evaluating" it (adding it to the trace), never
 more than ``budget`` rows (and, with a cost column, never more than ``budget_cost``), and never a
-row twice. Every strategy starts from ``initial`` random rows, then repeatedly chooses ``batch``
-more from the rows not yet evaluated:
+row twice. Every strategy starts from ``initial`` random rows (at least the two a model needs),
+then repeatedly proposes ``batch`` more with the *real* proposer a job runs (built through the
+strategy registry), asked to choose among the rows not yet evaluated that the budget still
+affords (``propose(n, candidates=...)``); the chosen rows are told back with their fidelity
+level and cost. So a replayed ``bo`` is the job's ``bo`` (same GP, same qLogNEI, same seeding),
+with a discrete optimiser over the pool's rows instead of SLSQP over the simplex.
 
-- ``random``: a seeded random order.
-- ``regmix`` / ``law``: fit a predictor (``auto`` / the mixing law) on what was evaluated and
-  take the rows with the best predictions.
-- ``bo``: a GP on log-weights and batch log-noisy-expected-improvement (BoTorch), the batch built
-  greedily with fantasies over the remaining rows.
-- ``mfbo``: multi-fidelity pools (rows at several proxy sizes / token counts, each with a cost):
-  a GP over (weights, fidelity), and each row scored by its expected improvement at the *target*
-  fidelity, times how much its own fidelity tells about the target (posterior correlation),
-  divided by its cost. The initial design is drawn from the cheapest fidelity.
-
-Single-fidelity strategies on a multi-fidelity pool only evaluate target-fidelity rows. The
+Multi-fidelity pools (rows at several proxy sizes / token counts, each with a cost): strategies
+that need fidelities (``mfbo``) see every row up to the target fidelity as (mixture, level) and
+start from the cheapest fidelity; the others only evaluate target-fidelity rows. Strategies that
+need constraints on per-target values (``pareto``) cannot replay a pool of one target. The
 objective is minimised unless ``maximize``; the trace's ``value`` is always the raw target.
 """
 
@@ -27,11 +24,21 @@ import numpy as np
 import pandas as pd
 
 from mixopt.errors import MixoptError
-from mixopt.predictors import make_predictor
-from mixopt.proposers.mfbo import mf_expected_improvement_per_cost
+from mixopt.proposers.base import Candidates, Proposer
+from mixopt.proposers.registry import (
+    DEFAULT_STRATEGY,
+    STRATEGIES,
+    get_strategy,
+    make_proposer,
+    strategy_names,
+)
+from mixopt.sampling import DirichletSampler
+from mixopt.space import MixtureSpace
 
-STRATEGIES = ("random", "regmix", "law", "bo", "mfbo")
-DEFAULT_STRATEGY = "bo"
+
+def replay_strategies() -> list[str]:
+    """Strategies a pool of one target can replay (not those that need constraints)."""
+    return strategy_names(constraints=False)
 
 
 @dataclass(frozen=True)
@@ -42,14 +49,18 @@ class ReplayConfig:
     seed: int = 0
     strategy: str = DEFAULT_STRATEGY
     maximize: bool = False
-    predictor: str = "auto"
+    predictor: str = "auto"  # for strategies that take the user's predictor (regmix)
     budget_cost: float | None = None
     target_fidelity: float | None = None
 
     def __post_init__(self) -> None:
+        available = ", ".join(replay_strategies())
         if self.strategy not in STRATEGIES:
+            raise MixoptError(f"unknown strategy {self.strategy!r}; available: {available}")
+        if get_strategy(self.strategy).needs_constraints:
             raise MixoptError(
-                f"unknown strategy {self.strategy!r}; available: {', '.join(STRATEGIES)}"
+                f"strategy {self.strategy!r} needs constraints on per-target values, which a "
+                f"replay pool (one target) lacks; available: {available}"
             )
         if self.budget < 1 or self.initial < 1 or self.batch < 1:
             raise MixoptError("budget, initial and batch must be >= 1")
@@ -97,16 +108,21 @@ class _Replay:
     def __init__(self, pool: Pool, config: ReplayConfig) -> None:
         self.pool = pool
         self.config = config
+        self.strategy = get_strategy(config.strategy)
+        self.multi_fidelity = self.strategy.needs_fidelities
         self.sign = -1.0 if config.maximize else 1.0
-        self.rng = np.random.default_rng(config.seed)
-        self.order = self.rng.permutation(pool.n)
+        self.order = np.random.default_rng(config.seed).permutation(pool.n)
         self.target = self._target_fidelity()
+        self.fidelities, self.level = self._levels()
         self.eligible = self._eligible()
+        self.proposer = self._build()
         self.evaluated: list[int] = []
         self.spent = 0.0
 
     def _target_fidelity(self) -> float | None:
         if self.pool.fidelity is None:
+            if self.multi_fidelity:
+                raise MixoptError(f"strategy {self.strategy.name} needs a fidelity column")
             return None
         target = self.config.target_fidelity
         if target is None:
@@ -115,22 +131,80 @@ class _Replay:
             raise MixoptError(f"no pool row has the target fidelity {target}")
         return float(target)
 
+    def _levels(self) -> tuple[np.ndarray, np.ndarray]:
+        """The fidelities up to the target (the target last), and each row's level index
+        (-1 above the target); one level when the strategy is single-fidelity."""
+        if self.pool.fidelity is None or self.target is None or not self.multi_fidelity:
+            return np.zeros(1), np.zeros(self.pool.n, dtype=int)
+        fidelity = self.pool.fidelity
+        values = np.unique(fidelity[(fidelity < self.target) & ~np.isclose(fidelity, self.target)])
+        fidelities = np.append(values, self.target)
+        if len(fidelities) < 2 or fidelities[0] <= 0:
+            raise MixoptError(
+                f"strategy {self.strategy.name} needs rows at two or more positive fidelities "
+                f"up to the target ({self.target:g}); the pool has {sorted(set(fidelity))}"
+            )
+        level = np.full(self.pool.n, -1)
+        for i, value in enumerate(fidelities):
+            level[np.isclose(fidelity, value)] = i
+        return fidelities, level
+
     def _eligible(self) -> np.ndarray:
-        """Rows the strategy may pick: all for mfbo, else the target fidelity's."""
-        if self.pool.fidelity is None or self.target is None or self.config.strategy == "mfbo":
+        """Rows the strategy may pick: every level's for multi-fidelity strategies, else the
+        target fidelity's."""
+        if self.pool.fidelity is None or self.target is None:
             return np.ones(self.pool.n, dtype=bool)
+        if self.multi_fidelity:
+            return self.level >= 0
         return np.isclose(self.pool.fidelity, self.target)
+
+    def _build(self) -> Proposer:
+        """The strategy's proposer over the pool's columns (as domains of an open simplex)."""
+        X = self.pool.X
+        space = MixtureSpace.from_bounds([f"w{j}" for j in range(X.shape[1])])
+        natural = np.clip(X.mean(axis=0), 0.0, None) if len(X) else np.ones(X.shape[1])
+        sampler = DirichletSampler(space, natural if natural.sum() > 0 else np.ones(X.shape[1]))
+        options: dict[str, object] = {"seed": self.config.seed}
+        if self.strategy.takes_predictor:
+            options["predictor"] = self.config.predictor
+        if self.multi_fidelity:
+            options["levels"] = tuple(self.fidelities.tolist())
+        return make_proposer(self.strategy.name, sampler, options)
 
     # --------------------------------------------------------------------------------- loop
 
     def run(self) -> pd.DataFrame:
-        self._take(self._initial())
-        while self._affordable().size:
-            chosen = self._choose(min(self.config.batch, self.config.budget - len(self.evaluated)))
-            if not chosen:
+        self._tell(self._take(self._initial()))
+        while self.proposer.n_observed >= self.proposer.min_observations:
+            affordable = self._affordable()
+            if affordable.size == 0:
                 break
-            self._take(chosen)
+            take = min(self.config.batch, self.config.budget - len(self.evaluated))
+            batch = self.proposer.propose(take, candidates=self._candidates(affordable))
+            assert batch.index is not None
+            taken = self._take(affordable[batch.index].tolist())
+            if not taken:
+                break
+            self._tell(taken)
         return self._trace()
+
+    def _candidates(self, rows: np.ndarray) -> Candidates:
+        return Candidates(
+            self.pool.X[rows],
+            levels=self.level[rows] if self.multi_fidelity else None,
+            costs=None if self.pool.cost is None else self.pool.cost[rows],
+        )
+
+    def _tell(self, rows: list[int]) -> None:
+        if not rows:
+            return
+        index = np.array(rows)
+        self.proposer.tell(
+            self.pool.X[index],
+            self.sign * self.pool.y[index],
+            levels=self.level[index] if self.multi_fidelity else None,
+            costs=None if self.pool.cost is None else self.pool.cost[index],
+        )
 
     def _remaining(self) -> np.ndarray:
         mask = self.eligible.copy()
@@ -146,10 +220,12 @@ class _Replay:
         left = self.config.budget_cost - self.spent
         return remaining[self.pool.cost[remaining] <= left + 1e-12]
 
-    def _take(self, rows: list[int]) -> None:
+    def _take(self, rows: list[int]) -> list[int]:
+        """Evaluate ``rows`` in order while the budgets allow; the rows evaluated."""
+        taken = []
         for i in rows:
             if len(self.evaluated) >= self.config.budget:
-                return
+                break
             cost = self.pool.row_cost(i)
             if (
                 self.config.budget_cost is not None
@@ -157,55 +233,18 @@ class _Replay:
             ):
                 continue
             self.evaluated.append(int(i))
+            taken.append(int(i))
             self.spent += cost
+        return taken
 
     def _initial(self) -> list[int]:
-        """Random rows to start from (model-based strategies need at least two)."""
-        if self.config.strategy == "random":
-            k = self.config.budget  # random search is the initial design, all the way
-        else:
-            k = min(self.config.budget, max(2, self.config.initial))
+        """Random rows to start from (at least as many as the proposer needs); the cheapest
+        fidelity's for multi-fidelity strategies."""
+        k = min(self.config.budget, max(self.proposer.min_observations, self.config.initial))
         candidates = [int(i) for i in self.order if self.eligible[i]]
-        if self.config.strategy == "mfbo" and self.pool.fidelity is not None:
-            cheapest = self.pool.fidelity.min()
-            candidates = [i for i in candidates if np.isclose(self.pool.fidelity[i], cheapest)]
+        if self.multi_fidelity:
+            candidates = [i for i in candidates if self.level[i] == 0]
         return candidates[:k]
-
-    def _choose(self, take: int) -> list[int]:
-        remaining = self._affordable()
-        if take <= 0 or remaining.size == 0:
-            return []
-        strategy = self.config.strategy
-        if strategy == "random":
-            left = set(remaining.tolist())
-            return [int(i) for i in self.order if i in left][:take]
-        X, y = self.pool.X[self.evaluated], self.sign * self.pool.y[self.evaluated]
-        if strategy in ("regmix", "law"):
-            name = "mixing_law" if strategy == "law" else self.config.predictor
-            predicted = make_predictor(name).fit(X, y).predict(self.pool.X[remaining])
-            return [int(i) for i in remaining[np.argsort(predicted, kind="stable")[:take]]]
-        if strategy == "bo":
-            return _bo_choose(X, y, self.pool.X, remaining, take, seed=self.config.seed)
-        return self._mfbo_choose(remaining, take)
-
-    def _mfbo_choose(self, remaining: np.ndarray, take: int) -> list[int]:
-        assert self.pool.fidelity is not None and self.target is not None
-        rows = np.array(self.evaluated)
-        scores = mf_expected_improvement_per_cost(
-            X=self.pool.X[rows],
-            fidelity=self.pool.fidelity[rows],
-            y=self.sign * self.pool.y[rows],
-            candidates=self.pool.X[remaining],
-            candidate_fidelity=self.pool.fidelity[remaining],
-            candidate_cost=(
-                self.pool.cost[remaining]
-                if self.pool.cost is not None
-                else self.pool.fidelity[remaining]
-            ),
-            target_fidelity=self.target,
-            seed=self.config.seed,
-        )
-        return [int(i) for i in remaining[np.argsort(-scores, kind="stable")[:take]]]
 
     def _trace(self) -> pd.DataFrame:
         rows = np.array(self.evaluated, dtype=int)
@@ -217,31 +256,3 @@ class _Replay:
         if self.pool.cost is not None:
             trace["cost"] = self.pool.cost[rows]
         return trace
-
-
-# ------------------------------------------------------------------------------ acquisition
-
-
-def _bo_choose(
-    X: np.ndarray, y: np.ndarray, pool: np.ndarray, remaining: np.ndarray, take: int, *, seed: int
-) -> list[int]:
-    """Greedy batch of qLogNEI over the remaining rows (GP fitted to the negated objective)."""
-    import torch
-    from botorch.acquisition.logei import qLogNoisyExpectedImprovement
-    from botorch.optim import optimize_acqf_discrete
-
-    from mixopt.predictors.gp import fit_gp
-
-    torch.manual_seed(seed)
-    model = fit_gp(X, -y, seed=seed)  # BoTorch maximises
-    choices = torch.as_tensor(pool[remaining], dtype=torch.float64)
-    acquisition = qLogNoisyExpectedImprovement(
-        model, X_baseline=torch.as_tensor(X, dtype=torch.float64), prune_baseline=True
-    )
-    chosen, _ = optimize_acqf_discrete(acquisition, q=take, choices=choices, unique=True)
-    picked: list[int] = []
-    for row in chosen.numpy():
-        index = int(np.argmin(np.abs(pool[remaining] - row).sum(axis=1)))
-        if int(remaining[index]) not in picked:
-            picked.append(int(remaining[index]))
-    return picked

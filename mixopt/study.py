@@ -10,7 +10,9 @@ file (``save``/``load``), so it survives between sessions and can be shared.
     print(study.best().weights)
 
 Until ``initial`` mixtures have results, ``ask`` draws from RegMix's Dirichlet sampler around
-the natural distribution (uniform unless given); after that the strategy proposes.
+the natural distribution (uniform unless given); after that the strategy's proposer (the one a
+job runs, from the strategy registry) proposes. A study has one objective and no fidelities, so
+its strategies are the registered ones that need neither fidelities nor constraints.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from typing import Any
 import numpy as np
 
 from mixopt.errors import MixoptError
-from mixopt.proposers import STRATEGIES, Recommendation, make_proposer
+from mixopt.proposers import Recommendation, make_proposer
+from mixopt.proposers.registry import DEFAULT_STRATEGY, STRATEGIES, strategy_names
 from mixopt.sampling import DirichletSampler
 from mixopt.space import MixtureSpace
 
@@ -67,7 +70,7 @@ class Study:
         *,
         objective: str | Mapping[str, float] = "objective",
         direction: str = "minimize",
-        strategy: str = "bo",
+        strategy: str = DEFAULT_STRATEGY,
         bounds: Mapping[str, tuple[float, float]] | None = None,
         fixed: Mapping[str, float] | None = None,
         natural: Mapping[str, float] | None = None,
@@ -77,11 +80,16 @@ class Study:
     ) -> None:
         if direction not in ("minimize", "maximize"):
             raise MixoptError(f"direction must be 'minimize' or 'maximize', got {direction!r}")
-        if strategy not in STRATEGIES or strategy in ("pareto", "mfbo"):
-            valid = ", ".join(s for s in STRATEGIES if s not in ("pareto", "mfbo"))
+        valid = study_strategies()
+        if strategy not in valid:
+            needs = [
+                f"{s.name} needs {'fidelities' if s.needs_fidelities else 'constraints'}"
+                for s in STRATEGIES.values()
+                if s.name not in valid
+            ]
             raise MixoptError(
-                f"unknown strategy {strategy!r} for a study; available: {valid} "
-                "(pareto needs constraints and mfbo needs fidelities: run them from a job spec)"
+                f"unknown strategy {strategy!r} for a study; available: {', '.join(valid)} "
+                f"({' and '.join(needs)}: run them from a job spec)"
             )
         if initial < 2:
             raise MixoptError("initial must be at least 2")
@@ -279,6 +287,11 @@ class Study:
 
     def _next_id(self) -> str:
         return f"m{len(self.suggestions):04d}"
+
+
+def study_strategies() -> list[str]:
+    """Strategies a study can run: those that need neither fidelities nor constraints."""
+    return strategy_names(fidelities=False, constraints=False)
 
 
 def outside_data(rec: Recommendation, X: np.ndarray, *, threshold: float = 0.5) -> bool:

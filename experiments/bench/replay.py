@@ -1,7 +1,8 @@
 """Replay benchmark on RegMix's 512 runs: how fast does each strategy find the best mixture?
 
 Every strategy searches the 512 runs as a pool (it learns a row's Pile-CC loss only by
-evaluating it), starting from 8 random rows and adding batches of 4. Normalised regret after
+evaluating it), starting from 8 random rows and adding batches of 4 chosen by the strategy's
+real proposer (the one a job runs) over the rows not yet evaluated. Normalised regret after
 16/24/32 evaluations = (best found - pool best) / (pool median - pool best), over 10 seeds.
 
 Also:

@@ -17,6 +17,13 @@ import typer
 
 from mixopt.cli.common import WeightsOption, echo_err, require_finite, user_errors
 from mixopt.errors import MixoptError
+from mixopt.proposers.registry import DEFAULT_STRATEGY, strategy_names
+
+# a study runs the strategies that need neither fidelities nor constraints (mixopt.study)
+STUDY_STRATEGY_HELP = (
+    f"{' | '.join(strategy_names(fidelities=False, constraints=False))} "
+    f"(default {DEFAULT_STRATEGY})"
+)
 
 study_app = typer.Typer(
     help="Ask/tell mixture search for models you train yourself.", no_args_is_help=True
@@ -95,7 +102,9 @@ def import_runs(
     study: Annotated[Path, typer.Option(help="Study file to add to (created if missing).")],
     join_on: Annotated[str | None, typer.Option(help="Column joining several tables.")] = None,
     maximize: Annotated[bool, typer.Option("--maximize", help="A new study maximises.")] = False,
-    strategy: Annotated[str, typer.Option(help="A new study's strategy.")] = "bo",
+    strategy: Annotated[
+        str, typer.Option(help=f"A new study's strategy: {STUDY_STRATEGY_HELP}.")
+    ] = DEFAULT_STRATEGY,
 ) -> None:
     """Bring past runs (CSV/Parquet; e.g. RegMix's mixture + loss files) into a study."""
     from mixopt.runs_table import read_joined, weights_and_target
@@ -136,7 +145,7 @@ def study_new(
     domains: Annotated[str, typer.Option(help="Comma list of domain names.")],
     objective: Annotated[str, typer.Option(help="Metric name of the objective.")] = "objective",
     maximize: Annotated[bool, typer.Option("--maximize")] = False,
-    strategy: Annotated[str, typer.Option(help="bo | regmix | law | random")] = "bo",
+    strategy: Annotated[str, typer.Option(help=STUDY_STRATEGY_HELP)] = DEFAULT_STRATEGY,
     initial: Annotated[int, typer.Option(help="Random mixtures before the strategy.")] = 8,
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:

@@ -1,92 +1,69 @@
-"""Proposers: ask/tell searchers over the mixture space.
+"""Proposers: ask/tell searchers over the mixture space, one per search strategy.
 
-Strategies: ``bo`` (the default: batch Bayesian optimisation), ``regmix`` (simulate and
-average), ``law`` (optimise a fitted mixing law), ``pareto`` (several objectives, guard rails),
-``mfbo`` (multi-fidelity, cost-aware BO: it also chooses each trial's fidelity), ``random``
-(Dirichlet draws).
+The strategies and what each needs are registered once, in :mod:`mixopt.proposers.registry`
+(``bo``, the default, ``regmix``, ``law``, ``pareto``, ``mfbo``, ``random``); ``make_proposer``
+builds one with all its options. The contract every proposer keeps (``tell`` with levels and
+costs, ``propose`` continuously or over a finite candidate set, ``recommend``, exact
+``state_dict`` round-trips) is in :mod:`mixopt.proposers.base`. Objective values are always in
+the *minimise* convention (a caller negates a maximised objective).
 
-``ask(n)`` returns ``n`` new mixtures (rows in the space's domain order), ``tell(X, y)`` feeds
-back observed objective values, always in the *minimise* convention (the loop negates a
-maximised objective). ``recommend()`` gives the proposer's best mixture with its predicted value
-and the evidence behind it. ``state_dict()`` / ``load_state_dict()`` let a job resume.
+Importing this package loads only the registry (no numpy), so the spec and the CLI can list
+strategies cheaply; the proposer classes load when first used.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from mixopt.errors import MixoptError
-from mixopt.proposers.base import Proposer, Recommendation
-from mixopt.proposers.random_search import RandomProposer
-from mixopt.proposers.regmix import RegMixProposer
-from mixopt.sampling import DirichletSampler
+from mixopt.proposers.options import OptionsError
+from mixopt.proposers.registry import (
+    DEFAULT_STRATEGY,
+    STRATEGIES,
+    Strategy,
+    describe_strategies,
+    get_strategy,
+    make_proposer,
+    strategy_names,
+)
 
-STRATEGIES = ("bo", "regmix", "law", "pareto", "mfbo", "random")
-_DESCRIPTIONS = {
-    "bo": "batch Bayesian optimisation (GP, qLogNEI)",
-    "regmix": "simulate and average the best predicted",
-    "law": "optimise a fitted mixing law",
-    "pareto": "the objective under constraints on other metrics",
-    "mfbo": "multi-fidelity, cost-aware BO that also picks each trial's fidelity "
-    "(search.fidelities)",
-    "random": "Dirichlet draws",
+if TYPE_CHECKING:
+    from mixopt.proposers.base import Batch, Candidates, Proposer, Recommendation
+    from mixopt.proposers.options import ProposerOptions
+    from mixopt.proposers.random_search import RandomProposer
+    from mixopt.proposers.regmix import RegMixProposer
+
+_LAZY = {
+    "Batch": "mixopt.proposers.base",
+    "Candidates": "mixopt.proposers.base",
+    "Proposer": "mixopt.proposers.base",
+    "Recommendation": "mixopt.proposers.base",
+    "ProposerOptions": "mixopt.proposers.options",
+    "RandomProposer": "mixopt.proposers.random_search",
+    "RegMixProposer": "mixopt.proposers.regmix",
 }
 
 
-def strategy_descriptions() -> dict[str, str]:
-    return dict(_DESCRIPTIONS)
-
-
-def check_strategy(
-    name: str, *, fidelities: bool | None = None, constraints: bool | None = None
-) -> None:
-    """``ValueError`` unless ``name`` is a strategy that fits the job (its fidelities and
-    guard rails)."""
-    if name not in STRATEGIES:
-        raise ValueError(f"unknown strategy {name!r}; available: {', '.join(STRATEGIES)}")
-    if fidelities is not None:
-        if name == "mfbo" and not fidelities:
-            raise ValueError("search.fidelities: strategy 'mfbo' needs at least one cheaper proxy")
-        if fidelities and name != "mfbo":
-            raise ValueError("search.fidelities are used by search.strategy 'mfbo' only")
-    if constraints and name != "pareto":
-        raise ValueError("objective.constraints are enforced by search.strategy 'pareto'")
-
-
-def make_proposer(
-    strategy: str, sampler: DirichletSampler, *, seed: int = 0, **options: Any
-) -> Proposer:
-    """The proposer of a search strategy (imported only when used)."""
-    if strategy == "bo":
-        from mixopt.proposers.bo import BOProposer
-
-        return BOProposer(sampler, seed=seed)
-    if strategy == "regmix":
-        return RegMixProposer(sampler, seed=seed, **options)
-    if strategy == "law":
-        from mixopt.proposers.law import LawProposer
-
-        return LawProposer(sampler, seed=seed)
-    if strategy == "pareto":
-        from mixopt.proposers.pareto import ParetoProposer
-
-        return ParetoProposer(sampler, seed=seed, **options)
-    if strategy == "mfbo":
-        from mixopt.proposers.mfbo import MultiFidelityBOProposer
-
-        return MultiFidelityBOProposer(sampler, seed=seed, **options)
-    if strategy == "random":
-        return RandomProposer(sampler, seed=seed)
-    raise MixoptError(f"unknown strategy {strategy!r}; available: {', '.join(STRATEGIES)}")
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
+    "DEFAULT_STRATEGY",
     "STRATEGIES",
+    "Batch",
+    "Candidates",
+    "OptionsError",
     "Proposer",
+    "ProposerOptions",
     "RandomProposer",
     "Recommendation",
     "RegMixProposer",
-    "check_strategy",
+    "Strategy",
+    "describe_strategies",
+    "get_strategy",
     "make_proposer",
-    "strategy_descriptions",
+    "strategy_names",
 ]

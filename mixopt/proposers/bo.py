@@ -7,6 +7,11 @@ function of the mixture and is optimised where the mixture lives: box bounds fro
 noisy), built greedily: each point is optimised with the earlier ones pending (SLSQP,
 capped in iterations and time, so a proposal step stays within seconds).
 Domains with a fixed weight are not searched: the optimiser sees only the free coordinates.
+Over a finite candidate set the same acquisition picks rows greedily (the best row, then the
+best with the chosen ones pending, as BoTorch's ``optimize_acqf_discrete`` does), so a replayed
+``bo`` is the ``bo`` a job runs, with a discrete optimiser. The Monte-Carlo samples of the
+acquisition are seeded per proposal; with ``timeout_s=None`` a proposal is deterministic (the
+time cap, when it binds, stops SLSQP at a point that depends on the machine's speed).
 
 ``recommend()`` minimises the GP's posterior mean over the same space (the best *predicted*
 mixture, not the best observed, which would reward a lucky seed), starting from the best
@@ -16,35 +21,37 @@ simulated candidates, and reports the posterior standard deviation there.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from mixopt.proposers.base import Proposer, Recommendation
-from mixopt.sampling import DirichletSampler
+from mixopt.proposers.base import Batch, Candidates, Proposer, Recommendation
+from mixopt.proposers.options import ProposerOptions
+
+
+@dataclass(frozen=True, kw_only=True)
+class BOOptions(ProposerOptions):
+    num_restarts: int = 8  # SLSQP starts per point of a batch
+    raw_samples: int = 256  # simulated mixtures per point the starts are picked from
+    candidates: int = 20_000  # simulated mixtures behind the recommendation's fallback
+    maxiter: int = 100  # SLSQP iterations per start
+    timeout_s: float | None = 20.0  # time cap of one proposal's optimisation; None: no cap
+    mc_samples: int = 512  # quasi-Monte-Carlo samples of qLogNEI
+    chunk: int = 2048  # candidate rows scored at once over a finite set
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("num_restarts", "raw_samples", "candidates", "maxiter", "mc_samples", "chunk"):
+            self._int(name)
+        if self.timeout_s is not None:
+            self._positive("timeout_s")
 
 
 class BOProposer(Proposer):
-    def __init__(
-        self,
-        sampler: DirichletSampler,
-        *,
-        num_restarts: int = 8,
-        raw_samples: int = 256,
-        candidates: int = 20_000,
-        maxiter: int = 100,
-        timeout_s: float = 20.0,
-        seed: int = 0,
-    ) -> None:
-        super().__init__()
-        self.sampler = sampler
-        self.num_restarts = num_restarts
-        self.raw_samples = raw_samples
-        self.maxiter = maxiter
-        self.timeout_s = timeout_s
-        self.candidates = candidates
-        self.seed = seed
-        self._asked = 0
+    Options = BOOptions
+    options: BOOptions
+    stream = 3
 
     @property
     def space(self) -> Any:
@@ -54,7 +61,7 @@ class BOProposer(Proposer):
         from mixopt.predictors.gp import fit_gp
 
         X, y = self._require_observations(2)
-        return fit_gp(X, -y, seed=self.seed)  # BoTorch maximises
+        return fit_gp(X, -y, seed=self.options.seed)  # BoTorch maximises
 
     def _free_problem(self) -> tuple[np.ndarray, Any, Any, float]:
         """Indices of free domains, their bounds, the simplex constraint on them, fixed mass."""
@@ -90,11 +97,11 @@ class BOProposer(Proposer):
                 acquisition, self.space.dim, fixed.tolist(), self.space.lower[fixed].tolist()
             )
         # start inside the polytope, off its faces: SLSQP stalls on points at a bound
-        raw = self.sampler.candidates(self.raw_samples * q, rng)
+        raw = self.sampler.candidates(self.options.raw_samples * q, rng)
         starts = (0.95 * raw + 0.05 * self.space.uniform())[:, free]
         with torch.no_grad():
             values = wrapped(torch.as_tensor(starts, dtype=torch.float64).reshape(-1, q, len(free)))
-        best = torch.argsort(values, descending=True)[: self.num_restarts]
+        best = torch.argsort(values, descending=True)[: self.options.num_restarts]
         initial = torch.as_tensor(starts, dtype=torch.float64).reshape(-1, q, len(free))[best]
         with warnings.catch_warnings():
             # SLSQP "failed" line searches are routine at the simplex's faces; the best point
@@ -126,8 +133,8 @@ class BOProposer(Proposer):
                 num_restarts=len(initial),
                 batch_initial_conditions=initial[:, i : i + 1, :],
                 equality_constraints=simplex,
-                options={"maxiter": self.maxiter},
-                timeout_sec=self.timeout_s / q,
+                options={"maxiter": self.options.maxiter},
+                timeout_sec=None if self.options.timeout_s is None else self.options.timeout_s / q,
             )
             points.append(x.detach())
             if i + 1 < q:  # q > 1 only with Monte-Carlo acquisitions, which take pending points
@@ -144,19 +151,51 @@ class BOProposer(Proposer):
         out[:, torch.as_tensor(free)] = x_free
         return out
 
-    def ask(self, n: int) -> np.ndarray:
+    def _acquisition(self) -> Any:
+        """qLogNEI on the GP of what was told, its random draws seeded for this proposal."""
         import torch
         from botorch.acquisition.logei import qLogNoisyExpectedImprovement
+        from botorch.sampling import SobolQMCNormalSampler
 
         X, _ = self._require_observations(2)
-        rng = np.random.default_rng([self.seed, 3, self._asked])
-        torch.manual_seed(self.seed + self._asked)
-        self._asked += 1
         model = self._fit()
-        acquisition = qLogNoisyExpectedImprovement(
-            model, X_baseline=torch.as_tensor(X, dtype=torch.float64), prune_baseline=True
+        seed = self._torch_seed()
+        torch.manual_seed(seed)  # pruning the baseline draws its own samples
+        return qLogNoisyExpectedImprovement(
+            model,
+            X_baseline=torch.as_tensor(X, dtype=torch.float64),
+            prune_baseline=True,
+            sampler=SobolQMCNormalSampler(torch.Size([self.options.mc_samples]), seed=seed),
         )
-        return self._optimize(acquisition, n, rng)
+
+    def _propose(self, n: int, rng: np.random.Generator) -> Batch:
+        return Batch(self._optimize(self._acquisition(), n, rng))
+
+    def _select(self, n: int, candidates: Candidates, rng: np.random.Generator) -> np.ndarray:
+        """Greedy over rows: the best row, then the best with those chosen pending."""
+        import torch
+
+        acquisition = self._acquisition()
+        choices = torch.as_tensor(candidates.X, dtype=torch.float64)
+        chunk = self.options.chunk
+        available = np.ones(len(choices), dtype=bool)
+        chosen: list[int] = []
+        for i in range(n):
+            with torch.no_grad():
+                values = torch.cat(
+                    [
+                        acquisition(choices[start : start + chunk].unsqueeze(-2))
+                        for start in range(0, len(choices), chunk)
+                    ]
+                ).numpy()
+            open_rows = np.flatnonzero(available)
+            scores = np.nan_to_num(values[open_rows], nan=-np.inf)
+            best = int(open_rows[np.argmax(scores)])
+            chosen.append(best)
+            available[best] = False
+            if i + 1 < n:
+                acquisition.set_X_pending(choices[chosen])
+        return np.array(chosen)
 
     def recommend(self) -> Recommendation:
         from botorch.acquisition import PosteriorMean
@@ -164,10 +203,10 @@ class BOProposer(Proposer):
         from mixopt.predictors.gp import posterior_mean_std
 
         X, y = self._require_observations(2)
-        rng = np.random.default_rng([self.seed, 4, self.n_observed])
+        rng = self._recommend_rng()
         model = self._fit()
         weights = self._optimize(PosteriorMean(model), 1, rng)[0]
-        pool = np.vstack([self.sampler.candidates(self.candidates, rng), X])
+        pool = np.vstack([self.sampler.candidates(self.options.candidates, rng), X])
         mean, _ = posterior_mean_std(model, pool, observation_noise=False)
         if mean.max() > posterior_mean_std(model, weights[None], observation_noise=False)[0][0]:
             weights = pool[int(np.argmax(mean))]  # the optimiser stalled: keep the best seen
@@ -180,10 +219,3 @@ class BOProposer(Proposer):
             nearest=self._nearest(weights),
             method=f"bo: GP posterior mean minimised over the space, {len(y)} trials",
         )
-
-    def state_dict(self) -> dict:
-        return {**super().state_dict(), "asked": self._asked}
-
-    def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
-        self._asked = int(state["asked"])

@@ -6,19 +6,21 @@ the global one: SLSQP from a few starts (the best simulated candidates) finds it
 objective is a weighted sum of targets (per-domain losses) and they were told, one law is fitted
 per target, as Data Mixing Laws do, and the objective is their weighted sum. ``ask(n)`` returns
 the optimum first, then optima of laws refitted to bootstrap resamples, which spread the batch
-where the law is unsure.
+where the law is unsure. Over a finite candidate set the proposal is the rows the law (or the
+weighted per-target laws) predicts best.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize
 
 from mixopt.predictors import make_predictor, refit
-from mixopt.proposers.base import Proposer, Recommendation
-from mixopt.sampling import DirichletSampler
+from mixopt.proposers.base import Batch, Candidates, Proposer, Recommendation
+from mixopt.proposers.options import ProposerOptions
 
 
 def minimize_over_space(
@@ -44,29 +46,29 @@ def minimize_over_space(
     return best_w
 
 
+@dataclass(frozen=True, kw_only=True)
+class LawOptions(ProposerOptions):
+    predictor: str = "mixing_law"  # the law family (any registered predictor works)
+    n_starts: int = 4  # SLSQP starts: the best simulated candidates
+    candidates: int = 20_000  # simulated mixtures the starts are picked from
+    n_bootstrap: int = 8  # refits behind the recommendation's spread
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._predictor()
+        self._int("n_starts")
+        self._int("candidates")
+        self._int("n_bootstrap", minimum=0)
+
+
 class LawProposer(Proposer):
-    def __init__(
-        self,
-        sampler: DirichletSampler,
-        *,
-        predictor: str = "mixing_law",
-        n_starts: int = 4,
-        candidates: int = 20_000,
-        n_bootstrap: int = 8,
-        seed: int = 0,
-    ) -> None:
-        super().__init__()
-        self.sampler = sampler
-        self.predictor = predictor
-        self.n_starts = n_starts
-        self.candidates = candidates
-        self.n_bootstrap = n_bootstrap
-        self.seed = seed
-        self._asked = 0
+    Options = LawOptions
+    options: LawOptions
+    stream = 5
 
     def _optimum(self, model: Any, rng: np.random.Generator) -> np.ndarray:
-        pool = self.sampler.candidates(self.candidates, rng)
-        starts = pool[np.argsort(model.predict(pool))[: self.n_starts]]
+        pool = self.sampler.candidates(self.options.candidates, rng)
+        starts = pool[np.argsort(model.predict(pool), kind="stable")[: self.options.n_starts]]
         return minimize_over_space(model.predict, self.sampler.space, starts)
 
     def _boot(self, model: Any, X: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> Any:
@@ -79,28 +81,35 @@ class LawProposer(Proposer):
         if targets is not None:
             from mixopt.predictors.multi import ObjectivePredictor
 
-            weights = list(self.target_weights) if self.target_weights is not None else None
-            return ObjectivePredictor(self.predictor, weights).fit(X, targets), targets
-        return make_predictor(self.predictor).fit(X, y), y
+            weights = self.options.target_weights
+            model = ObjectivePredictor(
+                self.options.predictor, None if weights is None else list(weights)
+            )
+            return model.fit(X, targets), targets
+        return make_predictor(self.options.predictor).fit(X, y), y
 
-    def ask(self, n: int) -> np.ndarray:
+    def _propose(self, n: int, rng: np.random.Generator) -> Batch:
         X, y = self._require_observations(2)
-        rng = np.random.default_rng([self.seed, 5, self._asked])
-        self._asked += 1
         model, fitted_to = self._fit(X, y)
         proposals = [self._optimum(model, rng)]
         while len(proposals) < n:
             proposals.append(self._optimum(self._boot(model, X, fitted_to, rng), rng))
-        return np.stack(proposals)
+        return Batch(np.stack(proposals))
+
+    def _select(self, n: int, candidates: Candidates, rng: np.random.Generator) -> np.ndarray:
+        X, y = self._require_observations(2)
+        model, _ = self._fit(X, y)
+        return np.argsort(model.predict(candidates.X), kind="stable")[:n]
 
     def recommend(self) -> Recommendation:
         X, y = self._require_observations(2)
-        rng = np.random.default_rng([self.seed, 6, self.n_observed])
+        o = self.options
+        rng = self._recommend_rng()
         model, y = self._fit(X, y)
         weights = self._optimum(model, rng)
         boots = [
             float(self._boot(model, X, y, rng).predict(weights[None])[0])
-            for _ in range(self.n_bootstrap)
+            for _ in range(o.n_bootstrap)
         ]
         return Recommendation(
             weights=weights,
@@ -108,12 +117,5 @@ class LawProposer(Proposer):
             predicted_std=float(np.std(boots)) if boots else None,
             evidence=list(range(len(y))),
             nearest=self._nearest(weights),
-            method=f"law: {self.predictor} minimised over the space, {len(y)} trials",
+            method=f"law: {o.predictor} minimised over the space, {len(y)} trials",
         )
-
-    def state_dict(self) -> dict:
-        return {**super().state_dict(), "asked": self._asked}
-
-    def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
-        self._asked = int(state["asked"])

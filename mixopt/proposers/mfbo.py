@@ -13,132 +13,147 @@ the demo corpus: Spearman 0.68 against 0.78). Each candidate (mixture, fidelity)
       × cost(target) / cost(its fidelity),
 
 so a cheap run is chosen when it is informative enough per unit cost, and a target run when
-only the target will tell. Costs are the measured mean wall time of finished trials per
-fidelity (estimated from training FLOPs where a fidelity has no finished trial yet).
+only the target will tell. A level's cost is the mean measured cost (e.g. wall seconds) of the
+trials told at it; a level without one yet is costed by its prior cost (``costs``, by default
+its training FLOPs ``levels``) times the measured/prior ratio of the levels that have one.
 Each fidelity's observations are centred on their own mean first (cheap proxies sit at a
 higher loss everywhere; what transfers is how the loss moves with the mixture).
 ``recommend()`` minimises posterior mean + ``caution`` × std *at the target fidelity* (a mixture
 only the cheap runs vouch for does not win) and reports the mean on the target's loss level.
 
-The same acquisition replays searches offline (``mixopt.replay``'s ``mfbo`` strategy).
+Over a finite candidate set (``mixopt.replay``'s pools) each row is scored the same way at its
+own level and cost, and the best rows are taken.
 """
 
 from __future__ import annotations
 
+import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from mixopt.proposers.base import Proposer, Recommendation
-from mixopt.sampling import DirichletSampler
+from mixopt.proposers.base import Batch, Candidates, Proposer, Recommendation
+from mixopt.proposers.options import ProposerOptions
+
+
+@dataclass(frozen=True, kw_only=True)
+class MFBOOptions(ProposerOptions):
+    levels: tuple[float, ...]  # training compute of a trial per fidelity (FLOPs), target last
+    costs: tuple[float, ...] | None = None  # prior cost per level until measured; None: levels
+    candidates: int = 2000  # simulated mixtures scored (at every level) per proposal
+    min_distance: float = 0.05  # L1 distance between the mixtures of one batch
+    caution: float = 1.0  # recommend() minimises mean + caution * std at the target
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        levels = self._floats("levels", self.levels)
+        if len(levels) < 2 or any(v <= 0 for v in levels):
+            self.fail("levels", "at least two positive fidelities, the target last")
+        if max(levels[:-1]) >= levels[-1]:
+            self.fail("levels", "every cheaper fidelity must cost less than the target")
+        self._set("levels", levels)
+        if self.costs is not None:
+            costs = self._floats("costs", self.costs)
+            if len(costs) != len(levels) or any(c <= 0 for c in costs):
+                self.fail("costs", "one positive cost per level")
+            self._set("costs", costs)
+        self._int("candidates")
+        self._positive("min_distance", allow_zero=True)
+        self._positive("caution", allow_zero=True)
 
 
 class MultiFidelityBOProposer(Proposer):
-    """Ask/tell over (mixture, fidelity). ``levels`` are the fidelities' training compute
-    (FLOPs, any positive scale), the last one the target's; ``costs`` the cost of one trial per
-    level, updated by the caller as trials finish."""
+    """Ask/tell over (mixture, fidelity): ``tell`` takes each row's level (index into
+    ``levels``) and measured cost, a proposal returns the level to run each mixture at."""
 
-    def __init__(
-        self,
-        sampler: DirichletSampler,
-        *,
-        levels: list[float],
-        costs: list[float] | None = None,
-        candidates: int = 2000,
-        min_distance: float = 0.05,
-        caution: float = 1.0,
-        seed: int = 0,
-    ) -> None:
-        super().__init__()
-        if len(levels) < 2 or any(v <= 0 for v in levels):
-            raise ValueError("levels: at least two positive fidelities, the target last")
-        if max(levels[:-1]) >= levels[-1]:
-            raise ValueError("levels: every cheaper fidelity must cost less than the target")
-        self.sampler = sampler
-        self.levels = np.asarray(levels, dtype=float)
-        self.costs = np.asarray(costs if costs is not None else levels, dtype=float)
-        if self.costs.shape != self.levels.shape or np.any(self.costs <= 0):
-            raise ValueError("costs: one positive cost per level")
-        self.candidates = candidates
-        self.min_distance = min_distance
-        self.caution = caution  # recommend() minimises mean + caution * std at the target
-        self.seed = seed
-        self.F_: np.ndarray | None = None  # (n,) the level index of each told row
-        self._asked = 0
+    Options = MFBOOptions
+    options: MFBOOptions
+    stream = 5
 
     @property
-    def target(self) -> int:
-        return len(self.levels) - 1
+    def n_levels(self) -> int:
+        return len(self.options.levels)
 
-    def tell(self, X: np.ndarray, y: np.ndarray, targets: np.ndarray | None = None) -> None:
-        """Observations at the target fidelity."""
-        self.tell_at(X, y, np.full(len(np.atleast_1d(y)), self.target), targets=targets)
+    @property
+    def levels(self) -> np.ndarray:
+        return np.asarray(self.options.levels, dtype=float)
 
-    def tell_at(
-        self,
-        X: np.ndarray,
-        y: np.ndarray,
-        level: np.ndarray,
-        targets: np.ndarray | None = None,
-    ) -> None:
-        """Observations ``X`` (n, m), ``y`` (n,) made at fidelity ``level`` (n,) (indices)."""
-        y = np.asarray(y, dtype=float).reshape(-1)
-        level = np.asarray(level, dtype=int).reshape(-1)
-        if level.shape != y.shape or np.any((level < 0) | (level > self.target)):
-            raise ValueError(f"level: one index in 0..{self.target} per observation")
-        finite = np.isfinite(y)
-        if targets is not None:
-            finite &= np.isfinite(np.atleast_2d(np.asarray(targets, dtype=float))).all(axis=1)
-        super().tell(X, y, targets)
-        self.F_ = level[finite] if self.F_ is None else np.concatenate([self.F_, level[finite]])
+    def level_costs(self) -> np.ndarray:
+        """Cost of one trial per level: measured where told, else the prior scaled (see top)."""
+        prior = np.asarray(self.options.costs or self.options.levels, dtype=float)
+        measured = {
+            level: float(np.mean(self.costs_[rows]))
+            for level in range(self.n_levels)
+            if (rows := (self.levels_ == level) & np.isfinite(self.costs_)).any()
+        }
+        if not measured:
+            return prior
+        ratio = float(np.mean([measured[level] / prior[level] for level in measured]))
+        return np.array([measured.get(level, ratio * prior[level]) for level in range(len(prior))])
 
-    def _observed(self, minimum: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        X, y = self._require_observations(minimum)
-        assert self.F_ is not None
-        return X, y, self.F_
-
-    def ask(self, n: int) -> np.ndarray:
-        return self.ask_with_fidelity(n)[0]
-
-    def ask_with_fidelity(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """``n`` mixtures (n, m) and the fidelity level (n,) to run each at."""
-        X, y, F = self._observed(2)
-        rng = np.random.default_rng([self.seed, 5, self._asked])
-        self._asked += 1
-        pool = self.sampler.candidates(self.candidates, rng)  # (c, m)
-        c, k = len(pool), len(self.levels)
-        scores = mf_expected_improvement_per_cost(
-            X=X,
-            fidelity=self.levels[F],
-            y=y,
-            candidates=np.repeat(pool, k, axis=0),
-            candidate_fidelity=np.tile(self.levels, c),
-            candidate_cost=np.tile(self.costs, c),
+    def _scores(self, X: np.ndarray, levels: np.ndarray, costs: np.ndarray) -> np.ndarray:
+        """EI at the target × correlation with the target ÷ cost, for rows (w, level)."""
+        X_, y_ = self._require_observations(2)
+        return mf_expected_improvement_per_cost(
+            X=X_,
+            fidelity=self.levels[self.levels_],
+            y=y_,
+            candidates=X,
+            candidate_fidelity=self.levels[levels],
+            candidate_cost=costs,
             target_fidelity=float(self.levels[-1]),
-            seed=self.seed,
+            levels=self.levels,
+            seed=self.options.seed,
+        )
+
+    def _propose(self, n: int, rng: np.random.Generator) -> Batch:
+        pool = self.sampler.candidates(self.options.candidates, rng)  # (c, m)
+        c, k = len(pool), self.n_levels
+        scores = self._scores(
+            np.repeat(pool, k, axis=0), np.tile(np.arange(k), c), np.tile(self.level_costs(), c)
         ).reshape(c, k)
         # greedy and spread out: the best-scoring (mixture, level) pairs whose mixtures are
-        # not within min_distance (L1) of one already chosen
-        order = np.argsort(-scores, axis=None, kind="stable")
+        # not within min_distance (L1) of one already chosen; topped up with the next best
+        # distinct mixtures should the space be too small for that spread
+        order = [divmod(int(flat), k) for flat in np.argsort(-scores, axis=None, kind="stable")]
         chosen: list[tuple[int, int]] = []
-        for flat in order:
-            i, level = divmod(int(flat), k)
-            if all(np.abs(pool[i] - pool[j]).sum() >= self.min_distance for j, _ in chosen):
+        for i, level in order:
+            far = all(
+                np.abs(pool[i] - pool[j]).sum() >= self.options.min_distance for j, _ in chosen
+            )
+            if far:
                 chosen.append((i, level))
             if len(chosen) == n:
                 break
+        for i, level in order:
+            if len(chosen) == n:
+                break
+            if all(i != j for j, _ in chosen):
+                chosen.append((i, level))
         mixtures = np.array([pool[i] for i, _ in chosen])
-        return mixtures, np.array([level for _, level in chosen], dtype=int)
+        return Batch(mixtures, np.array([level for _, level in chosen], dtype=int))
+
+    def _select(self, n: int, candidates: Candidates, rng: np.random.Generator) -> np.ndarray:
+        levels = (
+            np.full(len(candidates), self.target_level)
+            if candidates.levels is None
+            else candidates.levels
+        )
+        costs = self.level_costs()[levels] if candidates.costs is None else candidates.costs
+        scores = self._scores(candidates.X, levels, costs)
+        return np.argsort(-scores, kind="stable")[:n]
 
     def recommend(self) -> Recommendation:
         import torch
 
-        X, y, F = self._observed(2)
+        X, y = self._require_observations(2)
+        F = self.levels_
         scale = fidelity_scale(self.levels)
         centered, means = center_by_fidelity(y, self.levels[F])
-        model = fit_multi_fidelity_gp(X, scale(self.levels[F]), centered, seed=self.seed)
-        rng = np.random.default_rng([self.seed, 6, self.n_observed])
-        pool = np.vstack([self.sampler.candidates(max(self.candidates, 5000), rng), X])
+        model = fit_multi_fidelity_gp(X, scale(self.levels[F]), centered, seed=self.options.seed)
+        rng = self._recommend_rng()
+        pool = np.vstack([self.sampler.candidates(max(self.options.candidates, 5000), rng), X])
         at_target = np.hstack([pool, np.ones((len(pool), 1))])
         with torch.no_grad():
             posterior = model.posterior(torch.as_tensor(at_target, dtype=torch.float64))
@@ -146,8 +161,9 @@ class MultiFidelityBOProposer(Proposer):
             std = posterior.variance.clamp_min(0).sqrt().squeeze(-1).numpy()
         # pessimistic: the lowest mean + std, so a mixture the target runs barely cover does not
         # win on the cheap runs' word alone (they may rank mixtures differently)
-        best = int(np.argmin(mean + self.caution * std))
-        on_target = int(np.sum(self.target == F))
+        caution = self.options.caution
+        best = int(np.argmin(mean + caution * std))
+        on_target = int(np.sum(self.target_level == F))
         # back on the target's loss level; without target trials, the nearest fidelity's
         nearest = min(means, key=lambda f: abs(np.log(f) - np.log(self.levels[-1])))
         level_note = "" if on_target else f"; no target trial: on the {nearest:.3g}-FLOP scale"
@@ -158,24 +174,33 @@ class MultiFidelityBOProposer(Proposer):
             evidence=list(range(len(y))),
             nearest=self._nearest(pool[best]),
             method=(
-                f"mfbo: lowest posterior mean + {self.caution:g} std at the target fidelity, "
+                f"mfbo: lowest posterior mean + {caution:g} std at the target fidelity, "
                 f"{len(y)} trials ({on_target} at the target){level_note}"
             ),
         )
 
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            **super().state_dict(),
-            "F": None if self.F_ is None else self.F_.tolist(),
-            "costs": self.costs.tolist(),
-            "asked": self._asked,
-        }
+    # transitional, for the search driver that branches on this class; to be removed once it
+    # calls propose/tell with levels and costs
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        super().load_state_dict(state)
-        self.F_ = None if state.get("F") is None else np.asarray(state["F"], dtype=int)
-        self.costs = np.asarray(state["costs"], dtype=float)
-        self._asked = int(state["asked"])
+    @property
+    def costs(self) -> np.ndarray:
+        return self.level_costs()
+
+    @costs.setter
+    def costs(self, value: Any) -> None:
+        from dataclasses import replace
+
+        self.options = replace(self.options, costs=tuple(np.asarray(value, dtype=float).tolist()))
+
+    def ask_with_fidelity(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        batch = self.propose(n)
+        assert batch.levels is not None
+        return batch.X, batch.levels
+
+    def tell_at(
+        self, X: np.ndarray, y: np.ndarray, level: np.ndarray, targets: np.ndarray | None = None
+    ) -> None:
+        self.tell(X, y, targets, levels=level)
 
 
 # ------------------------------------------------------------------------------ acquisition
@@ -190,17 +215,20 @@ def mf_expected_improvement_per_cost(
     candidate_fidelity: np.ndarray,
     candidate_cost: np.ndarray,
     target_fidelity: float,
+    levels: np.ndarray | None = None,
     seed: int = 0,
 ) -> np.ndarray:
     """Augmented expected improvement per unit cost (minimisation) for candidate (w, f) rows.
 
     EI of the candidate mixture at the target fidelity × posterior correlation between the
-    candidate's own fidelity and the target × cost(target) / cost(candidate).
+    candidate's own fidelity and the target × cost(target) / cost(candidate). ``levels``: every
+    fidelity of the problem, which sets the [0, 1] scale (default: the fidelities given).
     """
     import torch
     from scipy.stats import norm
 
-    f_scale = fidelity_scale(fidelity, candidate_fidelity, target_fidelity)
+    scale_over = () if levels is None else (levels,)
+    f_scale = fidelity_scale(fidelity, candidate_fidelity, target_fidelity, *scale_over)
     y, _ = center_by_fidelity(y, fidelity)
     model = fit_multi_fidelity_gp(X, f_scale(fidelity), y, seed=seed)
     at_target = np.hstack([candidates, np.full((len(candidates), 1), f_scale(target_fidelity))])
@@ -260,15 +288,19 @@ def fit_multi_fidelity_gp(
     from gpytorch.mlls import ExactMarginalLogLikelihood
 
     from mixopt.predictors.features import log_weights
+    from mixopt.predictors.gp import torch_threads
 
     torch.manual_seed(seed)
     train_x = torch.as_tensor(np.hstack([log_weights(X), fidelity01[:, None]]), dtype=torch.float64)
     train_y = torch.as_tensor(y, dtype=torch.float64).reshape(-1, 1)
     model = SingleTaskGP(train_x, train_y, outcome_transform=Standardize(m=1))
-    fit_gpytorch_mll(
-        ExactMarginalLogLikelihood(model.likelihood, model),
-        optimizer_kwargs={"options": {"maxiter": 200}},
-    )
+    threads = 1 if len(y) < 1000 else torch.get_num_threads()  # small: one thread, reproducible
+    with torch_threads(threads), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*not p.d., added jitter.*")
+        fit_gpytorch_mll(
+            ExactMarginalLogLikelihood(model.likelihood, model),
+            optimizer_kwargs={"options": {"maxiter": 200}},
+        )
     model.eval()
     return _LogWeightsFront(model)
 

@@ -7,18 +7,21 @@ of targets) and on every constrained target. The Pareto set is the simulated mix
 one beats on all of them. The chosen point is the best primary objective among those whose
 *predicted* constrained targets stay within their limits; when none does, the one that breaks
 the limits least. ``ask(n)`` returns the chosen point and ``n - 1`` feasible Pareto points spread
-along the primary objective, so a round also explores the trade-off.
+along the primary objective, so a round also explores the trade-off. Over a finite candidate
+set the same choice is made among its rows (the front of the set, feasible rows first).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from mixopt.proposers.base import Proposer, Recommendation
-from mixopt.sampling import DirichletSampler
+from mixopt.proposers.base import Batch, Candidates, Proposer, Recommendation
+from mixopt.proposers.options import ProposerOptions
 
 
 @dataclass(frozen=True)
@@ -43,33 +46,58 @@ def pareto_mask(values: np.ndarray) -> np.ndarray:
     return keep
 
 
+@dataclass(frozen=True, kw_only=True)
+class ParetoOptions(ProposerOptions):
+    constraints: tuple[Constraint, ...] = ()  # guard rails on per-target values
+    predictor: str = "gp"  # the model of each target
+    candidates: int = 20_000  # simulated mixtures scored per proposal
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._predictor()
+        self._int("candidates")
+        constraints = tuple(self.constraints)
+        for i, c in enumerate(constraints):
+            if not isinstance(c, Constraint):
+                self.fail(f"constraints.{i}", f"must be a Constraint, got {c!r}")
+            if isinstance(c.index, bool) or not isinstance(c.index, int) or c.index < 0:
+                self.fail(f"constraints.{i}.index", f"a target column index, got {c.index!r}")
+            if not math.isfinite(c.limit):
+                self.fail(f"constraints.{i}.limit", f"must be finite, got {c.limit}")
+            t = None if self.target_weights is None else len(self.target_weights)
+            if t is not None and c.index >= t:
+                self.fail(f"constraints.{i}.index", f"{c.index} out of range for {t} targets")
+        self._set("constraints", constraints)
+
+
 class ParetoProposer(Proposer):
-    def __init__(
-        self,
-        sampler: DirichletSampler,
-        *,
-        constraints: list[Constraint] | None = None,
-        predictor: str = "gp",
-        candidates: int = 20_000,
-        seed: int = 0,
-    ) -> None:
-        super().__init__()
-        self.sampler = sampler
-        self.constraints = list(constraints or [])
-        self.predictor = predictor
-        self.candidates = candidates
-        self.seed = seed
-        self._asked = 0
-        self.front_: list[dict[str, Any]] = []
+    Options = ParetoOptions
+    options: ParetoOptions
+    stream = 7
+
+    front_: Sequence[dict[str, Any]] = ()  # the last proposal's Pareto set (at most 200 rows)
+
+    @property
+    def constraints(self) -> tuple[Constraint, ...]:
+        return self.options.constraints
+
+    @constraints.setter
+    def constraints(self, value: Any) -> None:
+        # transitional, for the search driver that sets the guard rails after construction; to
+        # be removed once it builds the proposer with them
+        from dataclasses import replace
+
+        self.options = replace(self.options, constraints=tuple(value))
 
     def _model(self) -> Any:
         from mixopt.predictors.multi import ObjectivePredictor
 
         X, _ = self._require_observations(2)
         targets = self._targets()
-        if targets is None or self.target_weights is None:
+        weights = self.options.target_weights
+        if targets is None or weights is None:
             raise ValueError("the pareto strategy needs per-target values and target_weights")
-        return ObjectivePredictor(self.predictor, list(self.target_weights)).fit(X, targets)
+        return ObjectivePredictor(self.options.predictor, list(weights)).fit(X, targets)
 
     def _score(self, model: Any, pool: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Objectives (n, 1 + c) and total constraint violation (n,) of the pool's rows."""
@@ -82,16 +110,16 @@ class ParetoProposer(Proposer):
         )
         return np.column_stack(columns), violation
 
-    def _choose(self, model: Any, rng: np.random.Generator, n: int) -> np.ndarray:
-        X, _ = self._require_observations(2)
-        pool = np.vstack([self.sampler.candidates(self.candidates, rng), X])
+    def _choose(self, model: Any, pool: np.ndarray, n: int) -> list[int]:
+        """Rows of ``pool``: the best feasible (or least violating), then the feasible front
+        spread along the primary objective; records the front in ``front_``."""
         objectives, violation = self._score(model, pool)
         front = pareto_mask(objectives)
         feasible = violation <= 1e-12
         order = np.lexsort((objectives[:, 0], violation))  # least violation, then primary
         chosen = [int(order[0])]
         spread = np.flatnonzero(front & feasible) if (front & feasible).any() else order[:n]
-        spread = spread[np.argsort(objectives[spread, 0])]
+        spread = spread[np.argsort(objectives[spread, 0], kind="stable")]
         for i in np.linspace(0, len(spread) - 1, num=min(n, len(spread))).astype(int):
             if len(chosen) < n and int(spread[i]) not in chosen:
                 chosen.append(int(spread[i]))
@@ -106,19 +134,26 @@ class ParetoProposer(Proposer):
                 "objectives": objectives[i].tolist(),
                 "feasible": bool(feasible[i]),
             }
-            for i in np.flatnonzero(front)[np.argsort(objectives[front, 0])][:200]
+            for i in np.flatnonzero(front)[np.argsort(objectives[front, 0], kind="stable")][:200]
         ]
-        return pool[chosen]
+        return chosen[:n]
 
-    def ask(self, n: int) -> np.ndarray:
-        rng = np.random.default_rng([self.seed, 7, self._asked])
-        self._asked += 1
-        return self.sampler.space.project(self._choose(self._model(), rng, n))
+    def _pool(self, rng: np.random.Generator) -> np.ndarray:
+        X, _ = self._require_observations(2)
+        return np.vstack([self.sampler.candidates(self.options.candidates, rng), X])
+
+    def _propose(self, n: int, rng: np.random.Generator) -> Batch:
+        model = self._model()
+        pool = self._pool(rng)
+        return Batch(self.sampler.space.project(pool[self._choose(model, pool, n)]))
+
+    def _select(self, n: int, candidates: Candidates, rng: np.random.Generator) -> np.ndarray:
+        return np.array(self._choose(self._model(), candidates.X, n))
 
     def recommend(self) -> Recommendation:
         model = self._model()
-        rng = np.random.default_rng([self.seed, 8, self.n_observed])
-        weights = self.sampler.space.project(self._choose(model, rng, 1))[0]
+        pool = self._pool(self._recommend_rng())
+        weights = self.sampler.space.project(pool[self._choose(model, pool, 1)])[0]
         mean, std = model.predict(weights[None], return_std=True)
         objectives, violation = self._score(model, weights[None])
         notes = ", ".join(
@@ -138,10 +173,3 @@ class ParetoProposer(Proposer):
                 + (f" ({notes})" if notes else "")
             ),
         )
-
-    def state_dict(self) -> dict:
-        return {**super().state_dict(), "asked": self._asked}
-
-    def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
-        self._asked = int(state["asked"])

@@ -1,24 +1,30 @@
-"""Random search: fresh Dirichlet draws every round; recommends the best observed mixture."""
+"""Random search: fresh Dirichlet draws every round (over a candidate set, a seeded random
+order of its rows); recommends the best observed mixture."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from mixopt.proposers.base import Proposer, Recommendation
-from mixopt.sampling import DirichletSampler
+from mixopt.proposers.base import Batch, Candidates, Proposer, Recommendation
+from mixopt.proposers.options import ProposerOptions
+
+
+@dataclass(frozen=True, kw_only=True)
+class RandomOptions(ProposerOptions):
+    """Random search has no options beyond the seed."""
 
 
 class RandomProposer(Proposer):
-    def __init__(self, sampler: DirichletSampler, *, seed: int = 0) -> None:
-        super().__init__()
-        self.sampler = sampler
-        self.seed = seed
-        self._asked = 0
+    Options = RandomOptions
+    min_observations = 0
 
-    def ask(self, n: int) -> np.ndarray:
-        rng = np.random.default_rng([self.seed, self._asked])
-        self._asked += 1
-        return self.sampler.sample(n, rng, exclude=self.X_)
+    def _propose(self, n: int, rng: np.random.Generator) -> Batch:
+        return Batch(self.sampler.sample(n, rng, exclude=self.X_))
+
+    def _select(self, n: int, candidates: Candidates, rng: np.random.Generator) -> np.ndarray:
+        return rng.permutation(len(candidates))[:n]
 
     def recommend(self) -> Recommendation:
         X, y = self._require_observations(1)
@@ -30,10 +36,3 @@ class RandomProposer(Proposer):
             nearest=self._nearest(X[best]),
             method="best observed",
         )
-
-    def state_dict(self) -> dict:
-        return {**super().state_dict(), "asked": self._asked}
-
-    def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
-        self._asked = int(state["asked"])

@@ -220,7 +220,7 @@ class SearchJob:
             )
         else:
             self.say(f"round {index}: {s.strategy} proposes from {proposer.n_observed} trials")
-            batch = strategy.propose(proposer, s.trials_per_round, self.ladder, self.book)
+            batch = strategy.propose(proposer, s.trials_per_round)
             if self.ladder.multi:
                 chosen = [self.ladder.target if v is None else v for v in batch.levels]
                 self.say(f"round {index}: {s.strategy} runs {self.ladder.describe(chosen)}")

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mixopt.errors import MixoptError
-from mixopt.proposers import Proposer, make_proposer
 
 if TYPE_CHECKING:
+    from mixopt.proposers import Proposer
     from mixopt.proposers.pareto import Constraint
     from mixopt.search.book import TrialBook
     from mixopt.search.ladder import Ladder
@@ -46,45 +46,32 @@ def guard_rails(problem: SearchProblem, book: TrialBook) -> list[Constraint]:
 
 def build(problem: SearchProblem, ladder: Ladder, constraints: list[Constraint]) -> Proposer:
     """The proposer of ``search.strategy``, with every option it takes."""
-    s = problem.spec.search
-    options: dict[str, object] = {}
-    if s.strategy == "regmix":
-        options = {
-            "predictor": s.predictor,
-            "candidates": s.candidates,
-            "top_k": min(s.top_k, s.candidates),
-        }
-    if s.strategy == "mfbo":
-        options = {"levels": list(ladder.flops), "costs": list(ladder.flops)}
-    if s.strategy == "pareto":
-        options = {"constraints": constraints}
-    proposer = make_proposer(s.strategy, problem.sampler, seed=s.seed, **options)
-    proposer.target_weights = problem.sign * np.array(
-        [problem.objective_weights.get(name, 0.0) for name in problem.target_names]
+    weights = [problem.sign * problem.objective_weights.get(n, 0.0) for n in problem.target_names]
+    return problem.spec.search.build_proposer(
+        problem.sampler, target_weights=weights, levels=ladder.flops, constraints=constraints
     )
-    return proposer
 
 
 def tell(proposer: Proposer, problem: SearchProblem, ladder: Ladder, trials: list[Trial]) -> None:
-    """Tell the proposer finished trials (in the searched space, minimise convention)."""
-    from mixopt.proposers.mfbo import MultiFidelityBOProposer
-
+    """Tell the proposer finished trials (in the searched space, minimise convention), with
+    each one's fidelity level and measured cost (wall seconds)."""
     X = problem.hierarchy.collapse(np.array([problem.weights(t) for t in trials]))
     y = np.array([problem.sign * t.result["objective"] for t in trials])
     targets = np.array(
         [[t.result["metrics"].get(m, np.nan) for m in problem.target_names] for t in trials]
     )
-    if isinstance(proposer, MultiFidelityBOProposer):
-        proposer.tell_at(X, y, np.array([ladder.level(t) for t in trials]), targets=targets)
-    else:
-        proposer.tell(X, y, targets=targets)
+    levels = np.array([ladder.level(t) for t in trials]) if ladder.multi else None
+    costs = np.array([_cost(t) for t in trials])
+    proposer.tell(X, y, targets, levels=levels, costs=costs)
 
 
-def propose(proposer: Proposer, n: int, ladder: Ladder, book: TrialBook) -> Batch:
-    from mixopt.proposers.mfbo import MultiFidelityBOProposer
+def _cost(trial: Trial) -> float:
+    wall = trial.result.get("wall_s")
+    return float(wall) if isinstance(wall, int | float) and wall > 0 else float("nan")
 
-    if isinstance(proposer, MultiFidelityBOProposer):
-        proposer.costs = np.asarray(ladder.costs(book.trials))
-        mixtures, chosen = proposer.ask_with_fidelity(n)
-        return Batch(mixtures, [int(level) for level in chosen])
-    return Batch(proposer.ask(n), [None] * n)
+
+def propose(proposer: Proposer, n: int) -> Batch:
+    batch = proposer.propose(n)
+    n = len(batch.X)
+    levels: list[int | None] = [None] * n if batch.levels is None else list(map(int, batch.levels))
+    return Batch(batch.X, levels)

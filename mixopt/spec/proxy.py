@@ -145,7 +145,7 @@ class ProxySpec(Section):
             candidates.append((candidate.size()[0], name, candidate))
         candidates.sort(key=lambda c: c[0])
         large = [c for c in candidates if c[0] >= factor * params] or candidates[-1:]
-        tokens = int(math.ceil(factor * self.train_tokens))
+        tokens = math.ceil(factor * self.train_tokens)
         return large[0][2].replace(train_tokens=tokens).with_lr_from(self)
 
     def with_lr_from(self, anchor: ProxySpec) -> ProxySpec:

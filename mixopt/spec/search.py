@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from mixopt.predictors import available_predictors
-from mixopt.proposers import check_strategy, strategy_descriptions
+from mixopt.proposers import STRATEGIES, get_strategy
 from mixopt.spec.errors import format_validation_error
 from mixopt.spec.objective import ObjectiveSpec
 from mixopt.spec.proxy import ProxySpec
@@ -17,8 +17,15 @@ from mixopt.spec.section import Section
 if TYPE_CHECKING:
     import numpy as np
 
+    from mixopt.proposers import Proposer
     from mixopt.sampling import DirichletSampler
     from mixopt.space import MixtureSpace
+
+
+def _names(**needs: bool) -> list[str]:
+    from mixopt.proposers import strategy_names
+
+    return strategy_names(**needs)
 
 
 def _enum(names: Iterable[str]) -> dict[str, Any]:
@@ -83,9 +90,9 @@ class SearchSpec(Section):
     strategy: str = Field(
         "bo",
         description="A search strategy: "
-        + "; ".join(f"{name}: {text}" for name, text in strategy_descriptions().items())
+        + "; ".join(f"{s.name}: {s.description}" for s in STRATEGIES.values())
         + ".",
-        json_schema_extra=_enum(strategy_descriptions()),
+        json_schema_extra=_enum(STRATEGIES),
     )
     fidelities: list[FidelitySpec] = Field(
         default_factory=list,
@@ -113,7 +120,7 @@ class SearchSpec(Section):
     @field_validator("strategy")
     @classmethod
     def _known_strategy(cls, value: str) -> str:
-        check_strategy(value)
+        get_strategy(value)
         return value
 
     @field_validator("predictor")
@@ -127,17 +134,53 @@ class SearchSpec(Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> SearchSpec:
-        check_strategy(self.strategy, fidelities=bool(self.fidelities))
+        strategy = get_strategy(self.strategy)
+        if strategy.needs_fidelities and not self.fidelities:
+            raise ValueError(
+                f"search.fidelities: strategy {self.strategy!r} needs at least one cheaper proxy"
+            )
+        if self.fidelities and not strategy.needs_fidelities:
+            multi = ", ".join(f"'{s}'" for s in _names(fidelities=True))
+            raise ValueError(f"search.fidelities are used by search.strategy {multi} only")
         if self.fidelities and self.initial_at_target >= self.initial_trials:
             raise ValueError("initial_at_target must be smaller than initial_trials")
         if self.top_k > self.candidates:
             raise ValueError("top_k must not exceed candidates")
         return self
 
+    def build_proposer(
+        self,
+        sampler: DirichletSampler,
+        *,
+        target_weights: Sequence[float],
+        levels: Sequence[float] = (),
+        constraints: Sequence[Any] = (),
+    ) -> Proposer:
+        """The strategy's proposer with every option it takes: the objective's target weights,
+        the predictor (strategies that take one), the fidelity levels' compute (multi-fidelity
+        strategies), the guard rails (strategies that enforce them) and RegMix's simulation."""
+        from dataclasses import fields
+
+        strategy = get_strategy(self.strategy)
+        values: dict[str, Any] = {"seed": self.seed, "target_weights": tuple(target_weights)}
+        if strategy.takes_predictor:
+            values["predictor"] = self.predictor
+        if strategy.needs_fidelities:
+            values["levels"] = tuple(levels)
+        if strategy.needs_constraints:
+            values["constraints"] = tuple(constraints)
+        if "top_k" in {f.name for f in fields(strategy.options_class)}:
+            values.update(candidates=self.candidates, top_k=min(self.top_k, self.candidates))
+        return strategy.build(sampler, values)
+
     def check_objective(self, objective: ObjectiveSpec) -> None:
         """Guard rails need a strategy that enforces them (on a minimised objective)."""
         if objective.constraints:
-            check_strategy(self.strategy, constraints=True)
+            if not get_strategy(self.strategy).needs_constraints:
+                enforced = ", ".join(f"'{s}'" for s in _names(constraints=True))
+                raise ValueError(
+                    f"objective.constraints are enforced by search.strategy {enforced}"
+                )
             if objective.direction != "minimize":
                 raise ValueError("objective.constraints work with direction 'minimize'")
 

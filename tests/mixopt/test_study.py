@@ -129,3 +129,25 @@ def test_cli_cv_table_and_json(regmix_runs):
     assert data["results"]["linear"]["coverage95"] is None
     table = cli.invoke(app, args, env={"COLUMNS": "200"})
     assert table.exit_code == 0 and "Spearman" in table.stdout
+
+
+def test_a_study_runs_the_registered_strategies_that_need_no_fidelities_or_constraints(tmp_path):
+    message = r"available: bo, regmix, law, random \(pareto needs constraints and mfbo needs fid"
+    for strategy in ("mfbo", "pareto", "sigopt"):
+        with pytest.raises(MixoptError, match=message):
+            Study(DOMAINS, strategy=strategy)
+    for strategy in ("regmix", "law", "random"):  # bo: the tests above
+        study = Study(DOMAINS, objective="val_loss", strategy=strategy, initial=4, seed=1)
+        for s in study.ask(4):
+            study.tell(s.mixture_id, evaluate(s.weights))
+        proposed = study.ask(2)
+        assert len(proposed) == 2
+        for s in proposed:
+            assert sum(s.weights.values()) == pytest.approx(1.0)
+            assert min(s.weights.values()) >= 0
+    path = tmp_path / "s.json"
+    refused = CliRunner().invoke(
+        app, ["study", "new", str(path), "--domains", "a,b", "--strategy", "mfbo"]
+    )
+    assert refused.exit_code == 2 and "mfbo needs fidelities" in refused.output
+    assert not path.exists()

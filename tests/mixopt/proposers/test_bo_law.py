@@ -35,8 +35,7 @@ def targets(X: np.ndarray) -> np.ndarray:
 def test_finds_the_optimum_of_a_known_law(strategy):
     space = MixtureSpace.from_bounds(DOMAINS, {"a": (0.0, 0.7)})
     sampler = DirichletSampler(space, np.full(4, 0.25))
-    proposer = make_proposer(strategy, sampler, seed=0)
-    proposer.target_weights = np.ones(2)  # law = targets @ [1, 1]
+    proposer = make_proposer(strategy, sampler, seed=0, target_weights=(1.0, 1.0))  # law = T @ 1
     X = sampler.sample(24, np.random.default_rng(0))
     proposer.tell(X, law(X), targets=targets(X))
     for _ in range(2):

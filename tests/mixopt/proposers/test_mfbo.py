@@ -1,11 +1,11 @@
-"""Multi-fidelity BO: the fidelity choice follows cost and agreement, the recommendation is for
-the target fidelity, and the state survives a save/load."""
+"""Multi-fidelity BO: the fidelity choice follows cost (given or measured), the recommendation
+is for the target fidelity, and the state survives a save/load."""
 
 import numpy as np
 import pytest
 
-from mixopt.proposers import make_proposer
-from mixopt.proposers.mfbo import MultiFidelityBOProposer
+from mixopt.proposers import Candidates, OptionsError, make_proposer
+from mixopt.proposers.mfbo import MFBOOptions, MultiFidelityBOProposer
 from mixopt.sampling import DirichletSampler
 from mixopt.space import MixtureSpace
 from mixopt.testing import synthetic_losses
@@ -36,32 +36,69 @@ def told(n_cheap: int = 12, n_target: int = 3, **options) -> MultiFidelityBOProp
     assert isinstance(proposer, MultiFidelityBOProposer)
     rng = np.random.default_rng(0)
     X0 = s.sample(n_cheap, rng)
-    proposer.tell_at(X0, at_level(X0, 0), np.zeros(n_cheap, dtype=int))
+    proposer.tell(X0, at_level(X0, 0), levels=np.zeros(n_cheap, dtype=int))
     if n_target:
         X1 = s.sample(n_target, rng)
-        proposer.tell_at(X1, at_level(X1, 1), np.ones(n_target, dtype=int))
+        proposer.tell(X1, at_level(X1, 1), levels=np.ones(n_target, dtype=int))
     return proposer
 
 
 def test_ask_returns_distinct_feasible_mixtures_with_levels():
     proposer = told()
-    mixtures, levels = proposer.ask_with_fidelity(4)
+    batch = proposer.propose(4)
+    mixtures, levels = batch.X, batch.levels
+    assert levels is not None and batch.index is None
     assert mixtures.shape == (4, 3) and levels.shape == (4,)
     np.testing.assert_allclose(mixtures.sum(axis=1), 1.0)
     assert (mixtures >= 0).all()
     assert set(levels.tolist()) <= {0, 1}
     distances = [np.abs(a - b).sum() for i, a in enumerate(mixtures) for b in mixtures[i + 1 :]]
-    assert min(distances) >= proposer.min_distance
+    assert min(distances) >= proposer.options.min_distance
 
 
 def test_the_choice_of_fidelity_follows_cost():
     """Free target runs: mfbo takes the target; target runs 1000x dearer: the cheap proxy."""
     cheap_target = told(costs=[1.0, 1.0])
-    _, levels = cheap_target.ask_with_fidelity(3)
-    assert levels.tolist() == [1, 1, 1]
+    assert cheap_target.propose(3).levels.tolist() == [1, 1, 1]
     dear_target = told(costs=[1.0, 1000.0])
-    _, levels = dear_target.ask_with_fidelity(3)
-    assert levels.tolist() == [0, 0, 0]
+    assert dear_target.propose(3).levels.tolist() == [0, 0, 0]
+
+
+def test_measured_costs_replace_the_prior_and_drive_the_choice():
+    """Costs told with the observations (e.g. wall seconds) take over from the FLOPs prior: a
+    level's cost is its mean measured cost; a level without one is the prior scaled by the
+    measured/prior ratio of the others."""
+    s = sampler()
+    rng = np.random.default_rng(0)
+    X0, X1 = s.sample(12, rng), s.sample(3, rng)
+
+    def proposer_with(cheap_s: float, target_s: float | None) -> MultiFidelityBOProposer:
+        p = make_proposer("mfbo", s, seed=0, levels=LEVELS)
+        assert isinstance(p, MultiFidelityBOProposer)
+        p.tell(X0, at_level(X0, 0), levels=np.zeros(12, dtype=int), costs=np.full(12, cheap_s))
+        costs = np.full(3, np.nan if target_s is None else target_s)
+        p.tell(X1, at_level(X1, 1), levels=np.ones(3, dtype=int), costs=costs)
+        return p
+
+    unmeasured_target = proposer_with(2.0, None)  # 2 s per cheap run: target ≈ 2 * 8 s
+    np.testing.assert_allclose(unmeasured_target.level_costs(), [2.0, 16.0])
+    assert proposer_with(5.0, 5.0).propose(3).levels.tolist() == [1, 1, 1]
+    dear = proposer_with(1.0, 1000.0)
+    np.testing.assert_allclose(dear.level_costs(), [1.0, 1000.0])
+    assert dear.propose(3).levels.tolist() == [0, 0, 0]
+
+
+def test_over_a_candidate_set_each_row_keeps_its_level_and_cost():
+    proposer = told()
+    rng = np.random.default_rng(5)
+    X = sampler().sample(30, rng)
+    levels = np.tile([0, 1], 15)
+    costs = np.where(levels == 1, 1000.0, 1.0)  # target rows dear: cheap rows win
+    batch = proposer.propose(4, candidates=Candidates(X, levels=levels, costs=costs))
+    assert batch.index is not None and len(set(batch.index.tolist())) == 4
+    np.testing.assert_array_equal(batch.X, X[batch.index])
+    assert batch.levels is not None and batch.levels.tolist() == levels[batch.index].tolist()
+    assert set(batch.levels.tolist()) == {0}
 
 
 def test_recommendation_is_at_the_target_fidelity_and_near_the_optimum():
@@ -81,17 +118,15 @@ def test_recommendation_is_at_the_target_fidelity_and_near_the_optimum():
 
 def test_state_round_trip():
     proposer = told()
-    proposer.ask_with_fidelity(2)
+    proposer.propose(2)
     state = proposer.state_dict()
     again = make_proposer("mfbo", sampler(), seed=0, levels=LEVELS)
-    assert isinstance(again, MultiFidelityBOProposer)
     again.load_state_dict(state)
-    assert again.F_ is not None and again.F_.tolist() == proposer.F_.tolist()  # type: ignore[union-attr]
+    assert again.levels_.tolist() == proposer.levels_.tolist()
     assert again.state_dict() == state
-    a, la = proposer.ask_with_fidelity(2)
-    b, lb = again.ask_with_fidelity(2)
-    np.testing.assert_allclose(a, b)
-    assert la.tolist() == lb.tolist()
+    a, b = proposer.propose(2), again.propose(2)
+    np.testing.assert_allclose(a.X, b.X)
+    assert a.levels.tolist() == b.levels.tolist()
 
 
 def test_bad_levels_and_observations():
@@ -102,11 +137,16 @@ def test_bad_levels_and_observations():
         MultiFidelityBOProposer(s, levels=[8.0, 1.0])
     with pytest.raises(ValueError, match="one positive cost per level"):
         MultiFidelityBOProposer(s, levels=[1.0, 2.0], costs=[1.0])
+    with pytest.raises(OptionsError, match=r"MFBOOptions: .*levels"):
+        make_proposer("mfbo", s)  # the levels are required
+    assert MFBOOptions(levels=[1, 2]).levels == (1.0, 2.0)
     proposer = MultiFidelityBOProposer(s, levels=[1.0, 2.0])
-    with pytest.raises(ValueError, match=r"one index in 0\.\.1 per observation"):
-        proposer.tell_at(np.full((2, 3), 1 / 3), np.ones(2), np.array([0, 2]))
+    with pytest.raises(ValueError, match=r"level\(s\) \[2\] out of range; levels are 0\.\.1"):
+        proposer.tell(np.full((2, 3), 1 / 3), np.ones(2), levels=np.array([0, 2]))
+    with pytest.raises(ValueError, match="costs must be one positive value"):
+        proposer.tell(np.full((2, 3), 1 / 3), np.ones(2), costs=np.array([1.0, -1.0]))
     with pytest.raises(ValueError, match="needs at least 2 finished trials"):
-        proposer.ask_with_fidelity(1)
+        proposer.propose(1)
     # a plain tell is at the target; non-finite rows are dropped with their levels
     proposer.tell(np.full((2, 3), 1 / 3), np.array([1.0, np.nan]))
-    assert proposer.F_ is not None and proposer.F_.tolist() == [1]
+    assert proposer.levels_.tolist() == [1]

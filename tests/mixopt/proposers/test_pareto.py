@@ -36,15 +36,15 @@ def test_the_recommendation_respects_a_guard_rail_that_binds():
     Y = _targets(X)
     weights = np.full(3, 1 / 3)  # primary: mean loss
 
-    free = ParetoProposer(sampler, seed=0)
-    free.target_weights = weights
+    free = ParetoProposer(sampler, seed=0, target_weights=weights)
     free.tell(X, Y @ weights, targets=Y)
     unconstrained = free.recommend().weights
     loss_a = _targets(unconstrained[None])[0, 0]
 
     limit = loss_a - 0.05  # demand a lower loss on domain a than the free optimum gives
-    bound = ParetoProposer(sampler, seed=0, constraints=[Constraint(0, limit, "val_loss/a")])
-    bound.target_weights = weights
+    bound = ParetoProposer(
+        sampler, seed=0, target_weights=weights, constraints=[Constraint(0, limit, "val_loss/a")]
+    )
     bound.tell(X, Y @ weights, targets=Y)
     rec = bound.recommend()
     true = _targets(rec.weights[None])[0]
