@@ -263,7 +263,11 @@ def _multi_fidelity_execute(request):
 def test_mfbo_chooses_fidelities_and_recommends_for_the_target(make_spec, tmp_path):
     cheap = {"train_tokens": 5_000}
     search = {"strategy": "mfbo", "fidelities": [cheap], "rounds": 3, "trials_per_round": 3}
-    spec = make_spec(search={**SEARCH, **search}, proxy={**PROXY, "train_tokens": 50_000})
+    spec = make_spec(
+        search={**SEARCH, **search},
+        proxy={**PROXY, "train_tokens": 50_000},
+        validate={"scale": "search"},  # validate at the target fidelity itself
+    )
     job_dir = JobDir.new(spec, tmp_path / "job").path
     outcome = SearchJob(spec, job_dir, runner=ScriptedRunner(_multi_fidelity_execute)).run()
     runs = pd.read_parquet(job_dir / "runs.parquet")
