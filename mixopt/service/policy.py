@@ -167,6 +167,11 @@ class JobPolicy:
     def _check_tree(self, where: str, start: Path, budget: list[int]) -> None:
         """``start`` and, for a directory, everything under it (symlinks followed) resolve
         inside the data roots."""
+        if start.is_symlink() and not self.read_roots.permits(start):
+            raise Rejected(
+                f"{where}: {start} is a link to outside the allowed data roots {self._roots()}",
+                403,
+            )
         real = self._readable(where, str(start))
         if not real.is_dir():
             return
@@ -187,8 +192,12 @@ class JobPolicy:
                         422,
                     )
                 full = os.path.join(dirpath, name)
-                if os.path.islink(full):
-                    self._readable(where, os.path.realpath(full))
+                if os.path.islink(full) and not self.read_roots.permits(full):
+                    raise Rejected(  # named by the link, not by where it points
+                        f"{where}: {full} is a link to outside the allowed data roots "
+                        f"{self._roots()}",
+                        403,
+                    )
 
     # ------------------------------------------------------------------------ tracking
 
