@@ -12,8 +12,8 @@ Also reads users' own tables (CSV or Parquet of mixture → metrics), with weigh
 prefix or by an explicit list, and checks them the way every command needs them: column names
 unique (a CSV header naming a column twice is an error, not two domains), each row's weights
 finite, non-negative and summing to at most 1 (within :data:`WEIGHT_SUM_TOLERANCE`, as rounded
-published tables do; less where the named columns are some of a mixture's domains), targets finite and within :data:`MAX_ABS_TARGET` (beyond it a fitted model overflows
-and predicts NaN).
+published tables do; less where the named columns are some of a mixture's domains), targets
+finite and within :data:`MAX_ABS_TARGET` (beyond it a fitted model overflows and predicts NaN).
 """
 
 from __future__ import annotations
