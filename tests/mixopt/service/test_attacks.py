@@ -241,7 +241,6 @@ def test_reads_are_checked_against_the_data_roots_when_files_are_read(tmp_path, 
     assert len(resolve_sources(domain)) == 2  # outside the service: the user's own files
 
 
-@pytest.mark.slow
 def test_a_link_planted_after_admission_is_not_read(tmp_path):
     """Attack: a domain folder passes admission; a link to a file outside every data root is
     planted in it while the job waits in the queue. The real job process refuses the link when
