@@ -51,25 +51,46 @@ CANCELLED_EXIT = 3  # a job cancelled by SIGTERM exits with this status
 def cancel_on_sigterm() -> Iterator[None]:
     """Turn SIGTERM into :class:`~mixopt.job.JobCancelled`, so a cancelled job stops its
     trials, saves its state and marks itself 'cancelled' (exit status 3) instead of dying
-    mid-write. Only the first SIGTERM raises: later ones must not interrupt the saving."""
+    mid-write.
+
+    A signal handler's exception surfaces wherever the main thread is, and Python swallows it
+    when that is a finaliser or a weakref callback (garbage collection: "Exception ignored
+    in ..."), which would leave the job training on. Such a swallowed cancellation is delivered
+    again a moment later. Once it has been raised where it propagates, further SIGTERMs are
+    ignored, so they cannot interrupt the saving of the job's state.
+    """
+    import os
+    import sys
+    import threading
+
     from mixopt.job import JobCancelled
 
-    received = False
+    state = {"requested": False, "swallowed": False}
 
     def handler(signum: int, frame: object) -> None:
-        nonlocal received
-        if received:
+        if state["requested"] and not state["swallowed"]:
             return
-        received = True
+        state["requested"], state["swallowed"] = True, False
         raise JobCancelled("cancelled (SIGTERM)")
 
+    previous_hook = sys.unraisablehook
+
+    def unraisable(info: Any) -> None:
+        if isinstance(info.exc_value, JobCancelled):  # raised inside a finaliser: again
+            state["swallowed"] = True
+            threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGTERM)).start()
+            return
+        previous_hook(info)
+
     previous = signal.signal(signal.SIGTERM, handler)
+    sys.unraisablehook = unraisable
     try:
         yield
     except JobCancelled as error:
         fail(str(error), code=CANCELLED_EXIT)
     finally:
         signal.signal(signal.SIGTERM, previous)
+        sys.unraisablehook = previous_hook
 
 
 def preflight(spec: JobSpec, runner: str) -> None:
