@@ -10,17 +10,19 @@ never be reachable from an untrusted network). Ray picks its node address when i
 so the runner tells it before importing it (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``: the
 single-machine mode Ray uses on laptops) and checks, once Ray is up, that the node's address is
 the loopback one. ``ray.init`` also installs its own SIGTERM handler, which would turn a
-cancellation into an exit with status 1; the runner puts the driver's handler back.
+cancellation into an exit with status 1; the runner puts the driver's handler back, and unwraps
+the cancellation Ray hands back as a SystemError when the signal lands in one of its calls.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from mixopt.runners.base import Runner, RunnerEvent, group_events, is_environmental
@@ -29,6 +31,19 @@ from mixopt.worker import execute_group, execute_trial
 
 LOOPBACK = "127.0.0.1"
 LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": Ray's single-machine (loopback) mode
+
+
+@contextlib.contextmanager
+def _interruptible() -> Iterator[None]:
+    """Ray runs the driver's signal handlers inside its own C calls, and wraps what they raise
+    in a SystemError: a cancellation (or Ctrl-C) raised there is raised again as itself."""
+    try:
+        yield
+    except SystemError as error:
+        cause = error.__cause__
+        if isinstance(cause, BaseException) and not isinstance(cause, Exception):
+            raise cause from None
+        raise
 
 
 def _loopback_only() -> None:
@@ -119,14 +134,16 @@ class RayRunner(Runner):
 
         if not self._refs:
             return []
-        done, _ = ray.wait(list(self._refs), num_returns=1, timeout=timeout)
-        if done:  # collect everything else that is ready too
-            done, _ = ray.wait(list(self._refs), num_returns=len(self._refs), timeout=0)
+        with _interruptible():
+            done, _ = ray.wait(list(self._refs), num_returns=1, timeout=timeout)
+            if done:  # collect everything else that is ready too
+                done, _ = ray.wait(list(self._refs), num_returns=len(self._refs), timeout=0)
         events = []
         for ref in done:
             trial_ids = self._refs.pop(ref)
             try:
-                value = ray.get(ref)
+                with _interruptible():
+                    value = ray.get(ref)
                 if isinstance(value, list):
                     events.extend(group_events(value))
                 else:

@@ -125,7 +125,7 @@ def test_sigterm_cancels_the_job_on_every_runner_and_resume_finishes_it(tmp_path
     finally:
         kill_group(resumed)
     assert status(job_dir)["status"] == "completed"
-    assert completed_trials(job_dir) == {"t0001", "t0002"}
+    assert completed_trials(job_dir) == {"t0000", "t0001"}
     assert mlflow_job_status(job_dir) == "FINISHED"
 
 
