@@ -14,10 +14,18 @@ from mixopt.runners.ray_runner import RayRunner
 pytestmark = pytest.mark.slow
 
 
+def _psutil():
+    """psutil, as Ray bundles it (importing Ray puts it on the path)."""
+    import importlib
+
+    import ray  # noqa: F401
+
+    return importlib.import_module("psutil")
+
+
 def _machine_addresses() -> list[str]:
     """This machine's non-loopback IPv4 addresses (where a network peer would connect)."""
-    import psutil
-
+    psutil = _psutil()
     found = []
     for addresses in psutil.net_if_addrs().values():
         for address in addresses:
@@ -36,7 +44,7 @@ def _loopback(ip: str) -> bool:
 
 
 def _listening(processes: list) -> list[tuple[str, str, int]]:
-    import psutil
+    psutil = _psutil()
 
     out = []
     for process in processes:
@@ -50,8 +58,8 @@ def _listening(processes: list) -> list[tuple[str, str, int]]:
 
 
 def test_a_local_ray_listens_on_loopback_only(tmp_path):
-    import psutil
-    import ray  # first: it puts its bundled psutil on the path
+    psutil = _psutil()
+    import ray
 
     def cancel(signum, frame):  # what `mixopt run` installs
         raise KeyboardInterrupt
