@@ -6,10 +6,13 @@
     GET /api/jobs               every job: status, stage, progress, best objective
     GET /api/jobs/{id}          the job's view model (mixopt.reporting.views.build_views)
 
+    GET /health                 liveness (no token)
+
 Errors are JSON ``{"detail": "..."}``: 404 for an unknown job, 422 for a job whose files
-cannot be read, 502 when the mixopt service fails. The service token stays on this server; the
-page never sees it. Bind to localhost (the default) unless the network is trusted: the
-dashboard itself asks for no token.
+cannot be read (or that links out of its directory), 502 when the mixopt service fails. The
+service token stays on this server; the page never sees it. Requests go through
+:class:`dashboards.guard.Guard`: a Host/Origin allow-list against DNS rebinding, and the
+dashboard's own token when it has one.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the endpoints' annotations.
@@ -23,6 +26,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
+from dashboards.guard import Guard, allowed_hosts
 from dashboards.sources import JobRegistry, UnknownJob
 from mixopt import __version__
 from mixopt.errors import MixoptError
@@ -32,7 +36,15 @@ log = logging.getLogger("mixopt.dashboard")
 STATIC_DIR = Path(__file__).with_name("static")
 
 
-def create_app(registry: JobRegistry, *, poll_s: float = 3.0) -> FastAPI:
+def create_app(
+    registry: JobRegistry,
+    *,
+    poll_s: float = 3.0,
+    hosts: frozenset[str] | None = None,
+    token: str | None = None,
+) -> FastAPI:
+    """The dashboard over ``registry``; ``hosts``: the names it may be reached by (default:
+    the loopback names); ``token``: required on every route but /health when given."""
     app = FastAPI(
         title="mixopt dashboard",
         version=__version__,
@@ -41,6 +53,7 @@ def create_app(registry: JobRegistry, *, poll_s: float = 3.0) -> FastAPI:
         openapi_url=None,
     )
     app.state.registry = registry
+    app.add_middleware(Guard, hosts=hosts or allowed_hosts("127.0.0.1"), token=token)
     plotly_path = plotly_js()  # fail at start, not in the browser, when plotly is missing
 
     @app.exception_handler(UnknownJob)
@@ -58,7 +71,11 @@ def create_app(registry: JobRegistry, *, poll_s: float = 3.0) -> FastAPI:
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, error: Exception) -> JSONResponse:
         log.exception("unexpected error", exc_info=error)
-        return JSONResponse({"detail": f"internal error: {error}"}, status_code=500)
+        return JSONResponse({"detail": "internal error; see the dashboard's log"}, 500)
+
+    @app.get("/health", include_in_schema=False)
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:

@@ -3,12 +3,15 @@
 - A directory given with ``--job-dir`` is a job, or a folder of jobs (``runs/``) that is scanned
   again on every jobs-list request, so new jobs appear. A job's id is its directory's name.
 - A service (``--server URL``, token from ``$MIXOPT_TOKEN``) lists the token's jobs. Its job
-  directories live on the server's disk: where that path is readable here (the dashboard runs on
+  directories live on the server's disk (the API names them relative to the service's state
+  directory): where that directory is readable here (``--service-dir``: the dashboard runs on
   the server, or the disk is shared) every view is shown; otherwise the views the API can feed
   (status, spec, recommendation, validation summary) and a note saying what is missing.
 
 Loaded jobs and their view models are cached on the job's file versions, so polling an
-unchanged job costs a few ``stat`` calls.
+unchanged job costs a few ``stat`` calls. A job whose files link out of its directory (a
+``spec.yaml`` that is a symbolic link to any file the dashboard's user can read) is refused,
+never followed: the dashboard shows what the job wrote, nothing else.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any
 
 from mixopt.errors import MixoptError
 from mixopt.job import JobDir, StatusRecord, find_job_dirs
+from mixopt.job.directory import LOG_FILE, MLFLOW_DB, WATCHED
 from mixopt.reporting.jobdata import JobData, load_job_dir, parse_spec_text
 from mixopt.reporting.views import ViewOptions, build_views, job_summary
 
@@ -33,6 +37,23 @@ _SAFE = re.compile(r"[^A-Za-z0-9_.\-]+")
 
 class UnknownJob(MixoptError):
     """No job with this id in any source."""
+
+
+class LinksOut(MixoptError):
+    """A file of a job directory is a link to somewhere else."""
+
+
+def check_contained(job_dir: Path) -> None:
+    """Refuse a job directory whose files (those the views read) are symbolic links, or
+    resolve outside it."""
+    root = job_dir.resolve()
+    for name in (*WATCHED, LOG_FILE, MLFLOW_DB):
+        path = job_dir / name
+        if path.is_symlink() or (path.exists() and root not in path.resolve().parents):
+            raise LinksOut(
+                f"{job_dir.name}: {name} is a link out of the job directory; the dashboard "
+                "does not follow it"
+            )
 
 
 @dataclass
@@ -63,9 +84,13 @@ class DirectorySource:
 
 
 class ServiceSource:
-    def __init__(self, url: str, token: str | None = None) -> None:
+    """A service's jobs; ``state_dir``: the service's state directory where it is readable here
+    (the API names job directories relative to it)."""
+
+    def __init__(self, url: str, token: str | None = None, state_dir: Path | None = None) -> None:
         from mixopt.service.client import ServiceClient
 
+        self.state_dir = state_dir
         self.url = url.rstrip("/")
         self.client = ServiceClient(self.url, token=token)
 
@@ -120,10 +145,14 @@ def service_status(record: dict[str, Any]) -> StatusRecord | None:
     )
 
 
-def _readable_dir(path: str | None) -> Path | None:
+def _readable_dir(path: str | None, state_dir: Path | None) -> Path | None:
     if not path:
         return None
     job_dir = Path(path)
+    if not job_dir.is_absolute():
+        if state_dir is None:
+            return None
+        job_dir = state_dir / job_dir
     try:
         return job_dir if JobDir(job_dir).is_job() else None
     except OSError:
@@ -226,6 +255,7 @@ class JobRegistry:
         raise UnknownJob(f"no job {job_id!r}")
 
     def _load_dir(self, job_id: str, job_dir: Path) -> JobData:
+        check_contained(job_dir)
         version = JobDir(job_dir).version()
         with self._lock:
             cached = self._jobs.get(job_id)
@@ -247,7 +277,7 @@ class JobRegistry:
         assert self.service is not None
         source = f"service {self.service.url}, job {job_id}"
         status = service_status(record)
-        job_dir = _readable_dir(record.get("job_dir"))
+        job_dir = _readable_dir(record.get("job_dir"), self.service.state_dir)
         if job_dir is not None:
             job = self._load_dir(f"service:{job_id}", job_dir)
             # the service knows states the job's own files cannot (queued, cancelled)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mixopt.atomic import write_atomic
 from mixopt.errors import MixoptError
 
 REPORT_FILE = "report.html"
@@ -111,11 +112,7 @@ def write_report(
     target = Path(out) if out is not None else Path(job_dir) / REPORT_FILE
     if target.exists() and target.is_dir():
         raise MixoptError(f"{target}: is a directory; give a file name for the report")
-    text = render_html(model)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(target)
+    write_atomic(target, render_html(model))  # a link is written through, never replaced
     result = ReportResult(html=target, model=model)
     if png:
         from mixopt.reporting.png import render_png

@@ -9,7 +9,11 @@ trial consumed: tokens × weight / the domain's train tokens). Saved atomically
 (write a temporary file, then rename), so a crash never leaves a torn table.
 
 Also reads users' own tables (CSV or Parquet of mixture → metrics), with weight columns picked by
-prefix or by an explicit list.
+prefix or by an explicit list, and checks them the way every command needs them: column names
+unique (a CSV header naming a column twice is an error, not two domains), each row's weights
+finite, non-negative and summing to at most 1 (within :data:`WEIGHT_SUM_TOLERANCE`, as rounded
+published tables do; less where the named columns are some of a mixture's domains), targets
+finite and within :data:`MAX_ABS_TARGET` (beyond it a fitted model overflows and predicts NaN).
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ RUNS_FILE = "runs.parquet"
 DOMAIN_HASH_PREFIX = "data_hash/"
 TOKENIZER_HASH = "tokenizer_hash"
 EPOCHS_PREFIX = "epochs/"
+WEIGHT_SUM_TOLERANCE = 0.01  # a row's weights may exceed 1 by this much (rounded tables)
+MAX_ABS_TARGET = 1e100  # squares of larger targets overflow float64
 
 
 def trial_row(
@@ -93,7 +99,20 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise RunsTableError(f"{path}: cannot read runs table: {error}") from None
     if frame.empty:
         raise RunsTableError(f"{path}: runs table has no rows")
+    names = [str(c) for c in (_csv_header(path) if not parquet else frame.columns)]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise RunsTableError(f"{path}: column(s) {duplicated} appear more than once")
     return frame
+
+
+def _csv_header(path: Path) -> list[str]:
+    """The CSV's header as written (pandas renames a repeated name ``a`` to ``a.1``)."""
+    try:
+        header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False)
+    except (ValueError, OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise RunsTableError(f"{path}: cannot read runs table: {error}") from None
+    return [str(v) for v in header.iloc[0].tolist()] if len(header) else []
 
 
 def select_weight_columns(
@@ -132,10 +151,13 @@ def weights_and_target(
 ) -> tuple[pd.DataFrame, pd.Series | None, list[str]]:
     """Pick the weight matrix and (optionally) the target column, validated."""
     columns = select_weight_columns(frame, weights, source=source)
+    if len(set(columns)) < len(columns) or frame.columns.duplicated().any():
+        raise RunsTableError(f"{source}: the table names a column more than once")
     X = frame[columns].astype(float)
     if X.isna().any().any():
         bad = int(X.isna().any(axis=1).to_numpy().nonzero()[0][0])
         raise RunsTableError(f"{source}: missing weight value in row {bad}")
+    check_weights(X, source=source)
     y = None
     if target is not None:
         if target not in frame.columns:
@@ -146,7 +168,51 @@ def weights_and_target(
         if not pd.api.types.is_numeric_dtype(frame[target]):
             raise RunsTableError(f"{source}: target column {target!r} is not numeric")
         y = frame[target].astype(float)
+        check_target(y, f"{source}: target column {target!r}")
     return X, y, columns
+
+
+def _rows(mask: Any) -> str:
+    rows = np.flatnonzero(mask)
+    more = f" and {len(rows) - 5} more" if len(rows) > 5 else ""
+    return ", ".join(str(i) for i in rows[:5]) + more
+
+
+def check_weights(X: pd.DataFrame, *, source: str) -> None:
+    """Every row (part of) a mixture: finite, non-negative weights summing to at most 1 (within
+    tolerance; the named columns may be some of the mixture's domains)."""
+    values = X.to_numpy(dtype=float)
+    bad = ~np.isfinite(values).all(axis=1)
+    if bad.any():
+        raise RunsTableError(f"{source}: non-finite weight in row(s) {_rows(bad)}")
+    negative = (values < 0).any(axis=1)
+    if negative.any():
+        raise RunsTableError(f"{source}: negative weight in row(s) {_rows(negative)}")
+    totals = values.sum(axis=1)
+    off = totals > 1.0 + WEIGHT_SUM_TOLERANCE
+    if off.any():
+        first = int(np.flatnonzero(off)[0])
+        raise RunsTableError(
+            f"{source}: the weights of row(s) {_rows(off)} sum to more than 1 (row {first}: "
+            f"{totals[first]:.6g}); a mixture's weights are shares of the data (percentages? "
+            "divide them by 100)"
+        )
+
+
+def check_target(y: pd.Series | np.ndarray, what: str) -> None:
+    """Target values a model can fit: finite, and no larger in magnitude than MAX_ABS_TARGET."""
+    values = np.asarray(y, dtype=float)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise RunsTableError(
+            f"{what} has {int(bad.sum())} missing or non-finite value(s) (rows {_rows(bad)})"
+        )
+    huge = np.abs(values) > MAX_ABS_TARGET
+    if huge.any():
+        raise RunsTableError(
+            f"{what} has value(s) beyond +-{MAX_ABS_TARGET:g} (rows {_rows(huge)}); a model "
+            "cannot fit them: rescale the column"
+        )
 
 
 def read_joined(paths: Sequence[str | Path], *, on: str | None = None) -> pd.DataFrame:

@@ -12,15 +12,26 @@ task's ``num_cpus``, so that value wins over the machine's core count.
   faster (small proxies on a GPU), else one at a time. Returns one dict per request, in order:
   the result of ``execute_trial``, or ``{"trial_id", "error", "retryable": False}`` for a trial
   that failed (bad mixture, non-finite loss, ...), so one bad trial does not sink its group.
+
+Workers live long (a Ray worker trains trial after trial), so each entry point hands back what a
+trial allocated before it returns (:func:`release_memory`): Python's garbage, the C heap's free
+pages (glibc keeps them, as fragmented arenas, unless asked to trim: a worker's resident memory
+otherwise stays at the high-water mark of every trial so far) and CUDA's cached blocks. The
+soak benchmark ``experiments/bench/soak.py`` measures it.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import dataclasses
+import functools
+import gc
 import hashlib
 import json
 import os
 import platform
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -31,6 +42,27 @@ from mixopt.trials import TrialRequest
 
 if TYPE_CHECKING:
     from proxies.config import TrainConfig
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+    return libc if libc is not None and hasattr(libc, "malloc_trim") else None
+
+
+def release_memory() -> None:
+    """Give back what a finished trial allocated (see the module docstring)."""
+    gc.collect()
+    libc = _libc()
+    if libc is not None:  # glibc only
+        libc.malloc_trim(0)
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
 
 
 def granted_threads(default: int) -> int:
@@ -64,7 +96,11 @@ def execute_trial(request: TrialRequest) -> dict[str, Any]:
 
     train_cfg = _train_config(request)
     started = time.time()
-    result = train_proxy(request.model, train_cfg, list(request.domains), request.weights).to_dict()
+    try:
+        trained = train_proxy(request.model, train_cfg, list(request.domains), request.weights)
+        result = trained.to_dict()
+    finally:
+        release_memory()
     return _stamp(result, request, started)
 
 
@@ -181,4 +217,5 @@ def execute_group(
             except Exception:  # e.g. one model's loss diverged: retrain the chunk one by one
                 for request in chunk:
                     out[request.trial_id] = _attempt(request, execute_trial)
+            release_memory()
     return [out[r.trial_id] for r in requests]

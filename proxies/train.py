@@ -118,6 +118,9 @@ def train_stacked(
     return _train(model_cfg, train_cfg, domains, mixtures, seeds, stacked=True, on_step=on_step)
 
 
+LOSS_FLUSH_STEPS = 256  # per-step loss tensors kept on the device before one sync
+
+
 @dataclass
 class _Progress:
     """The state of a run that a checkpoint saves besides the model, optimizer and streams."""
@@ -272,6 +275,8 @@ def _train(
                 micro_batches=train_cfg.micro_batches, loss_fn=loss_fn,
             )  # fmt: skip
             pending.append(ce)
+            if len(pending) >= LOSS_FLUSH_STEPS:  # bounded: a tensor per step adds up to GBs
+                progress.add_losses(pending)
             done = step + 1
             if on_step is not None:
                 values = ce.reshape(-1).float().tolist()

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mixopt.cli.common import WeightsOption, echo_err, require_finite, user_errors
+from mixopt.atomic import replace_with
+from mixopt.cli.common import WeightsOption, echo_err, user_errors
 from mixopt.errors import MixoptError
 from mixopt.proposers.registry import DEFAULT_STRATEGY, strategy_names
 
@@ -25,11 +26,20 @@ STUDY_STRATEGY_HELP = (
     f"(default {DEFAULT_STRATEGY})"
 )
 
+if TYPE_CHECKING:
+    from mixopt.study import Study
+
 study_app = typer.Typer(
     help="Ask/tell mixture search for models you train yourself.", no_args_is_help=True
 )
 
 StudyArg = Annotated[Path, typer.Argument(metavar="STUDY", help="A study file (JSON).")]
+
+
+def save_study(study: Study, path: Path) -> None:
+    """Save through :func:`mixopt.atomic.replace_with`: a study file that is a symbolic link
+    is written through (the link stays), and what is not a regular file is never replaced."""
+    replace_with(path, study.save)
 
 
 # ------------------------------------------------------------------------------------------- cv
@@ -59,7 +69,13 @@ def cv(
     frame = read_joined(runs, on=join_on)
     X, y, _ = weights_and_target(frame, weights, target, source=", ".join(map(str, runs)))
     assert y is not None
-    require_finite(y, f"target column {target!r}")
+    if folds < 2:
+        raise MixoptError(f"--folds {folds}: cross-validation needs at least 2 folds")
+    if len(y) < folds:
+        raise MixoptError(
+            f"--folds {folds}: the table has {len(y)} row(s); give at least as many rows as "
+            "folds (and at least 2)"
+        )
     names = predictors.split(",") if predictors else available_predictors()
     results = {}
     for name in names:
@@ -113,7 +129,6 @@ def import_runs(
     frame = read_joined(files, on=join_on)
     X, y, columns = weights_and_target(frame, weights, target, source=", ".join(map(str, files)))
     assert y is not None
-    require_finite(y, f"target column {target!r}")
     prefix = weights if "," not in weights and weights not in columns else ""
     domains = [c[len(prefix) :] if prefix else c for c in columns]
     if study.exists():
@@ -131,7 +146,7 @@ def import_runs(
         )
     for row, value in zip(X.to_numpy(), y.to_numpy(), strict=True):
         s.add(dict(zip(domains, row, strict=True)), {target: float(value)})
-    s.save(study)
+    save_study(s, study)
     echo_err(f"imported {len(y)} runs into {study} ({len(s.suggestions)} mixtures in all)")
 
 
@@ -155,7 +170,7 @@ def study_new(
     if path.exists():
         raise MixoptError(f"{path}: already exists (mixopt never overwrites a study)")
     names = [d.strip() for d in domains.split(",") if d.strip()]
-    Study(
+    new = Study(
         names,
         objective=objective,
         direction="maximize" if maximize else "minimize",
@@ -163,7 +178,8 @@ def study_new(
         initial=initial,
         seed=seed,
         name=path.stem,
-    ).save(path)
+    )
+    save_study(new, path)
     echo_err(f"created {path} over {len(names)} domains")
 
 
@@ -177,7 +193,7 @@ def study_ask(
 
     s = Study.load(path)
     suggestions = s.ask(n)
-    s.save(path)
+    save_study(s, path)
     for suggestion in suggestions:
         typer.echo(json.dumps({"mixture_id": suggestion.mixture_id, "weights": suggestion.weights}))
 
@@ -209,7 +225,7 @@ def study_tell(
     else:
         assert value is not None
         objective = s.tell(mixture_id, value)
-    s.save(path)
+    save_study(s, path)
     echo_err(f"{mixture_id}: objective {objective:.6g}")
 
 

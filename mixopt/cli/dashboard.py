@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from mixopt.reporting.views import ViewOptions
 
 MLFLOW_URL_ENV = "MIXOPT_MLFLOW_URL"
+DASHBOARD_TOKEN_ENV = "MIXOPT_DASHBOARD_TOKEN"
 DEFAULT_PORT = 8765
 
 PredictorOption = Annotated[
@@ -65,7 +66,30 @@ def dashboard(
     token: Annotated[
         str | None, typer.Option(help="Token for --server (default: $MIXOPT_TOKEN).")
     ] = None,
+    service_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="The service's state directory, where it is readable here: --server jobs "
+            "then get every view (their runs tables are read from it)."
+        ),
+    ] = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Another host name the dashboard may be reached by (repeatable; the loopback "
+            "names and --host are allowed): requests naming any other are refused."
+        ),
+    ] = None,
+    dashboard_token: Annotated[
+        str | None,
+        typer.Option(
+            "--dashboard-token",
+            envvar=DASHBOARD_TOKEN_ENV,
+            help="Require this token of the dashboard's visitors (one is generated when "
+            "--server is given or --host is not loopback).",
+        ),
+    ] = None,
     port: Annotated[int, typer.Option(help="Port to listen on.")] = DEFAULT_PORT,
     poll: Annotated[
         float, typer.Option(help="Seconds between the page's refreshes of a running job.")
@@ -104,21 +128,31 @@ def dashboard(
                 if any(path.iterdir()):
                     raise error from None
 
+    from dashboards.guard import LOOPBACK_HOSTS, allowed_hosts
     from dashboards.server import create_app
     from dashboards.sources import DirectorySource, JobRegistry, ServiceSource
 
     service = None
     if server is not None:
-        service = ServiceSource(server, token=token)
+        service = ServiceSource(server, token=token, state_dir=service_dir)
         service.check()
     registry = JobRegistry(
         DirectorySource([p.resolve() for p in paths]) if paths else None, service, options
     )
-    app = create_app(registry, poll_s=poll)
+    if dashboard_token is not None and len(dashboard_token) < 16:
+        raise MixoptError("--dashboard-token must be at least 16 characters")
+    # the holder of a service token must not re-serve its jobs to whoever can reach this port
+    if dashboard_token is None and (server is not None or host not in LOOPBACK_HOSTS):
+        import secrets
+
+        dashboard_token = secrets.token_urlsafe(24)
+    hosts = allowed_hosts(host, list(allow_host or []))
+    app = create_app(registry, poll_s=poll, hosts=hosts, token=dashboard_token)
     import uvicorn
 
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    typer.echo(f"mixopt dashboard: http://{shown}:{port}/  (Ctrl-C stops it)", err=True)
+    link = f"http://{shown}:{port}/" + (f"?token={dashboard_token}" if dashboard_token else "")
+    typer.echo(f"mixopt dashboard: {link}  (Ctrl-C stops it)", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 

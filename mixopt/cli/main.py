@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from mixopt.atomic import write_atomic
-from mixopt.cli.common import WeightsOption, cancel_on_sigterm, require_finite, user_errors
+from mixopt.cli.common import WeightsOption, cancel_on_sigterm, preflight, user_errors
 from mixopt.errors import MixoptError
 
 app = typer.Typer(
@@ -47,18 +47,19 @@ def run(
     """Run a mixture search described by SPEC."""
     from mixopt.spec import load_spec
 
-    spec = load_spec(spec_path)
-    if ray_address:
-        spec.resources.ray_address = ray_address
-    if dry_run:
-        typer.echo(spec.to_yaml(), nl=False)
-        return
-    from mixopt.cli.summary import print_summary
-    from mixopt.job import JobDir
-    from mixopt.search import run_job
-
-    directory = JobDir.create(spec.output_dir, spec.name, job_dir)
     with cancel_on_sigterm():
+        spec = load_spec(spec_path)
+        if ray_address:
+            spec.resources.ray_address = ray_address
+        preflight(spec, runner)
+        if dry_run:
+            typer.echo(spec.to_yaml(), nl=False)
+            return
+        from mixopt.cli.summary import print_summary
+        from mixopt.job import JobDir
+        from mixopt.search import run_job
+
+        directory = JobDir.create(spec.output_dir, spec.name, job_dir)
         outcome = run_job(spec, directory, runner=runner)
     print_summary(outcome)
 
@@ -71,10 +72,14 @@ def resume(
 ) -> None:
     """Continue an interrupted job: finished trials are kept, the rest run again."""
     from mixopt.cli.summary import print_summary
+    from mixopt.job import JobDir
     from mixopt.search import resume_job
 
     with cancel_on_sigterm():
-        outcome = resume_job(job_dir, runner=runner)
+        job = JobDir(job_dir)
+        job.require_job()
+        preflight(job.load_spec(), runner)
+        outcome = resume_job(job, runner=runner)
     print_summary(outcome)
 
 
@@ -128,6 +133,7 @@ def predict(
     predictor: Annotated[str, typer.Option(help="Predictor name.")] = "auto",
 ) -> None:
     """Fit a predictor on one runs table and predict another."""
+    import numpy as np
     import pandas as pd
 
     from mixopt.predictors import make_predictor
@@ -136,11 +142,18 @@ def predict(
     train_frame = read_table(train)
     X, y, columns = weights_and_target(train_frame, weights, target, source=str(train))
     assert y is not None
-    require_finite(y, f"{train}: target column {target!r}")
+    if len(y) < 2:
+        raise MixoptError(f"{train}: {len(y)} row; a predictor needs at least 2 to fit")
     test_frame = read_table(test)
     X_test, _, _ = weights_and_target(test_frame, columns, None, source=str(test))
     model = make_predictor(predictor).fit(X.to_numpy(), y.to_numpy())
-    frame = pd.DataFrame({"prediction": model.predict(X_test.to_numpy())})
+    predictions = np.asarray(model.predict(X_test.to_numpy()), dtype=float)
+    if not np.isfinite(predictions).all():
+        raise MixoptError(
+            f"{predictor}: non-finite predictions for {int((~np.isfinite(predictions)).sum())} "
+            f"row(s) of {test}; nothing was written (is the target's scale extreme?)"
+        )
+    frame = pd.DataFrame({"prediction": predictions})
     write_atomic(out, frame.to_csv(index=False))
     typer.echo(
         f"{predictor}: fitted on {len(y)} rows, wrote {len(frame)} predictions to {out}", err=True
@@ -200,7 +213,8 @@ def replay(
     frame = read_table(runs)
     X, y, _ = weights_and_target(frame, weights, target, source=str(runs))
     assert y is not None
-    require_finite(y, f"{runs}: target column {target!r}")
+    if budget > len(y):
+        raise MixoptError(f"--budget {budget}: the pool {runs} has only {len(y)} rows")
     pool = Pool(
         X.to_numpy(),
         y.to_numpy(),

@@ -1,6 +1,6 @@
-"""``mixopt serve`` and the client commands that mirror the service's API.
+"""The client commands that mirror the service's API (``mixopt serve`` is in
+:mod:`mixopt.cli.serve`; the no-server fallbacks in :mod:`mixopt.cli.local_jobs`).
 
-    MIXOPT_TOKEN=... mixopt serve --port 8000
     mixopt submit spec.yaml --server http://127.0.0.1:8000     # last line: the job id
     mixopt status JOB --server URL --json                      # state, trials_completed, ...
     mixopt jobs / cancel JOB / resume JOB / logs JOB / export JOB --format yaml   (--server URL)
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +26,7 @@ import typer
 
 from mixopt.atomic import write_atomic
 from mixopt.cli.common import fail, user_errors
+from mixopt.cli.local_jobs import local_status, submit_local
 from mixopt.errors import MixoptError
 from mixopt.service.schemas import FINAL_STATES
 
@@ -98,97 +98,6 @@ def _describe(job: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-# ------------------------------------------------------------------------------------ serve
-
-
-@user_errors
-def serve(
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    host: Annotated[
-        str, typer.Option(help="Address to bind (loopback by default; others are exposed).")
-    ] = "127.0.0.1",
-    state_dir: Annotated[
-        Path | None,
-        typer.Option(help="Jobs, cache and SQLite live here (default ~/.mixopt/service)."),
-    ] = None,
-    database: Annotated[
-        str | None,
-        typer.Option(
-            envvar="MIXOPT_DATABASE_URL",
-            help="SQLAlchemy URL of the jobs database (default: SQLite in the state dir), "
-            "e.g. postgresql+psycopg://user@host/mixopt.",
-        ),
-    ] = None,
-    data_root: Annotated[
-        list[Path] | None,
-        typer.Option(
-            help="A folder specs may read data from (repeatable; default: the current folder)."
-        ),
-    ] = None,
-    token_file: Annotated[
-        Path | None,
-        typer.Option(help="Tokens: one token, or a YAML mapping user: token (plus $MIXOPT_TOKEN)."),
-    ] = None,
-    runner: Annotated[str, typer.Option(help="Where jobs run their trials: ray | local.")] = "ray",
-    max_jobs: Annotated[int, typer.Option(help="Jobs running at once; more are queued.")] = 1,
-    max_request_bytes: Annotated[int, typer.Option(help="Largest request body.")] = 1 << 20,
-    auto_resume: Annotated[
-        bool,
-        typer.Option(help="Resume jobs whose process was lost (e.g. killed with the server)."),
-    ] = True,
-    allow_code_hooks: Annotated[
-        bool, typer.Option(help="Let specs name metric hooks as module:function (imports code).")
-    ] = False,
-    public_docs: Annotated[
-        bool, typer.Option(help="Serve /docs and /openapi.json without a token.")
-    ] = False,
-    poll_interval: Annotated[float, typer.Option(help="Seconds between job checks.")] = 1.0,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
-) -> None:
-    """Run the mixopt service (REST API; docs at /docs). Jobs keep running if it stops; a
-    restarted server adopts them, and resumes those whose process is gone."""
-    import logging
-
-    import uvicorn
-
-    from mixopt.service.app import create_app
-    from mixopt.service.settings import ServiceSettings, default_state_dir, load_tokens
-
-    settings = ServiceSettings(
-        tokens=load_tokens(token_file),
-        state_dir=state_dir or default_state_dir(),
-        data_roots=list(data_root or [Path.cwd()]),
-        database_url=database,
-        host=host,
-        port=port,
-        max_request_bytes=max_request_bytes,
-        max_concurrent_jobs=max_jobs,
-        runner=runner,
-        auto_resume=auto_resume,
-        allow_code_hooks=allow_code_hooks,
-        public_docs=public_docs,
-        poll_interval_s=poll_interval,
-    )
-    logging.basicConfig(level=log_level.upper(), format="%(levelname)s: %(name)s: %(message)s")
-    echo = lambda text: typer.echo(text, err=True)  # noqa: E731
-    echo(f"mixopt service: state in {settings.state_dir}")
-    echo(f"  database: {_redact(settings.url)}")
-    echo(f"  data roots: {', '.join(str(r) for r in settings.data_roots)}")
-    echo(f"  users: {', '.join(sorted(settings.tokens))}; runner: {settings.runner}")
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        echo(f"  warning: listening on {host}: put TLS in front of it, tokens travel in clear")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
-
-
-def _redact(url: str) -> str:
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url
-
-
 # ----------------------------------------------------------------------------------- submit
 
 
@@ -207,7 +116,7 @@ def submit(
     if not spec_path.is_file():
         raise MixoptError(f"{spec_path}: spec file not found")
     if server is None:
-        _submit_local(spec_path, runner, dry_run)
+        submit_local(spec_path, runner, dry_run)
         return
     try:
         text = spec_path.read_text()
@@ -231,93 +140,7 @@ def submit(
     typer.echo(result["id"])
 
 
-def _submit_local(spec_path: Path, runner: str, dry_run: bool) -> None:
-    """Start ``mixopt run`` on SPEC in the background; print the job directory last."""
-    import subprocess
-
-    from mixopt.job import JobDir
-    from mixopt.spec import load_spec
-
-    spec = load_spec(spec_path)
-    if dry_run:
-        typer.echo(f"{spec_path}: valid")
-        return
-    directory = JobDir.create(spec.output_dir, spec.name).path
-    log_path = directory.with_name(directory.name + ".log")
-    command = [sys.executable, "-m", "mixopt.cli.main", "run", str(spec_path.resolve())]
-    command += ["--job-dir", str(directory), "--runner", runner]
-    with log_path.open("ab") as out:
-        child = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    typer.echo(
-        f"started {spec.name} in the background (pid {child.pid}); output in {log_path}; "
-        f"watch it: mixopt status {directory}",
-        err=True,
-    )
-    typer.echo(str(directory))
-
-
 # ----------------------------------------------------------------------------------- status
-
-
-def local_status(job_dir: Path) -> dict[str, Any]:
-    """A local job directory described like the service's job (state, trials, best)."""
-    import platform
-
-    from mixopt.job import JobDir, JobStatus, StatusRecord, planned_trials
-    from mixopt.job.directory import STATUS_FILE
-    from mixopt.service.progress import eta_seconds, read_progress
-    from mixopt.service.supervisor import process_alive
-
-    job = JobDir(job_dir)
-    record = job.read_status()
-    starting = job.path.is_dir() and not any(
-        p for p in job.path.iterdir() if not p.name.startswith(".")
-    )
-    if record is None and starting:  # created; its process has not written a status yet
-        record = StatusRecord(job=job.path.name, status=JobStatus.QUEUED)
-    if record is None:
-        raise MixoptError(f"{job_dir}: not a job directory (no readable {STATUS_FILE})")
-    direction, total = "minimize", 0
-    if job.spec_path.is_file():
-        try:
-            spec = job.load_spec()
-            direction, total = spec.objective.direction, planned_trials(spec)
-        except MixoptError:
-            pass
-    progress = read_progress(job, direction)
-    status = progress.status or record.status
-    mapped = status.service_state()
-    error = progress.error
-    here = record.host in ("", platform.node())
-    if status.active and here and record.pid is not None and not process_alive(record.pid, ""):
-        mapped = "failed"
-        error = f"the job's process is gone; continue it with: mixopt resume {job_dir}"
-    completed = progress.trials_completed or 0
-    failed = progress.trials_failed or 0
-    total = progress.trials_total or total
-    eta = progress.eta_s
-    if mapped == "running" and eta is None:
-        eta = eta_seconds(completed + failed, total, job.path.stat().st_ctime, time.time())
-    return {
-        "id": str(job_dir),
-        "name": record.job or job.path.name,
-        "state": mapped,
-        "status": status.value,
-        "stage": progress.stage,
-        "trials_completed": completed,
-        "trials_failed": failed,
-        "trials_total": total,
-        "best_objective": progress.best_objective,
-        "eta_s": eta if mapped == "running" else None,
-        "error": error,
-        "job_dir": str(job_dir),
-    }
 
 
 @user_errors
@@ -504,6 +327,8 @@ def register_service_commands(app: typer.Typer) -> None:
     """Add serve/submit/status/cancel/jobs/logs to ``app``; give its ``export`` and ``resume``
     a ``--server`` option (adding a server-only ``resume`` if there is no local one).
     Call it after every other command is registered."""
+    from mixopt.cli.serve import serve
+
     for name, function in (
         ("serve", serve),
         ("submit", submit),

@@ -6,11 +6,20 @@ extension names (:mod:`mixopt.data.formats`); a compressible format's gzip/zstd 
 found by magic bytes. A domain is either all text or all token ids, and a format that needs
 ``dtype`` gets one. Every problem raises :class:`~mixopt.errors.DataError` naming the domain and
 the path.
+
+Where a job may read is checked here too, at read time: when ``$MIXOPT_READ_ROOTS`` is set (the
+service sets it for its job processes, from its own settings, never from the spec), every file a
+domain resolves to (symbolic links followed to their targets) must lie inside one of its data
+roots and outside its private folders, or the domain fails. A link planted under a data root
+after the spec was admitted thus cannot make a job read (and tokenize into the cache, where it
+could be decoded) a file outside every data root.
 """
 
 from __future__ import annotations
 
 import glob
+import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,6 +33,46 @@ if TYPE_CHECKING:
     from mixopt.spec import DomainSpec
 
 _GLOB_CHARS = frozenset("*?[")
+READ_ROOTS_ENV = "MIXOPT_READ_ROOTS"
+
+
+def inside(path: Path, roots: tuple[Path, ...] | list[Path]) -> bool:
+    """Whether ``path`` (resolved) is one of ``roots`` or lies under one."""
+    return any(path == root or root in path.parents for root in roots)
+
+
+@dataclass(frozen=True)
+class ReadRoots:
+    """Where data may be read from: inside one of ``allowed``, never inside ``denied``."""
+
+    allowed: tuple[Path, ...]
+    denied: tuple[Path, ...] = ()
+
+    def permits(self, path: str | Path) -> bool:
+        """Whether ``path``, with every symbolic link resolved, may be read."""
+        real = Path(os.path.realpath(path))
+        return inside(real, self.allowed) and not inside(real, self.denied)
+
+    def to_env(self) -> str:
+        allowed, denied = [str(p) for p in self.allowed], [str(p) for p in self.denied]
+        return json.dumps({"allowed": allowed, "denied": denied})
+
+    @classmethod
+    def from_env(cls) -> ReadRoots | None:
+        """The roots the service gave this process; None when reads are unrestricted."""
+        text = os.environ.get(READ_ROOTS_ENV)
+        if not text:
+            return None
+        try:
+            data = json.loads(text)
+            allowed = tuple(Path(p) for p in data["allowed"])
+            denied = tuple(Path(p) for p in data.get("denied", []))
+        except (ValueError, KeyError, TypeError):
+            # a malformed restriction must not turn into no restriction
+            raise DataError(f"${READ_ROOTS_ENV} is malformed; refusing to read data") from None
+        if not allowed:
+            raise DataError(f"${READ_ROOTS_ENV} names no data root; refusing to read data")
+        return cls(allowed, denied)
 
 
 @dataclass(frozen=True)
@@ -85,10 +134,16 @@ def resolve_sources(domain: DomainSpec) -> list[SourceFile]:
     A domain is either all text or all tokens (pre-tokenized formats): mixing them is an error,
     as is a file of a format that needs ``dtype`` (raw ``.bin``) without one.
     """
+    roots = ReadRoots.from_env()
     seen: set[Path] = set()
     files: list[SourceFile] = []
     for entry in domain.paths:
         for path in _expand(domain.name, entry):
+            if roots is not None and not roots.permits(path):
+                raise DataError(
+                    f"domain {domain.name!r}: {entry}: a file it names resolves outside the "
+                    "service's data roots (a symbolic link?); it is not read"
+                )
             if path not in seen:
                 seen.add(path)
                 fmt = detect_format(path, domain.format)

@@ -208,8 +208,10 @@ def _check_alive(status: StatusRecord | None) -> StatusRecord | None:
     if status.pid is None or status.host != platform.node():
         return status
     try:
+        if status.pid <= 0:  # not a process (a negative pid would name a process group)
+            raise ProcessLookupError
         os.kill(status.pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):
         return replace(status, status=JobStatus.INTERRUPTED, error="the job's process is gone")
     except PermissionError:
         pass

@@ -3,17 +3,54 @@
 Local Ray starts when no address is given (``RAY_ADDRESS`` or ``--ray-address`` join a cluster).
 A task that raised is a trial failure (abandoned: retrying the same code on the same data gives
 the same error); a worker or node that died is retryable.
+
+A local Ray of our own listens on the loopback interface only: its GCS, raylet, object manager,
+agents and workers bind 127.0.0.1, never every interface (Ray's own documentation says they must
+never be reachable from an untrusted network). Ray picks its node address when it is imported,
+so the runner tells it before importing it (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``: the
+single-machine mode Ray uses on laptops) and checks, once Ray is up, that the node's address is
+the loopback one. ``ray.init`` also installs its own SIGTERM handler, which would turn a
+cancellation into an exit with status 1; the runner puts the driver's handler back, and unwraps
+the cancellation Ray hands back as a SystemError when the signal lands in one of its calls.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import os
-from collections.abc import Callable
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from mixopt.runners.base import Runner, RunnerEvent, group_events, is_environmental
 from mixopt.trials import TrialRequest
 from mixopt.worker import execute_group, execute_trial
+
+LOOPBACK = "127.0.0.1"
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": Ray's single-machine (loopback) mode
+
+
+@contextlib.contextmanager
+def _interruptible() -> Iterator[None]:
+    """Ray runs the driver's signal handlers inside its own C calls, and wraps what they raise
+    in a SystemError: a cancellation (or Ctrl-C) raised there is raised again as itself."""
+    try:
+        yield
+    except SystemError as error:
+        cause = error.__cause__
+        if isinstance(cause, BaseException) and not isinstance(cause, Exception):
+            raise cause from None
+        raise
+
+
+def _loopback_only() -> None:
+    """Make an already imported Ray pick the loopback address for a local cluster too."""
+    from ray._private import ray_constants
+
+    ray_constants.ENABLE_RAY_CLUSTER = False
 
 
 class RayRunner(Runner):
@@ -37,20 +74,33 @@ class RayRunner(Runner):
         self._owns_ray = False
 
     def start(self) -> None:
+        address = self.address or os.environ.get("RAY_ADDRESS") or None
+        if address is None and "ray" not in sys.modules:
+            os.environ[LOOPBACK_ENV] = "0"  # read when ray is imported
         import ray
 
-        address = self.address or os.environ.get("RAY_ADDRESS") or None
         if not ray.is_initialized():
             kwargs: dict[str, Any] = {"log_to_driver": False}
             if address is None:  # a local Ray of our own; a cluster keeps its own settings
+                _loopback_only()
                 kwargs.update(
                     include_dashboard=False,
                     num_cpus=self.num_cpus,
                     object_store_memory=200 * 1024**2,
+                    _node_ip_address=LOOPBACK,
                 )
+            main = threading.current_thread() is threading.main_thread()
+            handler = signal.getsignal(signal.SIGTERM) if main else None
             # "local" always starts a fresh local Ray: never join a cluster someone else started
             ray.init(address=address or "local", **kwargs)
             self._owns_ray = True
+            if handler is not None:  # Ray's handler would exit 1 instead of cancelling
+                signal.signal(signal.SIGTERM, handler)
+            if address is None:
+                node = ray.util.get_node_ip_address()
+                if not ipaddress.ip_address(node).is_loopback:
+                    self.shutdown()
+                    raise RuntimeError(f"the local Ray bound {node}, not the loopback interface")
         resources = {
             "num_cpus": self.cpus_per_trial,
             "num_gpus": self.gpus_per_trial,
@@ -84,14 +134,16 @@ class RayRunner(Runner):
 
         if not self._refs:
             return []
-        done, _ = ray.wait(list(self._refs), num_returns=1, timeout=timeout)
-        if done:  # collect everything else that is ready too
-            done, _ = ray.wait(list(self._refs), num_returns=len(self._refs), timeout=0)
+        with _interruptible():
+            done, _ = ray.wait(list(self._refs), num_returns=1, timeout=timeout)
+            if done:  # collect everything else that is ready too
+                done, _ = ray.wait(list(self._refs), num_returns=len(self._refs), timeout=0)
         events = []
         for ref in done:
             trial_ids = self._refs.pop(ref)
             try:
-                value = ray.get(ref)
+                with _interruptible():
+                    value = ray.get(ref)
                 if isinstance(value, list):
                     events.extend(group_events(value))
                 else:

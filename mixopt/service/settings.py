@@ -1,9 +1,10 @@
 """What a deployment of the service configures, and where the tokens come from.
 
 Defaults keep everything on one machine: bound to 127.0.0.1, jobs in SQLite under the state
-directory, specs may read data under the directory the server was started in. A shared
-deployment names a database URL (e.g. ``postgresql+psycopg://user@host/mixopt``), its data
-roots, and a tokens file mapping each user to a token.
+directory, specs may read data under the directory the server was started in, each job tracks
+to MLflow's SQLite in its own directory. A shared deployment names a database URL (e.g.
+``postgresql+psycopg://user@host/mixopt``), its data roots, a tokens file mapping each user to
+a token, its MLflow server (the only one jobs may track to) and its users' quotas.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mixopt.errors import MixoptError
+from mixopt.service.quotas import Quotas
 
 TOKEN_ENV = "MIXOPT_TOKEN"
 TOKEN_FILE_ENV = "MIXOPT_TOKEN_FILE"
@@ -57,6 +59,8 @@ class ServiceSettings:
     job_command: tuple[str, ...] = field(default_factory=default_job_command)
     allow_code_hooks: bool = False
     public_docs: bool = False
+    mlflow_uri: str | None = None  # the MLflow server jobs track to; None: their own SQLite
+    quotas: Quotas = field(default_factory=Quotas)
 
     def __post_init__(self) -> None:
         if not self.tokens:
@@ -75,6 +79,11 @@ class ServiceSettings:
             raise ServiceConfigError("max_concurrent_jobs must be at least 1")
         if self.max_request_bytes < 1024:
             raise ServiceConfigError("max_request_bytes must be at least 1024")
+        if self.mlflow_uri is not None and not self.mlflow_uri.startswith(("http://", "https://")):
+            raise ServiceConfigError(
+                f"mlflow_uri must be an http(s) MLflow server, got {self.mlflow_uri!r} (without "
+                "one, each job keeps its runs in its own directory)"
+            )
 
     @property
     def jobs_dir(self) -> Path:
@@ -83,8 +92,12 @@ class ServiceSettings:
 
     @property
     def cache_dir(self) -> Path:
-        """The data cache jobs share unless their spec names another (allowed) one."""
+        """The data caches, one per user: ``<state>/cache/<user>/``."""
         return self.state_dir / "cache"
+
+    def user_cache_dir(self, user: str) -> Path:
+        """The cache of ``user``'s jobs (no user can read or poison another's shards)."""
+        return self.cache_dir / user
 
     @property
     def url(self) -> str:

@@ -11,9 +11,15 @@ Restart semantics (what :meth:`Supervisor.tick` does for each running job of thi
 - its process is gone and ``job.json`` says completed → completed; says failed → failed;
 - its process is gone without a final state (killed with the server, OOM, a reboot) → it is
   queued again with ``mixopt resume`` (finished trials are kept), at most ``max_resumes`` times;
-- a cancelled job's driver gets SIGTERM (it stops its trials, saves its state and records
-  ``cancelled``), its process group SIGKILL after ``cancel_grace_s``; a job stopped by a SIGTERM
-  nobody asked for through the API (a machine shutting down) is resumed like a killed one.
+- a cancelled job's driver gets SIGTERM (it stops its trials, saves its state, records
+  ``cancelled`` in ``job.json`` and MLflow and exits 3), its process group SIGKILL after
+  ``cancel_grace_s`` (then the supervisor records ``cancelled`` in ``job.json``); a job that
+  completed before the cancel reached it stays completed, so every view agrees; a job stopped
+  by a SIGTERM nobody asked for through the API (a machine shutting down) is resumed like a
+  killed one.
+
+Each job process gets its user's policy (:class:`~mixopt.service.policy.JobPolicy`) in its
+environment, and enforces it before it reads or trains anything.
 
 Queued jobs start oldest first while fewer than ``max_concurrent_jobs`` run on this host.
 """
@@ -31,7 +37,9 @@ import threading
 import time
 from pathlib import Path
 
+from mixopt.cli.common import CANCELLED_EXIT
 from mixopt.job import JobDir, JobStatus
+from mixopt.service.policy import JobPolicy
 from mixopt.service.progress import read_progress
 from mixopt.service.settings import TOKEN_ENV, TOKEN_FILE_ENV, ServiceSettings
 from mixopt.service.store import JobRecord, JobStore
@@ -40,7 +48,6 @@ log = logging.getLogger("mixopt.service")
 
 SUBMITTED_SPEC = "submitted.yaml"
 PROCESS_LOG = "process.log"
-CANCELLED_EXIT = 3  # `mixopt run` exits 3 when SIGTERM cancelled it
 
 
 def process_alive(pid: int | None, marker: str) -> bool:
@@ -200,10 +207,12 @@ class Supervisor:
         if code is not None and code < 0:
             how = f"killed by signal {-code}"
         broke = code is not None and code > 0 and code != CANCELLED_EXIT
-        if job.cancel_requested is not None:
-            values.update(state="cancelled", error=None)
-        elif progress.status is JobStatus.COMPLETED and progress.has_recommendation and not code:
+        completed = progress.status is JobStatus.COMPLETED and progress.has_recommendation
+        if completed and not code:  # finished before a cancel could stop it
             values.update(state="completed", error=None)
+        elif job.cancel_requested is not None:
+            values.update(state="cancelled", error=None)
+            self._record_cancelled(job)
         elif progress.status is JobStatus.FAILED or broke:
             tail = log_tail(Path(job.folder) / PROCESS_LOG)
             values.update(state="failed", error=progress.error or f"{how}:\n{tail}".strip())
@@ -222,6 +231,18 @@ class Supervisor:
                 error=f"job process ended ({how}) after {job.resumes} automatic resume(s)",
             )
         self.store.transition(job.id, ("running",), **values)
+
+    @staticmethod
+    def _record_cancelled(job: JobRecord) -> None:
+        """A job killed before it could record its cancellation: record it in ``job.json``."""
+        directory = JobDir(job.job_dir)
+        record = directory.read_status()
+        if record is not None and not record.status.final:
+            record.status = JobStatus.CANCELLED
+            record.error = "cancelled; the job's process was killed after the grace period"
+            record.running = []
+            with contextlib.suppress(OSError):
+                directory.write_status(record)
 
     @staticmethod
     def _next_command(job: JobRecord) -> str:
@@ -250,6 +271,8 @@ class Supervisor:
             if job.command == "resume":
                 command += ["resume", str(job_dir), "--runner", job.runner]
             else:
+                if JobDir(job_dir).locked():  # its earlier process still owns it
+                    raise OSError(f"job {job.id}: an earlier process still owns its directory")
                 if job_dir.exists():  # a start that never got going: begin again, cleanly
                     shutil.rmtree(job_dir)
                 spec_path = folder / SUBMITTED_SPEC
@@ -259,6 +282,7 @@ class Supervisor:
             # the job needs no token, and must not mistake itself for a client of a server
             hidden = (TOKEN_ENV, TOKEN_FILE_ENV, "MIXOPT_SERVER")
             env = {k: v for k, v in os.environ.items() if k not in hidden}
+            env.update(JobPolicy.for_user(self.settings, job.owner).to_env())
             env["PYTHONUNBUFFERED"] = "1"
             with (folder / PROCESS_LOG).open("ab") as out:
                 stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")

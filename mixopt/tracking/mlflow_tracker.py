@@ -34,18 +34,24 @@ off (``MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT``), as it would interleave with th
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-import math
 import os
-import re
-import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from mixopt.errors import MixoptError
 from mixopt.tracking.base import Tracker
+from mixopt.tracking.mlflow_content import (
+    TRIAL_ID,
+    flatten_scores,
+    ms,
+    now_ms,
+    safe_key,
+    trial_metrics,
+    trial_params,
+    trial_tags,
+)
 from mixopt.trials import Trial, TrialRequest
 
 _MAX_PARAM = 500  # MLflow's param value limit is 6000 chars; keep params short and readable
@@ -53,13 +59,7 @@ _MAX_TAG = 5000
 _METRIC_BATCH = 900  # MLflow accepts at most 1000 metrics per log_batch
 _PARAM_BATCH = 90  # ... and at most 100 params or tags
 
-KIND, JOB_KEY, TRIAL_ID, FIT_ID, LOGGED = (
-    "mixopt.kind",
-    "mixopt.job_key",
-    "mixopt.trial_id",
-    "mixopt.fit_id",
-    "mixopt.logged",
-)
+KIND, JOB_KEY, FIT_ID, LOGGED = "mixopt.kind", "mixopt.job_key", "mixopt.fit_id", "mixopt.logged"
 PARENT = "mlflow.parentRunId"
 _HTTP_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",  # RetryingTracker retries (and logs less noise)
@@ -67,27 +67,6 @@ _HTTP_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
     "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",  # no "View run" line per set_terminated
 }
-_RESULT_SCALARS = (
-    "tokens",
-    "flops",
-    "wall_s",
-    "train_s",
-    "eval_s",
-    "tokens_per_s",
-    "steps",
-    "group_wall_s",
-    "resumed_from_step",
-)
-_RESULT_PARAMS = (
-    "device",
-    "arch",
-    "n_params",
-    "n_params_total",
-    "n_params_active",
-    "threads",
-    "n_models",
-)
-_BAD_KEY = re.compile(r"[^A-Za-z0-9_\-. /]")
 
 
 def default_tracking_uri(database: Path) -> str:
@@ -99,7 +78,7 @@ def is_remote(uri: str) -> bool:
     return uri.startswith(("http://", "https://", "databricks"))
 
 
-def job_key(job_dir: str) -> str:
+def jobkey(job_dir: str) -> str:
     """The lookup key of a job's parent run: a hash of its directory (safe in filter strings)."""
     return hashlib.sha256(job_dir.encode()).hexdigest()[:24]
 
@@ -144,7 +123,7 @@ class MlflowTracker(Tracker):
         client = self._connect()
         tags = {**tags, KIND: "job"}
         if "mixopt.job_dir" in tags:
-            tags.setdefault(JOB_KEY, job_key(tags["mixopt.job_dir"]))
+            tags.setdefault(JOB_KEY, jobkey(tags["mixopt.job_dir"]))
         existing = None
         if run_id is not None:
             existing = client.get_run(run_id)
@@ -167,9 +146,9 @@ class MlflowTracker(Tracker):
         from mlflow.entities import Metric
 
         parent = self._require_parent()
-        now = _now_ms()
+        now = now_ms()
         batch = [
-            Metric(_key(k), float(v), now, step)
+            Metric(safe_key(k), float(v), now, step)
             for k, v in metrics.items()
             if isinstance(v, int | float) and not isinstance(v, bool)
         ]
@@ -203,14 +182,14 @@ class MlflowTracker(Tracker):
             return
         tags = trial_tags(trial, row)
         tags.update({PARENT: parent, KIND: "trial", **self._job_tags})
-        started = _ms(trial.result.get("started_at"))
+        started = ms(trial.result.get("started_at"))
         run, existing = self._child(trial.trial_id, {TRIAL_ID: trial.trial_id}, tags, started)
         if existing is not None and existing.data.tags.get(LOGGED) == status:
             self._logged[trial.trial_id] = status
             return
         known = existing.data.params if existing is not None else {}
         self._log_params(run, trial_params(trial, row, request), existing=known)
-        timestamp = _ms(trial.result.get("finished_at")) or _now_ms()
+        timestamp = ms(trial.result.get("finished_at")) or now_ms()
         self._log_metrics(run, trial_metrics(trial, row, timestamp))
         if trial.error:
             self._client.set_tag(run, "mixopt.error", trial.error[:_MAX_TAG])
@@ -255,10 +234,10 @@ class MlflowTracker(Tracker):
             created = self._client.create_run(self._experiment_id, run_name=run_name, tags=run_tags)
             run, known = created.info.run_id, {}
         self._log_params(run, {"predictor": name, **dict(params)}, existing=known)
-        now = _now_ms()
+        now = now_ms()
         metrics = [
-            Metric(_key(f"cv/{key}"), value, now, step)
-            for key, value, step in _flatten_scores(cv_scores)
+            Metric(safe_key(f"cv/{key}"), value, now, step)
+            for key, value, step in flatten_scores(cv_scores)
         ]
         self._log_metrics(run, metrics)
         self._client.set_tag(run, LOGGED, "completed")
@@ -361,9 +340,9 @@ class MlflowTracker(Tracker):
 
         known = existing or {}
         items = [
-            Param(_key(k), str(v)[:_MAX_PARAM])
+            Param(safe_key(k), str(v)[:_MAX_PARAM])
             for k, v in params.items()
-            if v is not None and _key(k) not in known
+            if v is not None and safe_key(k) not in known
         ]
         for start in range(0, len(items), _PARAM_BATCH):
             self._client.log_batch(run_id, params=items[start : start + _PARAM_BATCH])
@@ -380,131 +359,6 @@ class MlflowTracker(Tracker):
             self._client.log_batch(run_id, metrics=metrics[start : start + _METRIC_BATCH])
 
 
-# ----------------------------------------------------------------------------- trial content
-
-
-def trial_tags(trial: Trial, row: Mapping[str, Any] | None = None) -> dict[str, str]:
-    tags = {
-        TRIAL_ID: trial.trial_id,
-        "mixopt.stage": trial.stage.value,
-        "mixopt.status": trial.status.value,
-        "mixopt.round": str(trial.round),
-    }
-    if trial.label:
-        tags["mixopt.label"] = trial.label
-    if row is not None and row.get("fidelity"):
-        tags["mixopt.fidelity"] = str(row["fidelity"])
-    if trial.result.get("host"):
-        tags["mixopt.host"] = str(trial.result["host"])
-    return tags
-
-
-def trial_params(
-    trial: Trial,
-    row: Mapping[str, Any] | None = None,
-    request: TrialRequest | None = None,
-) -> dict[str, Any]:
-    """A trial's params: mixture, seed, proxy and training config, data versions."""
-    params: dict[str, Any] = {f"weight/{d}": f"{w:.6f}" for d, w in trial.weights.items()}
-    params.update({"seed": trial.seed, "round": trial.round, "stage": trial.stage.value})
-    if trial.label:
-        params["label"] = trial.label
-    if request is not None:
-        params.update(
-            {
-                "proxy.preset": request.proxy.preset,
-                "proxy.arch": request.proxy.arch,
-                "proxy.seq_len": request.model.seq_len,
-                "proxy.vocab_size": request.model.vocab_size,
-            }
-        )
-        params.update({f"proxy.{k}": v for k, v in request.proxy.overrides.items()})
-        params.update(
-            {
-                f"train.{k}": v
-                for k, v in dataclasses.asdict(request.train).items()
-                if isinstance(v, str | int | float | bool | list | tuple)
-                and k not in ("checkpoint_dir", "seed")
-            }
-        )
-    result = trial.result
-    params.update({f"proxy.{k}": result[k] for k in _RESULT_PARAMS if k in result})
-    for key, value in (row or {}).items():
-        versioned = key in ("data_hash", "tokenizer_hash", "fidelity") or key.startswith(
-            "data_hash/"
-        )
-        if versioned and value is not None and not (isinstance(value, float) and math.isnan(value)):
-            params[key] = value
-    return params
-
-
-def trial_metrics(
-    trial: Trial, row: Mapping[str, Any] | None = None, timestamp: int | None = None
-) -> list[Any]:
-    """A trial's metrics as MLflow ``Metric`` entities (see the module docstring)."""
-    from mlflow.entities import Metric
-
-    now = timestamp if timestamp is not None else _now_ms()
-    result = trial.result
-    final = int(result.get("tokens") or 0)
-    out: list[Any] = []
-
-    def add(key: str, value: Any, step: int) -> None:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            out.append(Metric(_key(key), float(value), now, int(step)))
-
-    for record in result.get("evals") or []:
-        step = int(record.get("tokens", record.get("step", 0)))
-        for key, value in (record.get("metrics") or {}).items():
-            add(key, value, step)
-        for key, value in _expert_load(record.get("expert_counts") or []):
-            add(key, value, step)
-    for key, value in (result.get("metrics") or {}).items():
-        add(key, value, final)
-    add("objective", result.get("objective"), final)
-    for key, value in _expert_load(result.get("expert_counts") or []):
-        add(key, value, final)
-    for key in _RESULT_SCALARS:
-        add(key, result.get(key), 0)
-    add("attempts", trial.attempts, 0)
-    for tokens, loss in result.get("curve") or []:
-        add("train_loss", loss, int(tokens))
-    if row is not None:
-        for key, value in row.items():
-            if key.startswith("epochs/"):
-                add(key, value, 0)
-    return out
-
-
-def _expert_load(counts: list[list[int]]) -> Iterator[tuple[str, float]]:
-    """Each expert's share of its layer's routed tokens, and each layer's max/mean ratio."""
-    for i, layer in enumerate(counts):
-        total = float(sum(layer))
-        if not layer or total <= 0:
-            continue
-        for j, count in enumerate(layer):
-            yield f"moe/expert_share/layer{i}/expert{j}", count / total
-        yield f"moe/expert_imbalance/layer{i}", max(layer) / (total / len(layer))
-
-
-def _flatten_scores(
-    scores: Mapping[str, Any], prefix: str = ""
-) -> Iterator[tuple[str, float, int]]:
-    """(key, value, step): nested mappings join keys with '/', lists become steps (folds)."""
-    for key, value in scores.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            yield from _flatten_scores(value, f"{name}/")
-        elif isinstance(value, list | tuple):
-            for step, item in enumerate(value):
-                if isinstance(item, int | float) and not isinstance(item, bool):
-                    yield name, float(item), step
-        elif isinstance(value, int | float) and not isinstance(value, bool):
-            yield name, float(value), 0
-        elif hasattr(value, "item"):  # numpy scalar
-            yield name, float(value.item()), 0
-
-
 def _tag_filter(tags: Mapping[str, str]) -> str:
     return " and ".join(f"tags.`{k}` = {_quote(v)}" for k, v in tags.items())
 
@@ -515,18 +369,3 @@ def _quote(value: str) -> str:
     if '"' not in value:
         return f'"{value}"'
     raise MixoptError(f"cannot search MLflow for a tag value with both quote kinds: {value!r}")
-
-
-def _key(name: str) -> str:
-    """An MLflow-safe metric/param name (letters, digits, ``_-. /``)."""
-    return _BAD_KEY.sub("_", str(name))
-
-
-def _ms(seconds: Any) -> int | None:
-    if isinstance(seconds, int | float) and not isinstance(seconds, bool) and seconds > 0:
-        return int(seconds * 1000)
-    return None
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)

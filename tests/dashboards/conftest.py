@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.mixopt.reporting.jobs import shared_finished_job
@@ -31,12 +32,20 @@ def finished_job() -> Path:
 
 
 class Dashboard(ServerProcess):
-    """``mixopt dashboard`` in its own process on a free loopback port."""
+    """``mixopt dashboard`` in its own process on a free loopback port; ``get`` sends the
+    dashboard's token (``$MIXOPT_DASHBOARD_TOKEN`` of ``env``) when it has one."""
 
     def __init__(self, args: list[str], log: Path, env: dict[str, str] | None = None) -> None:
         port = free_port()
         command = [str(Path(sys.executable).with_name("mixopt")), "dashboard", *args]
-        super().__init__([*command, "--port", str(port)], env, log, port, "/api/config")
+        super().__init__([*command, "--port", str(port)], env, log, port, "/health")
+        self.token = (env or {}).get("MIXOPT_DASHBOARD_TOKEN")
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        headers = dict(kwargs.pop("headers", {}))
+        if self.token:
+            headers.setdefault("Authorization", f"Bearer {self.token}")
+        return httpx.get(f"{self.url}{path}", headers=headers, timeout=60.0, **kwargs)
 
 
 @pytest.fixture

@@ -12,6 +12,8 @@ from mixopt.cli.main import app as cli_app
 from tests.mixopt.service.conftest import wait_for
 from tests.mixopt.service.test_server import TOKEN, cli, fake_service, server_env, write_spec
 
+DASHBOARD_TOKEN = "dashboard-token-0123456789"
+
 
 def test_api_over_job_directories(tmp_path, start_dashboard, finished_job):
     root = tmp_path / "runs"
@@ -79,6 +81,7 @@ def test_api_over_a_service(tmp_path, service, start_dashboard):
     assert wait.exit_code == 0, wait.output
 
     env = {**server_env(tmp_path / "unused"), "MIXOPT_TOKEN": TOKEN}
+    env["MIXOPT_DASHBOARD_TOKEN"] = DASHBOARD_TOKEN  # --server: the dashboard needs its own
     dashboard = start_dashboard("--server", service.url, env=env)
     config = dashboard.get("/api/config").json()
     assert config["sources"] == [f"service {service.url}"]

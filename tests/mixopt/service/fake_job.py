@@ -7,7 +7,9 @@ It writes what the real job writes for the service to read (``spec.yaml``, ``sta
 ``job.json`` with progress, ``job.log``, ``recommendation.json``) in a fraction of a second, and
 behaves by the spec's name: ``fail*`` fails like a spec error (exit 2), ``slow*`` takes a minute
 unless cancelled with SIGTERM (exit 3, status cancelled), ``crash*`` dies by a signal on its
-first run and completes when resumed, ``hang*`` ignores SIGTERM.
+first run and completes when resumed, ``hang*`` ignores SIGTERM, ``leak*`` fails with a
+traceback and an error naming its own directory, the interpreter's library folder and the home
+directory (what a real crash shows).
 """
 
 from __future__ import annotations
@@ -72,6 +74,19 @@ def main(argv: list[str]) -> int:
     base = {"job": name, "trials_total": total, "pid": os.getpid()}
     try:
         write_status(job_dir, status="preparing", stage="preparing", trials_completed=done, **base)
+        if name.startswith("leak"):
+            import sysconfig
+
+            library = sysconfig.get_paths()["purelib"]
+            home = Path.home()
+            print("Traceback (most recent call last):", file=sys.stderr)
+            print(f'  File "{library}/torch/nn/module.py", line 1, in f', file=sys.stderr)
+            print(f'  File "{home}/.cache/mixopt/x.py", line 2, in g', file=sys.stderr)
+            error = f"cannot open {job_dir.resolve()}/checkpoints/t0001 (from {sys.prefix})"
+            say(job_dir, error)
+            write_status(job_dir, status="failed", error=error, **base)
+            print(f"error: {error}", file=sys.stderr)
+            return 2
         if name.startswith("fail"):
             say(job_dir, "domain 'code': no such file")
             write_status(job_dir, status="failed", error="domain 'code': boom", **base)

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import ASSETS, CORPUS
 from tests.mixopt.service.conftest import ALICE, BOB, spec_dict, spec_yaml, wait_for
@@ -156,11 +157,44 @@ def test_relative_paths_resolve_against_the_first_data_root_by_default(api):
 
 
 def test_service_owns_job_folders_and_cache(api, service_settings):
+    """Where a job writes is the service's choice, per user, shown without server paths."""
     settings = service_settings()
     job = submit(api, spec_yaml("where")).json()
-    assert job["job_dir"] == str(settings.jobs_dir / job["id"] / "run")
+    assert job["job_dir"] == f"jobs/{job['id']}/run"  # relative to the service's state
     spec = api.get(f"/jobs/{job['id']}/spec", headers=ALICE).text
-    assert f"cache_dir: {settings.cache_dir}" in spec
+    assert "cache_dir: <state>/cache/alice\n" in spec
+    assert "output_dir: .\n" in spec  # the job's own folder, shown relative to itself
+    assert str(settings.state_dir) not in spec
+    finished(api, job["id"])
+    submitted = (settings.jobs_dir / job["id"] / "submitted.yaml").read_text()
+    assert f"cache_dir: {settings.user_cache_dir('alice')}" in submitted  # what the job runs
+    bobs = submit(api, spec_yaml("where"), headers=BOB).json()
+    assert "cache_dir: <state>/cache/bob\n" in api.get(f"/jobs/{bobs['id']}/spec", headers=BOB).text
+
+
+@pytest.mark.parametrize(
+    "section",
+    [
+        {"output_dir": "/etc/mixopt"},
+        {"data": {"cache_dir": "/var/tmp/x"}},
+        {"data": {"cache_dir": "<state>"}},  # the service's own state: its database lives there
+        {"data": {"cache_dir": "<state>/jobs/jother/run"}},  # another user's job
+        {"output_dir": "<state>/jobs/jother"},
+    ],
+)
+def test_specs_cannot_choose_where_jobs_write(api, service_settings, section):
+    """Attack: a spec naming the service's state, another user's job or any folder as its
+    cache or output gets the service's choice instead (the files land in the user's own)."""
+    state = str(service_settings().state_dir)
+    body = json.loads(json.dumps(spec_dict("where", **section)).replace("<state>", state))
+    response = submit(api, json.dumps(body))
+    assert response.status_code == 201, response.text
+    job = response.json()
+    finished(api, job["id"])
+    spec = yaml.safe_load(api.get(f"/jobs/{job['id']}/spec", headers=ALICE).text)
+    assert spec["data"]["cache_dir"] == "<state>/cache/alice"
+    assert spec["output_dir"] == "."  # its own folder
+    assert not (Path(state) / "jobs" / "jother").exists()
 
 
 # ----------------------------------------------------------------------------- bad requests
@@ -298,22 +332,17 @@ def test_specs_cannot_read_the_service_state(service_settings, tmp_path):
 @pytest.mark.parametrize(
     ("section", "where"),
     [
-        ({"output_dir": "/etc/mixopt"}, "output_dir: /etc/mixopt is outside the allowed roots"),
-        (
-            {"data": {"cache_dir": "/var/tmp/x"}},
-            "data.cache_dir: /var/tmp/x is outside the allowed roots",
-        ),
         (
             {"tokenizer": {"kind": "file", "path": "/etc/hostname"}},
             "tokenizer.path: /etc/hostname is outside the allowed data roots",
         ),
         (
             {"tracking": {"enabled": True, "mlflow_uri": "sqlite:////etc/mlflow.db"}},
-            "tracking.mlflow_uri: /etc/mlflow.db is outside the allowed roots",
+            "tracking.mlflow_uri: this service keeps each job's MLflow runs in its job directory",
         ),
         (
             {"tracking": {"enabled": True, "mlflow_uri": "ftp://example.org/x"}},
-            "tracking.mlflow_uri: ftp://example.org/x: the service accepts",
+            "tracking.mlflow_uri: this service keeps each job's MLflow runs in its job directory",
         ),
         (
             {"proxy": {**spec_dict()["proxy"], "metrics": ["os:system"]}},
@@ -332,14 +361,11 @@ def test_policy_on_writes_code_and_cluster(api, section, where):
     assert where in response.json()["detail"]
 
 
-def test_writes_inside_the_roots_are_allowed(api, service_settings):
-    state = service_settings().state_dir
-    body = json.dumps(
-        spec_dict("ok", data={"cache_dir": str(state / "mycache")}, output_dir=str(ASSETS / "out"))
-    )
+def test_a_dry_run_shows_where_the_service_puts_the_job(api):
+    body = json.dumps(spec_dict("ok", data={"cache_dir": "/tmp/mine"}, output_dir="/tmp/out"))
     response = submit(api, body, dry_run="true")
     assert response.status_code == 200, response.text
-    assert response.json()["spec"]["data"]["cache_dir"] == str(state / "mycache")
+    assert response.json()["spec"]["data"]["cache_dir"] == "<state>/cache/alice"
 
 
 def test_code_hooks_can_be_allowed(service_settings):

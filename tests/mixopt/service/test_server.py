@@ -35,7 +35,8 @@ FINAL = ("completed", "failed", "cancelled")
 
 def server_env(state_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MIXOPT_")}
-    env.update(MIXOPT_TOKEN=TOKEN, MIXOPT_SERVICE_DIR=str(state_dir), **extra)
+    env.update(MIXOPT_TOKEN=TOKEN, MIXOPT_SERVICE_DIR=str(state_dir))
+    env.update(extra)
     return env
 
 
@@ -60,13 +61,17 @@ def cli(*args: str) -> Any:
 
 
 @contextlib.contextmanager
-def fake_service(tmp_path: Path) -> Iterator[Server]:
-    """The real service over HTTP on a free port, its jobs run by ``fake_job.py``."""
+def fake_service(
+    tmp_path: Path, data_roots: list[Path] | None = None, **extra: str
+) -> Iterator[Server]:
+    """The real service over HTTP on a free port, its jobs run by ``fake_job.py`` (``extra``:
+    more of fake_server.py's settings, e.g. ``MIXOPT_TEST_MIXED_JOBS="1"``)."""
     state = tmp_path / "state"
     port = free_port()
     command = [sys.executable, "-m", "uvicorn", "--factory", "tests.mixopt.service.fake_server:app"]
     command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
-    env = server_env(state, MIXOPT_TEST_DATA_ROOTS=str(ASSETS))
+    roots = os.pathsep.join(str(r) for r in data_roots or [ASSETS])
+    env = server_env(state, MIXOPT_TEST_DATA_ROOTS=roots, **extra)
     server = Server(command, env, tmp_path / "server.log", port).start()
     try:
         yield server
@@ -251,7 +256,8 @@ def test_real_job_through_mixopt_serve(tmp_path):
         assert exported.returncode == 0, exported.stderr
         mixture = yaml.safe_load(exported.stdout)["mixture"]
         assert mixture == pytest.approx({d: round(w, 6) for d, w in rec["weights"].items()})
-        check_runs_table(Path(job["job_dir"]), 8)
+        job_dir = tmp_path / "state" / job["job_dir"]  # the API names it relative to the state
+        check_runs_table(job_dir, 8)
         from mixopt.export import FORMATS
 
         with httpx.Client(headers={"Authorization": f"Bearer {TOKEN}"}) as client:
@@ -259,7 +265,7 @@ def test_real_job_through_mixopt_serve(tmp_path):
                 response = client.get(f"{server.url}/jobs/{job_id}/export", params={"format": fmt})
                 assert response.status_code == 200, (fmt, response.text)
                 assert response.text.strip(), fmt
-        local = run_cli("export", job["job_dir"], "--format", "json")
+        local = run_cli("export", str(job_dir), "--format", "json")
         remote = run_cli("export", job_id, "--server", server.url, "--format", "json")
         assert remote.stdout == local.stdout  # the server's export is the local one
         no_data = run_cli("export", job_id, "--server", server.url, "--data-dir", str(tmp_path))
@@ -290,7 +296,7 @@ def test_server_killed_mid_job_and_restarted(tmp_path, kill_job_too):
             interval=0.2,
         )
         assert mid["state"] == "running", mid
-        job_dir = Path(mid["job_dir"])
+        job_dir = tmp_path / "state" / mid["job_dir"]
         server.kill()
         pid = json.loads((job_dir / "job.json").read_text())["pid"]
         if kill_job_too:
