@@ -22,8 +22,9 @@ What a child run of a trial holds (so MLflow's compare view works out of the box
 Idempotence (for resume, and for retries of a call whose response was lost): the parent is
 found again by its ``mixopt.job_key`` tag (a hash of the job directory) or by ``run_id``, and
 ``log_trial`` looks a trial's child up by its ``mixopt.trial_id`` tag before creating one; a run
-that is complete carries ``mixopt.logged=<status>`` and is left alone. Metric timestamps are the
-trial's finish time, so re-logging a half-logged run adds no duplicate points.
+that is complete carries ``mixopt.logged=<status>`` and is left alone. Metric timestamps come
+from the trial's result only (:func:`training_clock`: the curve and periodic evaluations along
+the training, the rest at its finish), so re-logging a half-logged run adds no duplicate points.
 
 For remote servers the MLflow HTTP client's own retries are lowered (``MLFLOW_HTTP_REQUEST_*``
 environment variables, only where the user has not set them), because
@@ -40,7 +41,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -174,6 +175,11 @@ class MlflowTracker(Tracker):
             if isinstance(v, int | float) and not isinstance(v, bool)
         ]
         self._log_metrics(parent, batch)
+
+    def log_job_params(self, params: Mapping[str, Any]) -> None:
+        """The parent run's end-of-job params (see :mod:`mixopt.tracking.job_run`)."""
+        parent = self._require_parent()
+        self._log_params(parent, params, existing=self._client.get_run(parent).data.params)
 
     def log_artifact(self, path: Path, *, artifact_path: str | None = None) -> None:
         self._client.log_artifact(self._require_parent(), str(path), artifact_path)
@@ -447,18 +453,19 @@ def trial_metrics(
     now = timestamp if timestamp is not None else _now_ms()
     result = trial.result
     final = int(result.get("tokens") or 0)
+    at = training_clock(trial, now)
     out: list[Any] = []
 
-    def add(key: str, value: Any, step: int) -> None:
+    def add(key: str, value: Any, step: int, when: int | None = None) -> None:
         if isinstance(value, int | float) and not isinstance(value, bool):
-            out.append(Metric(_key(key), float(value), now, int(step)))
+            out.append(Metric(_key(key), float(value), now if when is None else when, int(step)))
 
     for record in result.get("evals") or []:
         step = int(record.get("tokens", record.get("step", 0)))
         for key, value in (record.get("metrics") or {}).items():
-            add(key, value, step)
+            add(key, value, step, at(step))
         for key, value in _expert_load(record.get("expert_counts") or []):
-            add(key, value, step)
+            add(key, value, step, at(step))
     for key, value in (result.get("metrics") or {}).items():
         add(key, value, final)
     add("objective", result.get("objective"), final)
@@ -468,12 +475,24 @@ def trial_metrics(
         add(key, result.get(key), 0)
     add("attempts", trial.attempts, 0)
     for tokens, loss in result.get("curve") or []:
-        add("train_loss", loss, int(tokens))
+        add("train_loss", loss, int(tokens), at(int(tokens)))
     if row is not None:
         for key, value in row.items():
             if key.startswith("epochs/"):
                 add(key, value, 0)
     return out
+
+
+def training_clock(trial: Trial, finished: int) -> Callable[[int], int]:
+    """Tokens trained → when (ms) the trial had trained them: placed linearly in tokens between
+    the trial's start and ``finished`` (its results carry tokens, not times, for each point).
+    Derived from the result only, so re-logging a trial gives the same timestamps."""
+    started = _ms(trial.result.get("started_at"))
+    total = int(trial.result.get("tokens") or 0)
+    if started is None or total <= 0 or finished <= started:
+        return lambda tokens: finished
+    span = finished - started
+    return lambda tokens: started + round(span * min(max(tokens, 0), total) / total)
 
 
 def _expert_load(counts: list[list[int]]) -> Iterator[tuple[str, float]]:
