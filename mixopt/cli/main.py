@@ -13,7 +13,13 @@ from typing import Annotated
 import typer
 
 from mixopt.atomic import write_atomic
-from mixopt.cli.common import WeightsOption, cancel_on_sigterm, require_finite, user_errors
+from mixopt.cli.common import (
+    WeightsOption,
+    cancel_on_sigterm,
+    echo_err,
+    require_finite,
+    user_errors,
+)
 from mixopt.errors import MixoptError
 
 app = typer.Typer(
@@ -276,9 +282,46 @@ from mixopt.cli.service import register_service_commands  # noqa: E402
 register_service_commands(app)
 
 
-def main() -> None:  # pragma: no cover - console entry point
-    app()
+# the extra that installs each optional package (pyproject.toml's optional-dependencies)
+EXTRA_OF = {
+    "torch": "proxies",
+    "botorch": "bo",
+    "gpytorch": "bo",
+    "ray": "ray",
+    "mlflow": "mlflow",
+    "fastapi": "service",
+    "uvicorn": "service",
+    "sqlalchemy": "service",
+    "httpx": "service",
+    "plotly": "dashboard",
+    "matplotlib": "dashboard",
+    "datasets": "frameworks",
+    "transformers": "frameworks",
+    "sentence_transformers": "embeddings",
+}
+
+
+def missing_extra(error: ModuleNotFoundError) -> str | None:
+    """The line to print when a command needs an optional package that is not installed."""
+    package = (error.name or "").split(".")[0]
+    extra = EXTRA_OF.get(package)
+    if extra is None:
+        return None
+    return f"error: this needs {package}, which is not installed: pip install 'mixopt[{extra}]'"
+
+
+def main() -> None:
+    """The ``mixopt`` console script: the app, with a missing optional package named with the
+    extra that installs it (the core install has no torch, Ray, MLflow, BoTorch, web stack)."""
+    try:
+        app()
+    except ModuleNotFoundError as error:
+        line = missing_extra(error)
+        if line is None:
+            raise
+        echo_err(line)
+        sys.exit(2)
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(app())
+    main()
