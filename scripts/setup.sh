@@ -2,7 +2,8 @@
 # Set up mixopt in .venv at the repository root.
 #
 #   scripts/setup.sh                 # venv + torch + mixopt (editable) with its dev tools
-#   scripts/setup.sh --demo-corpus   # ... and the demo corpus (Debian text packages where possible)
+#   scripts/setup.sh --demo-corpus   # ... and the demo corpus (Debian text packages where apt
+#                                    #     and root are there; stand-in text otherwise)
 #   MIXOPT_EXTRAS=dev,frameworks scripts/setup.sh   # other extras (scripts/test.sh uses these)
 #
 # torch: an existing install in .venv is kept; with an NVIDIA GPU the default (CUDA) build is
@@ -63,9 +64,13 @@ pip_quiet -e ".[$extras]"
 
 if [ "$demo_corpus" = 1 ]; then
   mapfile -t packages < <(.venv/bin/python experiments/demo/build_corpus.py --debian-packages)
-  if command -v apt-get >/dev/null 2>&1; then
-    sudo=()
-    [ "$(id -u)" = 0 ] || sudo=(sudo -n)
+  sudo=()
+  [ "$(id -u)" = 0 ] || sudo=(sudo -n)
+  if ! command -v apt-get >/dev/null 2>&1; then
+    say "no apt-get: the demo corpus uses stand-in text where the Debian packages are missing"
+  elif [ ${#sudo[@]} -gt 0 ] && ! sudo -n true 2>/dev/null; then
+    say "not root (and no passwordless sudo): the demo corpus uses stand-in text where the Debian packages are missing"
+  else
     missing=()
     for p in "${packages[@]}"; do
       dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -74,10 +79,8 @@ if [ "$demo_corpus" = 1 ]; then
       say "installing Debian text packages: ${missing[*]}"
       { "${sudo[@]}" apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
           "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >/dev/null \
-        || say "could not install ${missing[*]}; the corpus uses what is available"
+        || say "could not install ${missing[*]}; the corpus uses stand-in text for them"
     fi
-  else
-    say "no apt-get: the demo corpus uses what is on this machine"
   fi
   say "building the demo corpus"
   .venv/bin/python experiments/demo/build_corpus.py

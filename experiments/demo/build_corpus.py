@@ -15,15 +15,26 @@ Writes ``<out>/<domain>.jsonl`` (one ``{"text": ...}`` record per document) for:
 - ``fortunes``: the ``fortune`` databases (Debian ``fortunes``, without ``off/``), one document
   per fortune.
 
+Without the Debian packages (no apt, no root, another OS) each of those domains falls back to text
+every Python installation has or this repository ships, and the output says so per domain:
+
+- ``docs``: Python's built-in help topics (``pydoc_data``) and the standard library's module
+  docstrings;
+- ``bible``: the six KJV chapters shipped in ``tests/assets/corpus/bible``;
+- ``dictionary``: the GCIDE entries shipped in ``tests/assets/corpus/dictionary``;
+- ``computing``: the descriptions of the Python packages installed here (technical prose);
+- ``fortunes``: the license texts of the Python packages installed here (deduplicated).
+
 The cap is on each file's size: a larger domain keeps a seeded random subset of its documents, in
-source order, so the output is deterministic. A missing source skips its domain with a message
-naming the missing path; fewer than two domains built is an error (exit status 1). Files are
-replaced atomically.
+source order, so the output is deterministic. A source missing without a fallback skips its
+domain with a message naming the missing path; fewer than two domains built is an error (exit
+status 1). Files are replaced atomically.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import gzip
 import json
 import os
@@ -34,10 +45,12 @@ import subprocess
 import sys
 import sysconfig
 from collections.abc import Callable, Iterable, Iterator
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "corpus"
+SHIPPED = Path(__file__).resolve().parents[2] / "tests" / "assets" / "corpus"
 SEED = 0
 
 # the Debian packages the domains come from (scripts/setup.sh and the tests install these)
@@ -51,6 +64,7 @@ _CODE_SKIP_DIRS = frozenset(
     {"test", "tests", "idle_test", "site-packages", "dist-packages", "__pycache__"}
 )
 _CODE_MAX_BYTES = 200_000
+_LICENSE = re.compile(r"^(LICEN[CS]E|COPYING|NOTICE)", re.IGNORECASE)
 _VERSE = re.compile(r"^(\d?[A-Za-z]+)(\d+):(\d+) (.*)$")
 _B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
@@ -187,6 +201,78 @@ def _require(path: Path, package: str) -> None:
         raise SourceMissing(f"{path} not found (Debian package {package} not installed?)")
 
 
+# ------------------------------------------------------------------ fallbacks (no Debian)
+
+
+def help_documents() -> Iterator[str]:
+    """Python's help topics (``pydoc_data``), then the standard library's module docstrings."""
+    try:
+        from pydoc_data.topics import topics
+    except ImportError:
+        raise SourceMissing("pydoc_data (Python's help topics) is not in this Python") from None
+    for name in sorted(topics):
+        if topics[name].strip():
+            yield topics[name].strip("\n")
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    for path in sorted(stdlib.rglob("*.py")):
+        if _CODE_SKIP_DIRS.intersection(path.relative_to(stdlib).parts):
+            continue
+        try:
+            docstring = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
+        except (SyntaxError, UnicodeDecodeError, ValueError):
+            continue
+        if docstring and len(docstring) >= 200:
+            yield docstring
+
+
+def shipped_bible_documents() -> Iterator[str]:
+    """The KJV chapters shipped with the tests, one document each."""
+    files = sorted((SHIPPED / "bible").glob("*.txt"))
+    if not files:
+        raise SourceMissing(f"no chapters in {SHIPPED / 'bible'}")
+    for path in files:
+        yield path.read_text(encoding="utf-8").strip("\n")
+
+
+def shipped_dictionary_documents() -> Iterator[str]:
+    """The GCIDE entries shipped with the tests (a Parquet file), one document each."""
+    files = sorted((SHIPPED / "dictionary").glob("*.parquet"))
+    if not files:
+        raise SourceMissing(f"no Parquet file in {SHIPPED / 'dictionary'}")
+    import pyarrow.parquet as pq
+
+    for path in files:
+        for text in pq.read_table(path, columns=["text"]).column("text").to_pylist():
+            if text and text.strip():
+                yield text
+
+
+def package_description_documents() -> Iterator[str]:
+    """The long descriptions of the installed Python packages, one document each."""
+    seen = set()
+    for dist in sorted(metadata.distributions(), key=lambda d: (d.metadata["Name"] or "").lower()):
+        text = (dist.metadata.get_payload() or "").strip()  # type: ignore[attr-defined]
+        if len(text) >= 200 and text not in seen:
+            seen.add(text)
+            yield text
+
+
+def package_license_documents() -> Iterator[str]:
+    """The license texts of the installed Python packages, each distinct text once."""
+    seen = set()
+    for dist in sorted(metadata.distributions(), key=lambda d: (d.metadata["Name"] or "").lower()):
+        for file in dist.files or []:
+            if not _LICENSE.search(file.name):
+                continue
+            try:
+                text = (file.read_text() or "").strip()
+            except (OSError, UnicodeDecodeError):
+                continue
+            if len(text) >= 200 and text not in seen:
+                seen.add(text)
+                yield text
+
+
 SOURCES: dict[str, Callable[[], Iterator[str]]] = {
     "code": code_documents,
     "docs": docs_documents,
@@ -194,6 +280,19 @@ SOURCES: dict[str, Callable[[], Iterator[str]]] = {
     "dictionary": dictionary_documents,
     "computing": computing_documents,
     "fortunes": fortune_documents,
+}
+
+
+# what a domain is built from when its source is missing: (what it is, documents)
+FALLBACKS: dict[str, tuple[str, Callable[[], Iterator[str]]]] = {
+    "docs": ("Python's help topics and module docstrings", help_documents),
+    "bible": ("the KJV chapters shipped in tests/assets/corpus/bible", shipped_bible_documents),
+    "dictionary": (
+        "the GCIDE entries shipped in tests/assets/corpus/dictionary",
+        shipped_dictionary_documents,
+    ),
+    "computing": ("the installed Python packages' descriptions", package_description_documents),
+    "fortunes": ("the installed Python packages' license texts", package_license_documents),
 }
 
 
@@ -227,17 +326,27 @@ def write_lines(path: Path, lines: Iterable[str]) -> None:
 
 
 def build_domain(name: str, out_dir: Path, max_mb: float) -> dict[str, Any]:
-    """Extract, cap and write one domain; ``{"skipped": reason}`` when its source is missing."""
+    """Extract, cap and write one domain, from its fallback when its source is missing (then
+    ``"fallback"`` says from what and why); ``{"skipped": reason}`` when neither is there."""
+    fallback = None
     try:
         records = [json.dumps({"text": doc}, ensure_ascii=False) for doc in SOURCES[name]()]
     except SourceMissing as missing:
-        return {"skipped": str(missing)}
+        if name not in FALLBACKS:
+            return {"skipped": str(missing)}
+        what, documents = FALLBACKS[name]
+        try:
+            records = [json.dumps({"text": doc}, ensure_ascii=False) for doc in documents()]
+        except SourceMissing as also:
+            return {"skipped": f"{missing}; fallback: {also}"}
+        fallback = f"{what} ({missing})"
     if not records:
         return {"skipped": f"no documents found for {name}"}
     chosen = select(records, int(max_mb * 1e6))
     path = out_dir / f"{name}.jsonl"
     write_lines(path, chosen)
-    return {"path": str(path), "bytes": path.stat().st_size, "documents": len(chosen)}
+    result = {"path": str(path), "bytes": path.stat().st_size, "documents": len(chosen)}
+    return {**result, "fallback": fallback} if fallback else result
 
 
 def build_corpus(out_dir: Path, max_mb: float) -> dict[str, dict[str, Any]]:
@@ -267,10 +376,18 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"{name:<11} {megabytes:6.2f} MB  {result['documents']:>6} docs  {result['path']}"
             )
+            if result.get("fallback"):
+                print(f"{'':<11} built from {result['fallback']}")
     if len(built) < 2:
         print(f"only {len(built)} domain(s) could be built; need at least 2", file=sys.stderr)
         return 1
+    stand_ins = [name for name, r in built.items() if r.get("fallback")]
     print(f"built {len(built)} domains in {args.out}")
+    if stand_ins:
+        print(
+            f"{len(stand_ins)} of them ({', '.join(stand_ins)}) from stand-in text: install the "
+            f"Debian packages ({' '.join(DEBIAN_PACKAGES)}) for the demo's own corpus"
+        )
     return 0
 
 

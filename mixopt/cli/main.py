@@ -13,7 +13,13 @@ from typing import Annotated
 import typer
 
 from mixopt.atomic import write_atomic
-from mixopt.cli.common import WeightsOption, cancel_on_sigterm, preflight, user_errors
+from mixopt.cli.common import (
+    WeightsOption,
+    cancel_on_sigterm,
+    echo_err,
+    preflight,
+    user_errors,
+)
 from mixopt.errors import MixoptError
 
 app = typer.Typer(
@@ -23,6 +29,27 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from mixopt import __version__
+
+        typer.echo(f"mixopt {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print mixopt's version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Find the data mixture that makes a language model best, with small proxy models."""
+
 
 # ------------------------------------------------------------------------------------------ run
 
@@ -86,37 +113,60 @@ def resume(
 # --------------------------------------------------------------------------------------- export
 
 
+def _format_help() -> str:
+    from mixopt.export.registry import FORMATS
+
+    return " | ".join(FORMATS)
+
+
 @app.command()
 @user_errors
 def export(
     job_dir: Annotated[Path, typer.Argument(metavar="JOB_DIR", help="A finished job directory.")],
-    format: Annotated[
-        str,
-        typer.Option(
-            "--format",
-            "-f",
-            help="json | yaml | megatron | hf-python | hf-json | olmo | nanotron | torchtitan | "
-            "streaming",
-        ),
-    ] = "json",
+    format: Annotated[str, typer.Option("--format", "-f", help=_format_help())] = "json",
     out: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
     data_dir: Annotated[
         Path | None,
         typer.Option(
-            help="megatron: write the domains here as Megatron indexed datasets (.bin + .idx) "
-            "and point the blend at them."
+            help="megatron: write the domains here as Megatron indexed datasets (.bin + .idx); "
+            "streaming: as MDS datasets; the export points at them."
+        ),
+    ] = None,
+    tokenizer: Annotated[
+        str | None,
+        typer.Option(
+            help="Your tokenizer (a tokenizer.json, a folder with one, or a name already in the "
+            "Hugging Face cache; never downloaded): token shares are converted into its tokens, "
+            "re-measured on each domain's text."
         ),
     ] = None,
 ) -> None:
-    """Write the recommended mixture of a finished job (weights sum to 1 at 6 decimals)."""
+    """Write the recommended mixture of a finished job, in the unit the format's consumer needs
+    (weights sum to 1 at 6 decimals; the header says the unit and the tokenizer)."""
     from mixopt.export import export as render
 
-    text = render(job_dir, format, data_dir=data_dir)
+    text = render(job_dir, format, data_dir=data_dir, tokenizer=tokenizer)
     if out is None:
         typer.echo(text, nl=False)
     else:
         write_atomic(out, text)
         typer.echo(f"wrote {out}", err=True)
+
+
+# ----------------------------------------------------------------------------------------- spec
+
+spec_app = typer.Typer(help="The job spec's reference.", no_args_is_help=True)
+
+
+@spec_app.command("schema")
+@user_errors
+def spec_schema() -> None:
+    """Print the JSON schema of a job spec (every field, type, default and description)."""
+    import json
+
+    from mixopt.spec import JobSpec
+
+    typer.echo(json.dumps(JobSpec.model_json_schema(), indent=2))
 
 
 # -------------------------------------------------------------------------------------- predict
@@ -236,6 +286,7 @@ app.command()(cv)
 app.add_typer(data_app, name="data")
 app.add_typer(runs_app, name="runs")
 app.add_typer(study_app, name="study")
+app.add_typer(spec_app, name="spec")
 register_dashboard_commands(app)
 
 # Service commands (serve, submit, status, cancel, jobs, logs; --server on export and resume):
@@ -245,9 +296,46 @@ from mixopt.cli.service import register_service_commands  # noqa: E402
 register_service_commands(app)
 
 
-def main() -> None:  # pragma: no cover - console entry point
-    app()
+# the extra that installs each optional package (pyproject.toml's optional-dependencies)
+EXTRA_OF = {
+    "torch": "proxies",
+    "botorch": "bo",
+    "gpytorch": "bo",
+    "ray": "ray",
+    "mlflow": "mlflow",
+    "fastapi": "service",
+    "uvicorn": "service",
+    "sqlalchemy": "service",
+    "httpx": "service",
+    "plotly": "dashboard",
+    "matplotlib": "dashboard",
+    "datasets": "frameworks",
+    "transformers": "frameworks",
+    "sentence_transformers": "embeddings",
+}
+
+
+def missing_extra(error: ModuleNotFoundError) -> str | None:
+    """The line to print when a command needs an optional package that is not installed."""
+    package = (error.name or "").split(".")[0]
+    extra = EXTRA_OF.get(package)
+    if extra is None:
+        return None
+    return f"error: this needs {package}, which is not installed: pip install 'mixopt[{extra}]'"
+
+
+def main() -> None:
+    """The ``mixopt`` console script: the app, with a missing optional package named with the
+    extra that installs it (the core install has no torch, Ray, MLflow, BoTorch, web stack)."""
+    try:
+        app()
+    except ModuleNotFoundError as error:
+        line = missing_extra(error)
+        if line is None:
+            raise
+        echo_err(line)
+        sys.exit(2)
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(app())
+    main()

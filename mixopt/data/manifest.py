@@ -20,6 +20,10 @@ from mixopt.errors import DataError
 
 MANIFEST_VERSION = 1
 
+# Counts a manifest may lack (written before they were recorded): 0 reads as "unknown", and what
+# needs them (the exports' unit conversions) says so instead of the whole manifest failing to load.
+_OPTIONAL_COUNTS = ("train_bytes", "val_bytes", "documents")
+
 if TYPE_CHECKING:
     from proxies.tokens import DomainTokens
 
@@ -117,7 +121,10 @@ class DataManifest:
         try:
             if d.get("version", MANIFEST_VERSION) != MANIFEST_VERSION:
                 raise ValueError(f"version {d['version']}, expected {MANIFEST_VERSION}")
-            domains = [_build(DomainShards, item) for item in d["domains"]]
+            domains = [
+                _build(DomainShards, {**dict.fromkeys(_OPTIONAL_COUNTS, 0), **item})
+                for item in d["domains"]
+            ]
             top = {k: v for k, v in d.items() if k not in ("version", "domains")}
             return _build(cls, {**top, "domains": {s.name: s for s in domains}})
         except (KeyError, TypeError, ValueError) as error:

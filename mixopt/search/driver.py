@@ -49,6 +49,7 @@ from mixopt.search.outcome import JobOutcome, objective_value
 from mixopt.search.problem import SearchProblem
 from mixopt.search.requests import RequestBuilder
 from mixopt.search.scheduler import Scheduler, SchedulerHooks
+from mixopt.tracking import job_run
 from mixopt.tracking.base import Tracker
 from mixopt.trials import Trial, TrialStatus
 
@@ -121,7 +122,7 @@ class SearchJob:
             finally:
                 self.progress.close()
             wall = time.monotonic() - started
-            self._finish(wall)
+            self._finish(wall, result)
         return JobOutcome(self.job.path, result, self.book.trials, wall)
 
     def _open(self) -> None:
@@ -147,12 +148,16 @@ class SearchJob:
         self.status.write(status, error=str(error) or type(error).__name__)
         self.tracker.finish("FAILED" if status is JobStatus.FAILED else "KILLED")
 
-    def _finish(self, wall: float) -> None:
+    def _finish(self, wall: float, result: dict[str, Any]) -> None:
         self.status.stage = "done"
         self.status.write(JobStatus.COMPLETED, wall_s=wall)
-        self.tracker.log_job_metrics({"wall_s": wall, "trials": float(len(self.book))})
+        # parent run: + the predicted and validated objectives (mixopt.tracking.job_run)
+        metrics = {"wall_s": wall, "trials": float(len(self.book))}
+        self.tracker.log_job_metrics({**metrics, **job_run.recommendation_metrics(result)})
         for path in self.job.artifacts():
             self.tracker.log_artifact(path)
+        # parent run: the recommended weights as params, the manifest and report as artifacts
+        job_run.publish(self.tracker, self.job, result, say=self.say)
         self.tracker.finish("FINISHED")
         health = self.tracker.health()
         if health.get("failures"):
@@ -377,6 +382,7 @@ class SearchJob:
             "data_hash": problem.manifest.data_hash,
         }
         tags = {"mixopt.job": self.spec.name, "mixopt.job_dir": str(self.job.path.resolve())}
+        tags.update(job_run.system_tags())  # user, source, git commit, mixopt version
         self.tracker.start_job(self.spec.name, params, tags)
         self.tracker.log_artifact(self.job.spec_path)
 

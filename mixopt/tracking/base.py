@@ -65,6 +65,10 @@ class Tracker:
 
     def log_job_metrics(self, metrics: Mapping[str, float], *, step: int = 0) -> None: ...
 
+    def log_job_params(self, params: Mapping[str, Any]) -> None:
+        """Add params to the job's run (known only at the end, e.g. the recommended mixture);
+        a param already on the run is left as it is."""
+
     def log_artifact(self, path: Path, *, artifact_path: str | None = None) -> None: ...
 
     def log_dict(self, data: Any, artifact_file: str) -> None:

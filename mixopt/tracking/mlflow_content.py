@@ -8,7 +8,7 @@ import dataclasses
 import math
 import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from mixopt.trials import Trial, TrialRequest
@@ -101,18 +101,19 @@ def trial_metrics(
     now = timestamp if timestamp is not None else now_ms()
     result = trial.result
     final = int(result.get("tokens") or 0)
+    at = training_clock(trial, now)
     out: list[Any] = []
 
-    def add(key: str, value: Any, step: int) -> None:
+    def add(key: str, value: Any, step: int, when: int | None = None) -> None:
         if isinstance(value, int | float) and not isinstance(value, bool):
-            out.append(Metric(safe_key(key), float(value), now, int(step)))
+            out.append(Metric(safe_key(key), float(value), now if when is None else when, step))
 
     for record in result.get("evals") or []:
         step = int(record.get("tokens", record.get("step", 0)))
         for key, value in (record.get("metrics") or {}).items():
-            add(key, value, step)
+            add(key, value, step, at(step))
         for key, value in expert_load(record.get("expert_counts") or []):
-            add(key, value, step)
+            add(key, value, step, at(step))
     for key, value in (result.get("metrics") or {}).items():
         add(key, value, final)
     add("objective", result.get("objective"), final)
@@ -122,12 +123,24 @@ def trial_metrics(
         add(key, result.get(key), 0)
     add("attempts", trial.attempts, 0)
     for tokens, loss in result.get("curve") or []:
-        add("train_loss", loss, int(tokens))
+        add("train_loss", loss, int(tokens), at(int(tokens)))
     if row is not None:
         for key, value in row.items():
             if key.startswith("epochs/"):
                 add(key, value, 0)
     return out
+
+
+def training_clock(trial: Trial, finished: int) -> Callable[[int], int]:
+    """Tokens trained → when (ms) the trial had trained them: placed linearly in tokens between
+    the trial's start and ``finished`` (its results carry tokens, not times, for each point).
+    Derived from the result only, so re-logging a trial gives the same timestamps."""
+    started = ms(trial.result.get("started_at"))
+    total = int(trial.result.get("tokens") or 0)
+    if started is None or total <= 0 or finished <= started:
+        return lambda tokens: finished
+    span = finished - started
+    return lambda tokens: started + round(span * min(max(tokens, 0), total) / total)
 
 
 def expert_load(counts: list[list[int]]) -> Iterator[tuple[str, float]]:

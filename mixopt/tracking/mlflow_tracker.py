@@ -154,6 +154,11 @@ class MlflowTracker(Tracker):
         ]
         self._log_metrics(parent, batch)
 
+    def log_job_params(self, params: Mapping[str, Any]) -> None:
+        """The parent run's end-of-job params (see :mod:`mixopt.tracking.job_run`)."""
+        parent = self._require_parent()
+        self._log_params(parent, params, existing=self._client.get_run(parent).data.params)
+
     def log_artifact(self, path: Path, *, artifact_path: str | None = None) -> None:
         self._client.log_artifact(self._require_parent(), str(path), artifact_path)
 

@@ -155,6 +155,9 @@ class RetryingTracker(Tracker):
     def log_job_metrics(self, metrics: Mapping[str, float], *, step: int = 0) -> None:
         self._submit("log_job_metrics", (metrics,), {"step": step}, "log_job_metrics")
 
+    def log_job_params(self, params: Mapping[str, Any]) -> None:
+        self._submit("log_job_params", (params,), {}, "log_job_params")
+
     def log_artifact(self, path: Path, *, artifact_path: str | None = None) -> None:
         kwargs = {"artifact_path": artifact_path}
         self._submit("log_artifact", (path,), kwargs, f"log_artifact({Path(path).name})")

