@@ -49,6 +49,13 @@ class JobStatus(StrEnum):
         return _SERVICE_STATES[self]
 
     @classmethod
+    def stopped_by(cls, error: BaseException) -> JobStatus:
+        """The status of a job stopped by ``error``: cancelled, interrupted (Ctrl-C), failed."""
+        if isinstance(error, JobCancelled):
+            return cls.CANCELLED
+        return cls.INTERRUPTED if isinstance(error, KeyboardInterrupt) else cls.FAILED
+
+    @classmethod
     def parse(cls, value: Any) -> JobStatus | None:
         """The status named by ``value``; None for anything else (a foreign or torn file)."""
         try:
@@ -150,7 +157,8 @@ def planned_trials(spec: JobSpec) -> int:
     to), the proposal rounds, and the validation (mixtures x seeds)."""
     s, v = spec.search, spec.validate_
     relative = {c.relative_to for c in spec.objective.constraints if c.max_value is None}
-    total = s.initial_trials + len(relative) + s.rounds * s.trials_per_round
+    total = s.initial_trials + sum(s.rung_trials()) + len(relative)
+    total += s.rounds * s.trials_per_round
     if v.enabled:
         mixtures = 1 + len(v.baselines) + (v.current is not None)
         total += mixtures * v.seeds

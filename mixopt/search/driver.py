@@ -28,13 +28,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mixopt.errors import MixoptError
-from mixopt.job import JobCancelled, JobDir, JobState, JobStatus, planned_trials
+from mixopt.job import JobDir, JobState, JobStatus, planned_trials
 from mixopt.job.state import recommendation_from_dict, recommendation_to_dict
 from mixopt.progress import Progress
 from mixopt.runners.base import Runner
 from mixopt.runs_table import trial_row
 from mixopt.search import recommendation as publishing
-from mixopt.search import strategy, validation
+from mixopt.search import scale, strategy, validation
 from mixopt.search.book import TrialBook
 from mixopt.search.events import (
     JobEvents,
@@ -96,6 +96,7 @@ class SearchJob:
         self.problem: SearchProblem | None = None
         self.ladder: Ladder | None = None
         self._recorded: dict[str, tuple[TrialStatus, int]] = {}  # what each row was written at
+        self.model: scale.TargetModel | str | None = None  # the law at the target scale
 
     # ------------------------------------------------------------------------------ the job
 
@@ -113,9 +114,10 @@ class SearchJob:
                     for round_index in range(1, self.spec.search.rounds + 1):
                         self.round(proposer, round_index)
                     self._require_finished(proposer)
-                    recommendation = self.recommend(proposer)
-                    validated = self.validate(recommendation)
-                result = self.publish(recommendation, validated)
+                    proxy_recommendation = self.recommend(proposer)
+                    recommendation, at_target = self.at_target(proxy_recommendation)
+                    validated = self.validate(recommendation, proxy_recommendation)
+                result = self.publish(recommendation, validated, proxy_recommendation, at_target)
             except BaseException as error:
                 self._stopped(error)
                 raise
@@ -137,13 +139,7 @@ class SearchJob:
         self.status.write(JobStatus.PREPARING)
 
     def _stopped(self, error: BaseException) -> None:
-        status = (
-            JobStatus.CANCELLED
-            if isinstance(error, JobCancelled)
-            else JobStatus.INTERRUPTED
-            if isinstance(error, KeyboardInterrupt)
-            else JobStatus.FAILED
-        )
+        status = JobStatus.stopped_by(error)
         self._save()
         self.status.write(status, error=str(error) or type(error).__name__)
         self.tracker.finish("FAILED" if status is JobStatus.FAILED else "KILLED")
@@ -175,13 +171,7 @@ class SearchJob:
         manifest = self._prepare(self.spec, log=self.say)
         self.job.save_manifest(manifest)
         ladder = Ladder.build(self.spec, manifest.vocab_size)
-        window = max(p.seq_len for p in (*ladder.proxies, ladder.validation)) + 1
-        too_short = [n for n, s in manifest.domains.items() if s.val_tokens < window]
-        if too_short:
-            raise MixoptError(
-                f"domain(s) {too_short}: fewer held-out tokens than one validation window "
-                f"(seq_len + 1 = {window}); add data or lower seq_len"
-            )
+        ladder.check_data(manifest)
         problem = SearchProblem.build(self.spec, manifest)
         for line in problem.describe():
             self.say(line)
@@ -196,8 +186,8 @@ class SearchJob:
         proposer, told every finished trial."""
         s = self.spec.search
         initial = problem.sampler.sample(s.initial_trials, np.random.default_rng(s.seed))
-        levels = ladder.initial_levels(len(initial))
-        trials = self._plan(initial, 0, levels)
+        plan = ladder.initial_plan(len(initial))
+        trials = self._plan(initial[[i for i, _ in plan]], 0, [level for _, level in plan])
         for name in self.spec.objective.relative_baselines():
             weights = problem.space.as_dict(problem.baseline(name))
             trials.append(self.book.new(weights, 0, s.seed, label=f"baseline:{name}"))
@@ -226,7 +216,7 @@ class SearchJob:
         else:
             self.say(f"round {index}: {s.strategy} proposes from {proposer.n_observed} trials")
             batch = strategy.propose(proposer, s.trials_per_round)
-            if self.ladder.multi:
+            if self.ladder.multi_fidelity:
                 chosen = [self.ladder.target if v is None else v for v in batch.levels]
                 self.say(f"round {index}: {s.strategy} runs {self.ladder.describe(chosen)}")
             self._log_predictor(proposer, index)
@@ -246,20 +236,62 @@ class SearchJob:
         self._save()
         return recommendation
 
-    def validate(self, recommendation: Recommendation) -> dict[str, Any]:
+    def at_target(self, proxy: Recommendation) -> tuple[Recommendation, dict[str, Any] | None]:
+        """With a target scale in the spec: a scale-aware law on every search trial, and its
+        optimum at the target becomes the recommendation (the proxy's stays beside it)."""
+        assert self.problem is not None
+        target = self.spec.target
+        if target.params is None or target.tokens is None:
+            return proxy, None
+        self.status.stage = "target scale"
+        self.model = scale.fit(self.problem, self.book.trials)
+        if isinstance(self.model, str):
+            self.say(f"target scale: {self.model}; the recommendation is the proxy's")
+            return proxy, {"available": False, "reason": self.model}
+        recommendation, section = scale.at_target(
+            self.problem, self.model, proxy, self.book.told, self.spec.proxy
+        )
+        self.say(
+            f"target scale: {self.model.note}; the optimum at N={target.params:.3g}, "
+            f"D={target.tokens:.3g} is predicted {recommendation.predicted:.4f} ± "
+            f"{recommendation.predicted_std:.4f} (shrunk toward natural by {section['shrink']:g})"
+        )
+        return recommendation, section
+
+    def validate(self, recommendation: Recommendation, proxy: Recommendation) -> dict[str, Any]:
         assert self.problem is not None
         if not self.spec.validate_.enabled:
             return {}
         mixtures = validation.candidates(self.problem, recommendation.weights, self._best())
+        if np.abs(proxy.weights - recommendation.weights).sum() > 1e-3:
+            mixtures["proxy_optimum"] = proxy.weights  # what the search proxy alone would pick
         by_label = validation.plan(self.problem, self.book, mixtures)
         self._train([t for group in by_label.values() for t in group], "validation")
         return validation.summaries(self.problem, mixtures, by_label)
 
-    def publish(self, recommendation: Recommendation, validated: dict[str, Any]) -> dict[str, Any]:
+    def publish(
+        self,
+        recommendation: Recommendation,
+        validated: dict[str, Any],
+        proxy: Recommendation,
+        at_target: dict[str, Any] | None,
+    ) -> dict[str, Any]:
         assert self.problem is not None and self.ladder is not None
         document = publishing.document(
             self.problem, self.job, self.ladder, recommendation, self.book.told, validated
         )
+        if at_target is not None:
+            document["proxy_recommendation"] = {
+                "weights": self.problem.space.as_dict(proxy.weights),
+                "predicted_objective": self.problem.sign * proxy.predicted,
+                "predicted_std": proxy.predicted_std,
+                "method": proxy.method,
+            }
+            if isinstance(self.model, scale.TargetModel) and validated:
+                at_target["calibration"] = scale.calibration(
+                    self.problem, self.model, validated, self.ladder.validation, self.spec.proxy
+                )
+            document["target_scale"] = at_target
         self.job.write_recommendation(document)
         return document
 
@@ -313,8 +345,6 @@ class SearchJob:
 
     def _scheduler(self) -> Scheduler:
         assert self.ladder is not None
-        p, r = self.spec.proxy, self.spec.resources
-        stacked = p.stacking == "on" or (p.stacking == "auto" and r.gpus_per_trial > 0)
         weights = self.spec.objective_weights()
         hooks = SchedulerHooks(
             request=self.requests,
@@ -325,14 +355,7 @@ class SearchJob:
             show=self.events.progress,
             say=self.say,
         )
-        return Scheduler(
-            self.runner,
-            hooks,
-            max_concurrent=r.max_concurrent_trials,
-            max_retries=r.max_retries,
-            group_size=p.max_stack if stacked else 1,
-            stacking=p.stacking,
-        )
+        return Scheduler.for_spec(self.runner, hooks, self.spec)
 
     # ------------------------------------------------------------------------------ helpers
 
@@ -352,35 +375,16 @@ class SearchJob:
             )
 
     def _log_predictor(self, proposer: Proposer, round_index: int) -> None:
-        """Log the fitted predictor's cross-validated scores, where the proposer has them
-        (``auto`` scores every candidate while choosing; nothing is refitted for the log)."""
-        model = getattr(proposer, "model_", None)
-        scores = getattr(model, "cv_scores_", None)
-        if model is None or not scores:
-            return
-        params = {"choice": getattr(model, "choice_", ""), "trials": proposer.n_observed}
-        self.tracker.log_predictor_fit(
-            self.spec.search.predictor,
-            {f"spearman/{name}": value for name, value in scores.items()},
-            params,
-            round=round_index,
-        )
+        """The fitted predictor's cross-validated scores, where the proposer has them."""
+        fit = job_run.predictor_fit(proposer)
+        if fit is not None:
+            scores, params = fit
+            self.tracker.log_predictor_fit(
+                self.spec.search.predictor, scores, params, round=round_index
+            )
 
     def _start_tracking(self, problem: SearchProblem, ladder: Ladder) -> None:
-        p, s = self.spec.proxy, self.spec.search
-        params = {
-            "domains": ",".join(problem.domains),
-            "proxy.arch": p.arch,
-            "proxy.preset": p.preset,
-            "proxy.train_tokens": p.train_tokens,
-            "validate.preset": ladder.validation.preset,
-            "validate.train_tokens": ladder.validation.train_tokens,
-            "search.strategy": s.strategy,
-            "search.predictor": s.predictor,
-            "search.initial_trials": s.initial_trials,
-            "search.rounds": s.rounds,
-            "data_hash": problem.manifest.data_hash,
-        }
+        params = job_run.job_params(self.spec, ladder.validation, problem.manifest.data_hash)
         tags = {"mixopt.job": self.spec.name, "mixopt.job_dir": str(self.job.path.resolve())}
         tags.update(job_run.system_tags())  # user, source, git commit, mixopt version
         self.tracker.start_job(self.spec.name, params, tags)

@@ -16,6 +16,7 @@ from mixopt.errors import MixoptError
 from mixopt.trials import Stage, Trial, TrialStatus
 
 if TYPE_CHECKING:
+    from mixopt.data import DataManifest
     from mixopt.spec import JobSpec, ProxySpec
 
 
@@ -24,7 +25,8 @@ class Ladder:
     proxies: tuple[ProxySpec, ...]  # search fidelities, the target (the search proxy) last
     validation: ProxySpec
     flops: tuple[float, ...]  # training FLOPs of one trial per level
-    initial_at_target: int = 0
+    initial_at_target: int = 0  # multi-fidelity: initial-design trials at the target
+    rung_trials: tuple[int, ...] = ()  # single-scale: initial-design trials at each other rung
 
     @classmethod
     def build(cls, spec: JobSpec, vocab_size: int) -> Ladder:
@@ -32,14 +34,26 @@ class Ladder:
         flops = tuple(
             float(p.train_tokens) * p.gpt_config(vocab_size).flops_per_token() for p in proxies
         )
+        multi = spec.search.multi_fidelity
         for i, value in enumerate(flops[:-1]):
-            if value >= flops[-1]:
+            if multi and value >= flops[-1]:
                 raise MixoptError(
                     f"search.fidelities.{i}: trains {value:.3g} FLOPs, not fewer than the "
                     f"target proxy's {flops[-1]:.3g}; a fidelity must be cheaper"
                 )
-        at_target = spec.search.initial_at_target if len(proxies) > 1 else 0
-        return cls(proxies, spec.validation_proxy(), flops, at_target)
+        at_target = spec.search.initial_at_target if multi and len(proxies) > 1 else 0
+        rungs = tuple(spec.search.rung_trials())
+        return cls(proxies, spec.validation_proxy(), flops, at_target, rungs)
+
+    def check_data(self, manifest: DataManifest) -> None:
+        """Every domain must hold at least one validation window of every proxy."""
+        window = max(p.seq_len for p in (*self.proxies, self.validation)) + 1
+        too_short = [n for n, s in manifest.domains.items() if s.val_tokens < window]
+        if too_short:
+            raise MixoptError(
+                f"domain(s) {too_short}: fewer held-out tokens than one validation window "
+                f"(seq_len + 1 = {window}); add data or lower seq_len"
+            )
 
     @property
     def target(self) -> int:
@@ -57,14 +71,24 @@ class Ladder:
             return self.validation
         return self.proxies[self.level(trial)]
 
-    def initial_levels(self, n: int) -> list[int | None]:
-        """Levels of the initial design: the cheapest, but ``initial_at_target`` at the target
-        (so the model learns how the cheap proxies relate to it); None for a single level."""
-        if not self.multi:
-            return [None] * n
+    @property
+    def multi_fidelity(self) -> bool:
+        """The strategy chooses each trial's level (the rungs are cheaper fidelities)."""
+        return self.multi and not any(self.rung_trials)
+
+    def initial_plan(self, n: int) -> list[tuple[int, int | None]]:
+        """The initial design as (mixture index, level) pairs over ``n`` sampled mixtures.
+
+        Multi-fidelity: each mixture once, at the cheapest level, but ``initial_at_target`` at
+        the target (so the model learns how the cheap proxies relate to it). Single-scale: every
+        mixture at the search proxy (level None), then the first ``k`` mixtures again at each
+        rung with ``k`` initial trials: the same mixtures at several sizes, as the nested
+        scaling laws need."""
+        if not self.multi_fidelity:
+            plan: list[tuple[int, int | None]] = [(i, None) for i in range(n)]
+            return plan + [(i, level) for level, k in enumerate(self.rung_trials) for i in range(k)]
         cheapest, at_target = int(np.argmin(self.flops)), self.initial_at_target
-        levels: list[int | None] = [cheapest] * (n - at_target)
-        return levels + [self.target] * at_target
+        return [(i, cheapest if i < n - at_target else self.target) for i in range(n)]
 
     def costs(self, trials: list[Trial]) -> list[float]:
         """Cost of one trial per level: mean wall seconds of finished search trials, scaled by

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mixopt.progress import Snapshot
 from mixopt.runners.base import Runner, RunnerEvent
 from mixopt.trials import Trial, TrialRequest, TrialStatus
+
+if TYPE_CHECKING:
+    from mixopt.spec import JobSpec
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,21 @@ class Scheduler:
         self.max_retries = max_retries
         self.group_size = group_size
         self.stacking = stacking
+
+    @classmethod
+    def for_spec(cls, runner: Runner, hooks: SchedulerHooks, spec: JobSpec) -> Scheduler:
+        """Concurrency, retries and stacking as the spec's resources and proxy say: trials of
+        one shape are grouped (stacked) only where that can pay (GPU trials) or when asked."""
+        p, r = spec.proxy, spec.resources
+        stacked = p.stacking == "on" or (p.stacking == "auto" and r.gpus_per_trial > 0)
+        return cls(
+            runner,
+            hooks,
+            max_concurrent=r.max_concurrent_trials,
+            max_retries=r.max_retries,
+            group_size=p.max_stack if stacked else 1,
+            stacking=p.stacking,
+        )
 
     def run(self, trials: list[Trial], stage: str, best: Callable[[], Trial | None]) -> None:
         """Run the unfinished ``trials``; trials finished before a resume are recorded only."""

@@ -55,12 +55,16 @@ def build(problem: SearchProblem, ladder: Ladder, constraints: list[Constraint])
 def tell(proposer: Proposer, problem: SearchProblem, ladder: Ladder, trials: list[Trial]) -> None:
     """Tell the proposer finished trials (in the searched space, minimise convention), with
     each one's fidelity level and measured cost (wall seconds)."""
+    if proposer.n_levels == 1:  # a single-scale strategy learns from the search proxy only
+        trials = [t for t in trials if ladder.level(t) == ladder.target]
+        if not trials:
+            return
     X = problem.hierarchy.collapse(np.array([problem.weights(t) for t in trials]))
     y = np.array([problem.sign * t.result["objective"] for t in trials])
     targets = np.array(
         [[t.result["metrics"].get(m, np.nan) for m in problem.target_names] for t in trials]
     )
-    levels = np.array([ladder.level(t) for t in trials]) if ladder.multi else None
+    levels = np.array([ladder.level(t) for t in trials]) if proposer.n_levels > 1 else None
     costs = np.array([_cost(t) for t in trials])
     proposer.tell(X, y, targets, levels=levels, costs=costs)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 
 from mixopt.predictors import available_predictors
 from mixopt.proposers import STRATEGIES, get_strategy
@@ -64,12 +64,30 @@ class SamplerSpec(Section):
 
 
 class FidelitySpec(Section):
-    """A cheaper proxy the ``mfbo`` strategy may train instead of the search proxy (``proxy``,
-    the target fidelity): the search proxy with these replacements."""
+    """A rung of the scale ladder besides the search proxy (``proxy``): the search proxy with
+    these replacements.
 
-    preset: str | None = Field(None, description="A smaller preset (e.g. tiny under 1m).")
-    train_tokens: int | None = Field(None, gt=0, description="Fewer training tokens.")
-    lr: float | None = Field(None, gt=0, description="Its learning rate, if it differs.")
+    A multi-fidelity strategy (``mfbo``) chooses per trial between the rungs, which must be
+    cheaper than the search proxy (the target fidelity). For every other strategy a rung adds
+    ``initial_trials`` mixtures at its own scale to the initial design (smaller or larger than
+    the search proxy): the strategy searches at the search proxy, and the scale-aware laws learn
+    from every rung how the losses move with model size and tokens (``target.params``).
+    """
+
+    preset: str | None = Field(None, description="Its preset (e.g. nano under tiny).")
+    train_tokens: int | None = Field(None, gt=0, le=10**13, description="Its training tokens.")
+    lr: float | None = Field(
+        None,
+        gt=0,
+        description="Its learning rate (default: the search proxy's, carried by the Step Law).",
+    )
+    initial_trials: int | None = Field(
+        None,
+        ge=1,
+        le=100_000,
+        description="Single-scale strategies: mixtures drawn at this rung in the initial design "
+        "(default: search.initial_trials).",
+    )
 
     @model_validator(mode="after")
     def _changes_something(self) -> FidelitySpec:
@@ -96,6 +114,7 @@ class SearchSpec(Section):
     )
     fidelities: list[FidelitySpec] = Field(
         default_factory=list,
+        validation_alias=AliasChoices("fidelities", "scales"),
         description="mfbo: cheaper proxies; the initial design runs at the cheapest (but "
         "initial_at_target trials), then mfbo chooses per trial; the recommendation is for the "
         "search proxy (the target).",
@@ -139,14 +158,43 @@ class SearchSpec(Section):
             raise ValueError(
                 f"search.fidelities: strategy {self.strategy!r} needs at least one cheaper proxy"
             )
-        if self.fidelities and not strategy.needs_fidelities:
-            multi = ", ".join(f"'{s}'" for s in _names(fidelities=True))
-            raise ValueError(f"search.fidelities are used by search.strategy {multi} only")
-        if self.fidelities and self.initial_at_target >= self.initial_trials:
+        too_many = [
+            i
+            for i, f in enumerate(self.fidelities)
+            if (f.initial_trials or 0) > self.initial_trials
+        ]
+        if too_many:
+            raise ValueError(
+                f"search.fidelities.{too_many[0]}.initial_trials: at most initial_trials "
+                f"({self.initial_trials}); a rung trains the first mixtures of the initial design"
+            )
+        if strategy.needs_fidelities and any(f.initial_trials for f in self.fidelities):
+            raise ValueError(
+                f"search.fidelities: strategy {self.strategy!r} places the initial design "
+                "itself (initial_at_target); a rung's initial_trials is for single-scale "
+                "strategies"
+            )
+        if (
+            strategy.needs_fidelities
+            and self.fidelities
+            and self.initial_at_target >= self.initial_trials
+        ):
             raise ValueError("initial_at_target must be smaller than initial_trials")
         if self.top_k > self.candidates:
             raise ValueError("top_k must not exceed candidates")
         return self
+
+    @property
+    def multi_fidelity(self) -> bool:
+        """The strategy chooses each trial's rung (else it searches at the search proxy)."""
+        return get_strategy(self.strategy).needs_fidelities
+
+    def rung_trials(self) -> list[int]:
+        """Initial-design trials at each rung of ``fidelities`` (single-scale strategies; a
+        multi-fidelity strategy places its initial design itself)."""
+        if self.multi_fidelity:
+            return [0] * len(self.fidelities)
+        return [f.initial_trials or self.initial_trials for f in self.fidelities]
 
     def build_proposer(
         self,
@@ -185,11 +233,13 @@ class SearchSpec(Section):
                 raise ValueError("objective.constraints work with direction 'minimize'")
 
     def fidelity_proxies(self, target: ProxySpec) -> list[ProxySpec]:
-        """The proxies trials may train: the cheaper fidelities, then ``target`` last."""
+        """The proxies trials may train: the ladder's rungs, then ``target`` last."""
         proxies = []
         for i, f in enumerate(self.fidelities):
             try:
-                proxy = target.replace(**f.model_dump(exclude_none=True))
+                proxy = target.replace(
+                    **f.model_dump(exclude_none=True, exclude={"initial_trials"})
+                )
                 if f.lr is None:  # the search proxy's lr, carried to this rung's size
                     proxy = proxy.with_lr_from(target)
             except ValidationError as error:

@@ -28,7 +28,37 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mixopt.job import JobDir
+    from mixopt.spec import JobSpec, ProxySpec
     from mixopt.tracking.base import Tracker
+
+
+def job_params(spec: JobSpec, validation: ProxySpec, data_hash: str) -> dict[str, Any]:
+    """The parent run's params at the start: the search's settings and the data's hash."""
+    p, s = spec.proxy, spec.search
+    return {
+        "domains": ",".join(spec.domain_names),
+        "proxy.arch": p.arch,
+        "proxy.preset": p.preset,
+        "proxy.train_tokens": p.train_tokens,
+        "validate.preset": validation.preset,
+        "validate.train_tokens": validation.train_tokens,
+        "search.strategy": s.strategy,
+        "search.predictor": s.predictor,
+        "search.initial_trials": s.initial_trials,
+        "search.rounds": s.rounds,
+        "data_hash": data_hash,
+    }
+
+
+def predictor_fit(proposer: Any) -> tuple[dict[str, float], dict[str, Any]] | None:
+    """The cross-validated scores of the predictor a proposer fitted, where it has them (``auto``
+    scores every candidate while choosing; nothing is refitted for the log), and its params."""
+    model = getattr(proposer, "model_", None)
+    scores = getattr(model, "cv_scores_", None)
+    if model is None or not scores:
+        return None
+    params = {"choice": getattr(model, "choice_", ""), "trials": proposer.n_observed}
+    return {f"spearman/{name}": value for name, value in scores.items()}, params
 
 
 def system_tags(cwd: str | Path | None = None) -> dict[str, str]:

@@ -305,10 +305,14 @@ def test_mfbo_chooses_fidelities_and_recommends_for_the_target(make_spec, tmp_pa
 def test_mfbo_spec_errors(make_spec):
     with pytest.raises(ValidationError, match="strategy 'mfbo' needs at least one cheaper proxy"):
         make_spec(search={"strategy": "mfbo"})
-    with pytest.raises(
-        ValidationError, match=r"fidelities are used by search\.strategy 'mfbo' only"
-    ):
-        make_spec(search={"fidelities": [{"train_tokens": 10}]})
+    with pytest.raises(ValidationError, match=r"places the initial design itself"):
+        make_spec(
+            search={"strategy": "mfbo", "fidelities": [{"preset": "nano", "initial_trials": 3}]}
+        )
+    with pytest.raises(ValidationError, match=r"fidelities\.0\.initial_trials: at most"):
+        make_spec(
+            search={"initial_trials": 4, "fidelities": [{"preset": "nano", "initial_trials": 5}]}
+        )
     with pytest.raises(
         ValidationError, match=r"search\.fidelities\.0: the same proxy as the target"
     ):
@@ -327,3 +331,83 @@ def test_mfbo_refuses_a_fidelity_that_is_not_cheaper(make_spec, tmp_path):
     with pytest.raises(MixoptError, match=r"search\.fidelities\.0: trains .* not fewer than"):
         SearchJob(spec, job_dir, runner=runner).run()
     assert runner.submitted == []  # nothing was trained
+
+
+def test_a_single_scale_search_trains_its_ladder_rungs_on_the_first_mixtures(make_spec, tmp_path):
+    """bo searches at the search proxy; a rung (larger here) repeats the first initial mixtures
+    at its own size, and only search-proxy trials reach the proposer and the best."""
+    rung = {"preset": "small", "train_tokens": 4_000, "initial_trials": 3}
+    search = {**SEARCH, "strategy": "bo", "fidelities": [rung], "rounds": 1}
+    spec = make_spec(search=search, proxy={**PROXY, "train_tokens": 2_000})
+    job_dir = JobDir.new(spec, tmp_path / "job").path
+    outcome = SearchJob(spec, job_dir, runner=ScriptedRunner()).run()
+    runs = pd.read_parquet(job_dir / "runs.parquet")
+    initial = runs[(runs["stage"] == "search") & (runs["round"] == 0)]
+    assert initial["fidelity"].tolist() == ["dense:tiny:2000"] * 8 + ["dense:small:4000"] * 3
+    weights = [f"weight/{d}" for d in ("code", "bible", "dictionary")]
+    np.testing.assert_allclose(initial[weights].iloc[8:].to_numpy(), initial[weights].iloc[:3])
+    later = runs[(runs["stage"] == "search") & (runs["round"] == 1)]
+    assert set(later["fidelity"]) == {"dense:tiny:2000"}
+    assert len(outcome.recommendation["evidence"]["trials"]) == 8 + 3  # search-proxy trials
+
+
+def _scaled_execute(request):
+    """Synthetic per-domain losses that fall with model size N and with each domain's tokens
+    D * w (a joint scaling law), evaluated along the run: what the target-scale law learns."""
+    from mixopt.testing import synthetic_execute
+
+    result = synthetic_execute(request)
+    n = request.model.non_embedding_params()
+    total = request.train.train_tokens
+    names = sorted(request.weights)
+
+    def losses(tokens):
+        return {
+            f"val_loss/{d}": 1.5
+            + 40.0 * n**-0.3
+            + (3.0 + i) * (tokens * request.weights[d] + 1e3) ** -0.25
+            for i, d in enumerate(names)
+        }
+
+    result["n_params"] = n
+    result["metrics"] = losses(total)
+    result["evals"] = [
+        {"tokens": total * k // 4, "metrics": losses(total * k // 4)} for k in (1, 2, 3)
+    ]
+    return result
+
+
+def test_a_target_scale_recommendation_from_a_ladder(make_spec, tmp_path):
+    rungs = [
+        {"preset": "nano", "train_tokens": 20_000, "initial_trials": 6},
+        {"preset": "micro", "train_tokens": 20_000, "initial_trials": 6},
+    ]
+    search = {**SEARCH, "strategy": "bo", "fidelities": rungs, "rounds": 1}
+    spec = make_spec(
+        search=search,
+        proxy={**PROXY, "train_tokens": 20_000},
+        target={"params": 1e8, "tokens": 1e6, "max_epochs": 1000},
+        validate={"baselines": ["uniform", "natural"], "seeds": 2},
+    )
+    job_dir = JobDir.new(spec, tmp_path / "job").path
+    outcome = SearchJob(spec, job_dir, runner=ScriptedRunner(_scaled_execute)).run()
+    rec = outcome.recommendation
+    section = rec["target_scale"]
+    assert section["available"] and section["law"] in section["scores"]
+    mixtures = section["mixtures"]
+    assert set(mixtures) >= {"recommended", "proxy_optimum", "natural", "uniform"}
+    # the recommendation is the best of them at the target, as the law predicts
+    best = min(mixtures, key=lambda k: mixtures[k]["objective"])
+    assert (
+        mixtures["recommended"]["objective"]
+        <= mixtures[best]["objective"] + mixtures[best]["objective_std"]
+    )
+    assert mixtures["recommended"]["objective"] < mixtures["recommended"]["objective_at_proxy"]
+    assert rec["weights"] == pytest.approx(mixtures["recommended"]["weights"])
+    assert rec["proxy_recommendation"]["method"].startswith("bo")
+    assert "proxy_optimum" in rec["validation"]  # validated beside the target's choice
+    # calibration: the law's prediction at the validation proxy against what was measured
+    calibration = section["calibration"]
+    assert {r["label"] for r in calibration["mixtures"]} == set(rec["validation"])
+    assert calibration["mape"] < 0.05
+    assert calibration["scale"]["params"] > 4 * 0.9 * spec.proxy.size()[0]

@@ -1,0 +1,100 @@
+"""From finished trials to the laws' rows: one row per evaluation along every run.
+
+A trial's result (``proxies.results.TrainResult.to_dict()``, what workers return) carries the
+per-domain validation losses of every evaluation along the run (``evals``, every ``eval_every``
+steps, the final step excluded) and at the end (``metrics``), the tokens seen at each, and N
+(``n_params``, non-embedding). ``curve_rows`` turns one result into X rows (weights, N, D) and Y
+rows (one ``val_loss/<domain>`` per domain, in ``domains`` order); ``stack_runs`` does it for the
+finished trials of a search. A mixture is a ``{domain: weight}`` mapping (``Trial.weights``) or a
+vector in ``domains`` order. Anything the laws could not use (a missing loss, a non-finite one, no
+``n_params``, a weight on a domain not in ``domains``) is an error naming the result and the
+evaluation, never a silent NaN or a dropped weight.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from mixopt.predictors.scaling.base import ScalingDataError
+
+LOSS_PREFIX = "val_loss/"
+
+Mixture = Mapping[str, float] | Sequence[float] | np.ndarray
+
+
+def mixture_vector(
+    weights: Mixture, domains: Sequence[str], *, where: str = "mixture"
+) -> np.ndarray:
+    """A mixture as a vector (m,) in ``domains`` order."""
+    if isinstance(weights, Mapping):
+        unknown = sorted(set(weights) - set(domains))
+        if unknown:
+            raise ScalingDataError(
+                f"{where} has weight on {', '.join(unknown)}, not among the domains "
+                f"({', '.join(domains)})"
+            )
+        return np.array([float(weights.get(d, 0.0)) for d in domains])
+    w = np.asarray(weights, dtype=float)
+    if w.shape != (len(domains),):
+        raise ScalingDataError(
+            f"{where} must have {len(domains)} weights, one per domain "
+            f"({', '.join(domains)}); got shape {w.shape}"
+        )
+    return w
+
+
+def curve_rows(
+    result: Mapping[str, Any],
+    weights: Mixture,
+    domains: Sequence[str],
+    *,
+    where: str = "result",
+) -> tuple[np.ndarray, np.ndarray]:
+    """X (k, m + 2) and Y (k, m) for the k evaluations of one run, the final one last."""
+    missing_keys = [k for k in ("n_params", "tokens", "metrics") if k not in result]
+    if missing_keys:
+        raise ScalingDataError(f"{where} has no {', '.join(missing_keys)} (a TrainResult dict?)")
+    n_params = float(result["n_params"])
+    if not n_params > 0:
+        raise ScalingDataError(f"{where}: n_params is {result['n_params']}, not a model size > 0")
+    w = mixture_vector(weights, domains, where=f"the mixture of {where}")
+    points = [(e["tokens"], e["metrics"]) for e in result.get("evals") or []]
+    points.append((result["tokens"], result["metrics"]))
+    X, Y = [], []
+    for tokens, metrics in points:
+        missing = [d for d in domains if f"{LOSS_PREFIX}{d}" not in metrics]
+        if missing:
+            raise ScalingDataError(
+                f"{where}: the evaluation at {tokens} tokens has no {LOSS_PREFIX}{missing[0]}; "
+                f"every evaluation needs every domain's loss ({', '.join(domains)})"
+            )
+        losses = [float(metrics[f"{LOSS_PREFIX}{d}"]) for d in domains]
+        if not np.all(np.isfinite(losses)):
+            bad = domains[int(np.argmin(np.isfinite(losses)))]
+            raise ScalingDataError(
+                f"{where}: the evaluation at {tokens} tokens has {LOSS_PREFIX}{bad} = "
+                f"{metrics[LOSS_PREFIX + bad]}"
+            )
+        X.append([*w, n_params, float(tokens)])
+        Y.append(losses)
+    return np.array(X), np.array(Y)
+
+
+def stack_runs(
+    results: Sequence[Mapping[str, Any]], mixtures: Sequence[Mixture], domains: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """X (n, m + 2) and Y (n, m) of many runs: ``results[i]`` trained on ``mixtures[i]``."""
+    if not results:
+        raise ScalingDataError("no runs to stack: the laws need finished trials")
+    if len(results) != len(mixtures):
+        raise ScalingDataError(
+            f"{len(results)} results but {len(mixtures)} mixtures: one mixture per result"
+        )
+    parts = [
+        curve_rows(result, weights, domains, where=f"result {i}")
+        for i, (result, weights) in enumerate(zip(results, mixtures, strict=True))
+    ]
+    return np.vstack([x for x, _ in parts]), np.vstack([y for _, y in parts])
