@@ -68,6 +68,8 @@ class ValidateSpec(Section):
             chosen = search_proxy.scaled_up(SCALE_UP)
             if ladder_top is not None and ladder_top.size() > chosen.size():
                 chosen = ladder_top
+        # validation compares final losses: no evaluations along the way
+        chosen = chosen.replace(eval_every=0) if chosen.eval_every else chosen
         if self.lr is not None:
             return chosen.replace(lr=self.lr)
         return chosen.with_lr_from(search_proxy)
