@@ -181,8 +181,17 @@ def predict(
     target: Annotated[str, typer.Option(help="Target column in the train table.")],
     out: Annotated[Path, typer.Option(help="Output CSV: the test rows' predictions, in order.")],
     predictor: Annotated[str, typer.Option(help="Predictor name.")] = "auto",
+    params_column: Annotated[
+        str | None,
+        typer.Option(help="Column of each run's model size N (non-embedding parameters)."),
+    ] = None,
+    tokens_column: Annotated[
+        str | None, typer.Option(help="Column of each run's training tokens D.")
+    ] = None,
 ) -> None:
-    """Fit a predictor on one runs table and predict another."""
+    """Fit a predictor on one runs table and predict another. With --params-column and
+    --tokens-column, a scale-aware law (``auto``: the one that extrapolates best; or joint,
+    capacity, bimix, nested) predicts each test row at its own N and D."""
     import numpy as np
     import pandas as pd
 
@@ -196,8 +205,19 @@ def predict(
         raise MixoptError(f"{train}: {len(y)} row; a predictor needs at least 2 to fit")
     test_frame = read_table(test)
     X_test, _, _ = weights_and_target(test_frame, columns, None, source=str(test))
-    model = make_predictor(predictor).fit(X.to_numpy(), y.to_numpy())
-    predictions = np.asarray(model.predict(X_test.to_numpy()), dtype=float)
+    if (params_column is None) != (tokens_column is None):
+        raise MixoptError("give both --params-column and --tokens-column, or neither")
+    if params_column is not None and tokens_column is not None:
+        from mixopt.predictors.scaling.tables import scaled_rows, scaling_predictor
+
+        model = scaling_predictor(predictor)
+        X_fit = scaled_rows(X, train_frame, params_column, tokens_column, source=str(train))
+        X_new = scaled_rows(X_test, test_frame, params_column, tokens_column, source=str(test))
+    else:
+        model = make_predictor(predictor)
+        X_fit, X_new = X.to_numpy(), X_test.to_numpy()
+    model.fit(X_fit, y.to_numpy())
+    predictions = np.asarray(model.predict(X_new), dtype=float).reshape(-1)
     if not np.isfinite(predictions).all():
         raise MixoptError(
             f"{predictor}: non-finite predictions for {int((~np.isfinite(predictions)).sum())} "
