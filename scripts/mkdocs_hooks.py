@@ -171,9 +171,9 @@ def _one_paragraph(text: str) -> str:
 
 
 def strategy_pages(catalog: dict[str, Any]) -> dict[str, str]:
-    from mixopt.proposers import strategy_descriptions
+    from mixopt.proposers import STRATEGIES
 
-    registry = strategy_descriptions()
+    registry = {name: strategy.description for name, strategy in STRATEGIES.items()}
     _same_names("strategies", registry, catalog)
     pages = {}
     for name, description in registry.items():
