@@ -150,13 +150,17 @@ class ProxySpec(Section):
 
     def with_lr_from(self, anchor: ProxySpec) -> ProxySpec:
         """This proxy with ``anchor``'s learning rate carried to its own size and tokens by the
-        Step Law (:func:`proxies.hparams.transfer_lr`); unchanged when the sizes are equal."""
-        from proxies.hparams import transfer_lr
+        Step Law's N exponent (:func:`proxies.hparams.transfer_lr`); unchanged when the sizes are
+        equal. The batch stays fixed across proxies, where the law's D exponent does not hold
+        (``FIXED_BATCH_EXPONENTS``)."""
+        from proxies.hparams import FIXED_BATCH_EXPONENTS, transfer_lr
 
         (n_from, d_from), (n_to, d_to) = anchor.size(), self.size()
         if (n_from, d_from) == (n_to, d_to):
             return self.replace(lr=anchor.lr)
-        return self.replace(lr=transfer_lr(anchor.lr, n_from, d_from, n_to, d_to))
+        return self.replace(
+            lr=transfer_lr(anchor.lr, n_from, d_from, n_to, d_to, exponents=FIXED_BATCH_EXPONENTS)
+        )
 
     def replace(self, **changes: Any) -> ProxySpec:
         """This proxy with some fields replaced (validated again)."""

@@ -110,3 +110,21 @@ def test_the_demo_specs_load(path):
 
 def test_there_are_demo_specs():
     assert {p.name for p in DEMO_SPECS} >= {"search.yaml", "search-mfbo.yaml"}
+
+
+def test_a_larger_proxy_gets_a_smaller_learning_rate_and_more_tokens_keep_it():
+    """Ladder rungs and the validation proxy carry the search proxy's lr by the Step Law's N
+    exponent; at mixopt's fixed batch, the token budget leaves it where it is."""
+    from mixopt.spec import ProxySpec
+    from proxies.hparams import PUBLISHED_N_EXPONENT
+
+    search = ProxySpec(preset="tiny", train_tokens=300_000, lr=0.006)
+    longer = search.replace(train_tokens=1_200_000).with_lr_from(search)
+    assert longer.lr == pytest.approx(search.lr, rel=1e-12)
+
+    larger = search.scaled_up(4)
+    (n_small, _), (n_large, d_large) = search.size(), larger.size()
+    assert n_large >= 4 * n_small and d_large >= 4 * search.train_tokens
+    expected = search.lr * (n_large / n_small) ** PUBLISHED_N_EXPONENT
+    assert larger.lr == pytest.approx(expected, rel=1e-9)
+    assert larger.lr < search.lr
