@@ -27,9 +27,10 @@ def apt_install(*packages: str) -> str:
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         return f"{', '.join(packages)}: not installed, and installing needs root and apt-get"
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    wait = ["-o", "DPkg::Lock::Timeout=600"]  # another apt (a set-up) may hold the lock
     for command in (
-        ["apt-get", "update", "-qq"],
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages],
+        ["apt-get", *wait, "update", "-qq"],
+        ["apt-get", *wait, "install", "-y", "-qq", "--no-install-recommends", *packages],
     ):
         result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1200)
         if result.returncode != 0:
