@@ -52,6 +52,7 @@ def figures(model: dict[str, Any]) -> dict[str, dict[str, Any]]:
     add("interaction", "effects", "figure_interaction")
     add("validation", "validation", "figure")
     add("scale", "scale", "figure")
+    add("scale_gap", "scale", "figure_gap")
     add("moe_load", "moe", "figure_max_load")
     moe = views.get("moe", {})
     if moe.get("available"):

@@ -396,6 +396,7 @@
       h("h3", { text: "Extrapolation scores of the laws" }),
       table("scale-scores", ["law", "MAPE", "Spearman ρ", "error"], scores),
       view.figure ? plot("fig-scale", view.figure) : null,
+      view.figure_gap ? plot("fig-scale-gap", view.figure_gap) : null,
     ];
     var cal = view.calibration;
     if (cal) {

@@ -1,7 +1,8 @@
 """The recommendation at the target scale: what the scale-aware law predicts for each mixture
 at the target's size and at the search proxy's, the law chosen and how well each law
 extrapolated, the shrink toward natural and the flags, the law's calibration at the validation
-proxy, and each mixture's predicted objective along the model sizes from proxy to target.
+proxy, and each mixture's predicted objective along the model sizes from proxy to target (and
+its difference from the natural mixture's there, where a change of ranking with scale shows).
 
 Everything comes from recommendation.json's ``target_scale`` section
 (:meth:`~mixopt.reporting.jobdata.JobData.target_scale`); nothing is refitted here.
@@ -76,6 +77,7 @@ def scale_view(job: JobData) -> dict[str, Any]:
         "calibration": _calibration(section.calibration),
         "notes": [f"recommendation.json target_scale: {p}" for p in section.problems],
         "figure": _figure(section, section.curves) if section.curves is not None else None,
+        "figure_gap": _gap_figure(section.curves) if section.curves is not None else None,
     }
 
 
@@ -165,6 +167,43 @@ def _figure(section: TargetScale, curves: ScaleCurves) -> dict[str, Any] | None:
             f"(N={n1:.3g}), tokens scaled alongside",
             "model size N (non-embedding parameters, log scale)",
             "predicted objective",
+            xaxis={"type": "log"},
+        ),
+    )
+
+
+def _gap_figure(curves: ScaleCurves) -> dict[str, Any] | None:
+    """Each mixture's predicted objective minus the natural mixture's, along N."""
+    natural = curves.objective.get("natural")
+    labels = _ordered([label for label in curves.objective if label != "natural"])
+    if natural is None or not labels:
+        return None
+    data = []
+    for i, label in enumerate(labels):
+        colour = MIXTURE_COLORS.get(label, color(i))
+        gaps = [
+            None if a is None or b is None else a - b
+            for a, b in zip(curves.objective[label], natural, strict=True)
+        ]
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines+markers",
+                "name": _name(label),
+                "x": curves.params,
+                "y": gaps,
+                "line": {"color": colour, "width": 2},
+                "marker": {"color": colour, "size": 6},
+                "hovertemplate": f"{_name(label)}<br>N=%{{x:.3g}}: %{{y:+.4f}} vs natural"
+                "<extra></extra>",
+            }
+        )
+    return figure(
+        data,
+        layout(
+            "Predicted objective minus the natural mixture's, by model size",
+            "model size N (non-embedding parameters, log scale)",
+            "difference from natural",
             xaxis={"type": "log"},
         ),
     )

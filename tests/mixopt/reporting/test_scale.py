@@ -99,6 +99,12 @@ def test_the_figure_runs_from_the_proxy_to_the_target_on_a_log_axis(scaled_job):
         assert trace["y"] == pytest.approx(expected)
         assert trace["y"][-1] == pytest.approx(written["mixtures"][label]["objective"])
         assert trace["error_y"]["array"] == pytest.approx([law.std(n) for n in trace["x"]])
+    gap = scale_view(load_job_dir(scaled_job))["figure_gap"]
+    natural = written["curves"]["objective"]["natural"]
+    assert [t["name"] for t in gap["data"]] == ["recommended", "proxy optimum", "uniform"]
+    for trace, label in zip(gap["data"], ["recommended", "proxy_optimum", "uniform"], strict=True):
+        own = written["curves"]["objective"][label]
+        assert trace["y"] == pytest.approx([a - b for a, b in zip(own, natural, strict=True)])
     measured = next(t for t in figure["data"] if t["mode"] == "markers")
     assert measured["x"] == [VALIDATION_SIZE[0]] * 4
     assert sorted(measured["y"]) == pytest.approx(
@@ -126,7 +132,7 @@ def test_the_report_carries_the_section_and_its_figure_escaped(tmp_path, finishe
     assert inlined["rows"][0]["objective"] == pytest.approx(
         section["mixtures"]["recommended"]["objective"]
     )
-    assert "scale" in [p.stem for p in result.pngs]
+    assert {"scale", "scale_gap"} <= {p.stem for p in result.pngs}
     assert (tmp_path / "report-figures" / "scale.png").stat().st_size > 10_000
 
 
