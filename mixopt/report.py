@@ -4,7 +4,8 @@ The HTML inlines Plotly.js, the page script the dashboard uses (``reporting/asse
 its style and the job's view model (:func:`mixopt.reporting.views.build_views`), so it opens
 offline in any browser and shows the same numbers as the dashboard: the spec, the
 recommendation with its interval, the validation verdict, the trace, mixtures, predictor
-quality, domain effects, validation at scale, MoE expert load and the trials with MLflow links.
+quality, domain effects, validation at scale, the recommendation at the target scale, MoE
+expert load and the trials with MLflow links.
 The PNGs (``<report>-figures/*.png``) are drawn from the same figures with matplotlib.
 
     from mixopt.report import write_report
@@ -50,6 +51,8 @@ def figures(model: dict[str, Any]) -> dict[str, dict[str, Any]]:
     add("sensitivity", "effects", "figure_sensitivity")
     add("interaction", "effects", "figure_interaction")
     add("validation", "validation", "figure")
+    add("scale", "scale", "figure")
+    add("scale_gap", "scale", "figure_gap")
     add("moe_load", "moe", "figure_max_load")
     moe = views.get("moe", {})
     if moe.get("available"):

@@ -23,6 +23,7 @@ PALETTE = (
 )
 MIXTURE_COLORS = {
     "recommended": "#E45756",
+    "proxy_optimum": "#F58518",
     "current": "#B279A2",
     "natural": "#4C78A8",
     "uniform": "#BAB0AC",

@@ -2,7 +2,7 @@
 
 The figures are the same Plotly figure dicts the pages draw; this module draws the subset of
 Plotly the views use: scatter (markers, lines, step lines, error bars), bar (grouped, stacked,
-error bars), heatmap (with cell text), and line shapes. Not a general Plotly renderer.
+error bars), heatmap (with cell text), line shapes and log axes. Not a general Plotly renderer.
 """
 
 from __future__ import annotations
@@ -143,6 +143,9 @@ def render_png(fig: dict[str, Any], path: Path, *, width: float = 9.0, dpi: int 
                 ha="right" if rotate else "center",
                 fontsize=8 if rotate else 10,
             )
+        for axis, set_scale in (("xaxis", ax.set_xscale), ("yaxis", ax.set_yscale)):
+            if layout.get(axis, {}).get("type") == "log":
+                set_scale("log")
         y_range = layout.get("yaxis", {}).get("range")
         if y_range and all(v is not None for v in y_range):
             ax.set_ylim(float(y_range[0]), float(y_range[1]))

@@ -9,8 +9,10 @@ as far as the law cannot tell the difference: the largest strength whose mixture
 within one standard deviation of the unshrunk optimum. A mixture far from every trial or at the
 simplex's edge is flagged, since the law is extrapolating there.
 
-After validation, :func:`calibration` compares what the law predicted at the validation proxy's
-size and tokens with what was measured, and the rank transfer from the search proxy's scale.
+:func:`curves` predicts each mixture at a few model sizes from the search proxy's to the
+target's, for the report's objective-vs-N figure. After validation, :func:`calibration` compares
+what the law predicted at the validation proxy's size and tokens with what was measured, and the
+rank transfer from the search proxy's scale.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mixopt.errors import MixoptError
 from mixopt.trials import Stage, Trial, TrialStatus
 
 if TYPE_CHECKING:
@@ -30,6 +33,7 @@ if TYPE_CHECKING:
 SHRINK_STRENGTHS = (0.0, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0)
 EDGE_WEIGHT = 1e-3  # a weight below this on a domain with natural share >= 1% is "at the edge"
 FAR_L1 = 0.5  # an L1 distance to the nearest trial above this is "outside the data"
+CURVE_POINTS = 8  # model sizes at which ``curves`` predicts each mixture
 
 
 @dataclass
@@ -174,6 +178,12 @@ def at_target(
         "unshrunk": found["unshrunk"],
         "flags": found["flags"],
         "mixtures": describe(problem, model, mixtures, search_proxy),
+        "curves": curves(
+            model,
+            mixtures,
+            search_proxy.size(),
+            (float(target.params or 0), float(target.tokens or 0)),
+        ),
     }
     return recommendation, section
 
@@ -203,6 +213,45 @@ def describe(
             },
         }
     return out
+
+
+def curves(
+    model: Any,
+    mixtures: dict[str, np.ndarray],
+    start: tuple[float, float],
+    end: tuple[float, float],
+    points: int = CURVE_POINTS,
+) -> dict[str, Any]:
+    """Each mixture's predicted objective (mean and std) along the way from the search proxy's
+    (N, D) ``start`` to the target's ``end``: ``points`` model sizes N log-spaced between the
+    two, each with tokens D at the same place between the two token budgets on a log scale (D
+    scales with N as it does from proxy to target). ``model``: anything with
+    ``predict(W, n_params, tokens) -> (mean, std)``, as :class:`TargetModel`."""
+    (n0, d0), (n1, d1) = start, end
+    if min(n0, d0, n1, d1) <= 0:
+        raise MixoptError(
+            f"scale curves: model sizes and tokens must be positive (proxy N={n0:g}, D={d0:g}; "
+            f"target N={n1:g}, D={d1:g})"
+        )
+    if points < 2:
+        raise MixoptError(f"scale curves: points must be at least 2, not {points}")
+    sizes = np.geomspace(n0, n1, points)
+    tokens = np.geomspace(d0, d1, points)
+    objective: dict[str, list[float]] = {}
+    spread: dict[str, list[float]] = {}
+    for label, w in mixtures.items():
+        W = np.asarray(w, dtype=float)[None]
+        predicted = [
+            model.predict(W, float(n), float(d)) for n, d in zip(sizes, tokens, strict=True)
+        ]
+        objective[label] = [float(np.asarray(mean)[0]) for mean, _ in predicted]
+        spread[label] = [float(np.asarray(std)[0]) for _, std in predicted]
+    return {
+        "params": sizes.tolist(),
+        "tokens": tokens.tolist(),
+        "objective": objective,
+        "objective_std": spread,
+    }
 
 
 def calibration(

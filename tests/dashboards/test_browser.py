@@ -294,3 +294,49 @@ def test_report_renders_offline_with_the_same_numbers(tmp_path, new_page, finish
     text = page.locator('section[data-view="recommendation"]').inner_text()
     assert re.search(r"95% interval \[\d+\.\d+, \d+\.\d+\]", text)
     assert np.isfinite(number(page.get_by_test_id("coverage95").get_attribute("data-value")))
+
+
+def test_report_shows_the_scale_section_with_job_text_as_text(tmp_path, new_page, finished_job):
+    """The Scale section of a job with a target: the table's numbers are recommendation.json's,
+    the objective-vs-N figure is drawn on a log axis, and text from the job (a flag holding
+    markup) is shown as text, never run."""
+    from mixopt.reporting.views import ViewOptions
+    from tests.mixopt.reporting.jobs import target_scale_section, with_target_scale
+
+    hostile = "<img src=x onerror=\"document.body.dataset.owned='yes'\">edge"
+    section = target_scale_section(flags=[hostile])
+    job_dir = with_target_scale(finished_job, tmp_path / "job", section)
+    report = write_report(
+        job_dir, tmp_path / "report.html", png=False, options=ViewOptions(analysis=False)
+    )
+    tab = new_page()
+    page = tab.page
+    page.goto(report.html.as_uri())
+    page.wait_for_selector("#job[data-rendered]")
+    scale = page.locator('section[data-view="scale"]')
+    assert scale.get_attribute("data-available") == "true"
+    for label, mixture in section["mixtures"].items():
+        row = scale.locator(f'[data-testid=scale-table] tr[data-label="{label}"]')
+        assert number(row.locator("[data-col=objective]").inner_text()) == pytest.approx(
+            mixture["objective"], abs=6e-5
+        )
+        assert number(row.locator("[data-col=at-proxy]").inner_text()) == pytest.approx(
+            mixture["objective_at_proxy"], abs=6e-5
+        )
+        for domain in DOMAINS:
+            shown = row.locator(f'[data-domain="{domain}"]').inner_text()
+            assert number(shown) == pytest.approx(mixture["weights"][domain], abs=6e-4)
+    for source in section["calibration"]["mixtures"]:
+        row = scale.locator(f'[data-testid=calibration-table] tr[data-label="{source["label"]}"]')
+        assert number(row.locator("[data-col=observed]").inner_text()) == pytest.approx(
+            source["observed"], abs=6e-5
+        )
+    mape = float(page.get_by_test_id("calibration-mape").get_attribute("data-value"))
+    assert mape == pytest.approx(section["calibration"]["mape"])
+    axis = page.evaluate("() => document.getElementById('fig-scale').layout.xaxis.type")
+    assert axis == "log"
+    assert scale.locator("#fig-scale .main-svg").count() > 0
+    assert page.get_by_test_id("scale-flags").inner_text() == hostile
+    assert scale.locator("img").count() == 0
+    assert page.evaluate("() => document.body.dataset.owned") is None
+    assert tab.errors == []

@@ -149,3 +149,44 @@ def test_a_running_job_read_mid_write_gets_one_more_look(tmp_path, monkeypatch):
     with pytest.raises(MixoptError, match="truncated"):
         registry.model("running")
     assert len(calls) == 1
+
+
+def test_a_job_page_carries_the_scale_view_behind_the_guard(tmp_path, finished_job):
+    """/api/jobs/{id} serves the Scale view read from recommendation.json's target_scale, to a
+    request from an allowed host with the dashboard's token, and to nobody else."""
+    from fastapi.testclient import TestClient
+
+    from dashboards.server import create_app
+    from dashboards.sources import DirectorySource, JobRegistry
+    from mixopt.reporting.views import ViewOptions
+    from tests.mixopt.reporting.jobs import target_scale_section, with_target_scale
+
+    section = target_scale_section(flags=["<b>at the simplex's edge</b>"])
+    root = tmp_path / "runs"
+    with_target_scale(finished_job, root / "scaled", section)
+    with_target_scale(finished_job, root / "plain", None)
+    registry = JobRegistry(DirectorySource([root]), options=ViewOptions(analysis=False))
+    app = create_app(registry, token=DASHBOARD_TOKEN)
+    auth = {"Authorization": f"Bearer {DASHBOARD_TOKEN}"}
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        assert client.get("/api/jobs/scaled").status_code == 401
+        foreign = TestClient(app, base_url="http://evil.example")
+        assert foreign.get("/api/jobs/scaled", headers=auth).status_code == 403
+        response = client.get("/api/jobs/scaled", headers=auth)
+        assert response.status_code == 200
+        view = response.json()["views"]["scale"]
+        assert view["available"] and view["law"] == section["law"]
+        rows = {r["label"]: r for r in view["rows"]}
+        for label, mixture in section["mixtures"].items():
+            assert rows[label]["objective"] == pytest.approx(mixture["objective"])
+            assert rows[label]["objective_at_proxy"] == pytest.approx(mixture["objective_at_proxy"])
+        # the job's text is data for the page to set as text, never markup built here
+        assert view["flags"] == section["flags"]
+        assert view["calibration"]["mape"] == pytest.approx(section["calibration"]["mape"])
+        lines = [t for t in view["figure"]["data"] if t["mode"] == "lines+markers"]
+        assert lines[0]["y"] == pytest.approx(section["curves"]["objective"]["recommended"])
+        plain = client.get("/api/jobs/plain", headers=auth).json()["views"]["scale"]
+        assert not plain["available"] and "no target scale" in plain["reason"]
+        # the page draws it with the shared script, which sets every job text as text
+        script = client.get("/assets/views.js", headers=auth).text
+        assert "render.scale" in script

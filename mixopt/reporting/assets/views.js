@@ -16,6 +16,7 @@
     ["predictor", "Predictor quality"],
     ["effects", "Domain effects"],
     ["validation", "Validation at scale"],
+    ["scale", "Scale"],
     ["moe", "MoE expert load"],
     ["trials", "Trials"],
     ["spec", "Spec"],
@@ -57,6 +58,11 @@
   function signed(value, digits) {
     if (value === null || value === undefined) return "–";
     return (value >= 0 ? "+" : "") + fmt(value, digits);
+  }
+
+  function sci(value) {
+    if (value === null || value === undefined || typeof value !== "number" || !isFinite(value)) return "–";
+    return value.toPrecision(3);
   }
 
   function pct(value) {
@@ -329,6 +335,98 @@
       table("validation-table", ["mixture", "mean objective", "std over seeds", "seeds", "recommended's gain", "gain / SE"], rows),
       plot("fig-validation", view.figure),
     ];
+  };
+
+  render.scale = function (view) {
+    var rows = view.rows.map(function (row) {
+      return h(
+        "tr",
+        { "data-label": row.label },
+        h("td", { text: row.name }),
+        h("td", { className: "num", "data-col": "objective", text: fmt(row.objective) }),
+        h("td", { className: "num", "data-col": "std", text: fmt(row.objective_std) }),
+        h("td", { className: "num", "data-col": "at-proxy", text: fmt(row.objective_at_proxy) }),
+        view.domains.map(function (d) {
+          return h("td", { className: "num", "data-domain": d, text: fmt(row.weights[d], 3) });
+        })
+      );
+    });
+    var scores = view.scores.map(function (score) {
+      return h(
+        "tr",
+        { "data-law": score.law, className: score.chosen ? "chosen" : null },
+        h("td", { text: score.law + (score.chosen ? " (chosen)" : "") }),
+        h("td", { className: "num", "data-col": "mape", text: score.error ? "–" : pct(score.mape) }),
+        h("td", { className: "num", "data-col": "spearman", text: score.error ? "–" : fmt(score.spearman, 3) }),
+        h("td", { className: "error-cell", text: score.error || "" })
+      );
+    });
+    var unshrunk = view.unshrunk;
+    var out = [
+      h(
+        "p",
+        null,
+        "Target: N = ",
+        h("span", { className: "num", "data-testid": "scale-params", "data-value": view.params, text: sci(view.params) }),
+        " parameters, D = ",
+        h("span", { className: "num", "data-testid": "scale-tokens", "data-value": view.tokens, text: sci(view.tokens) }),
+        " tokens · law ",
+        h("span", { "data-testid": "scale-law", text: view.law || "–" })
+      ),
+      h("p", { className: "small", "data-testid": "scale-fitted-on", text: view.fitted_on || "" }),
+      (view.notes || []).map(function (note) { return h("div", { className: "note", text: note }); }),
+      table(
+        "scale-table",
+        ["mixture", "predicted at target", "± std", "predicted at search proxy"].concat(view.domains),
+        rows
+      ),
+      h(
+        "p",
+        { className: "small" },
+        "Shrunk toward natural by ",
+        num("scale-shrink", view.shrink, 3),
+        unshrunk && unshrunk.predicted !== null && unshrunk.predicted !== undefined
+          ? [" (the unshrunk optimum is predicted ", num("scale-unshrunk", unshrunk.predicted), ")"]
+          : null,
+        "."
+      ),
+      view.flags.length
+        ? h("ul", { "data-testid": "scale-flags" }, view.flags.map(function (flag) { return h("li", { className: "warn", text: flag }); }))
+        : h("p", { className: "small", "data-testid": "scale-flags", text: "No flags: the recommendation is near the trials and inside the simplex." }),
+      h("h3", { text: "Extrapolation scores of the laws" }),
+      table("scale-scores", ["law", "MAPE", "Spearman ρ", "error"], scores),
+      view.figure ? plot("fig-scale", view.figure) : null,
+      view.figure_gap ? plot("fig-scale-gap", view.figure_gap) : null,
+    ];
+    var cal = view.calibration;
+    if (cal) {
+      var calRows = cal.rows.map(function (row) {
+        return h(
+          "tr",
+          { "data-label": row.label },
+          h("td", { text: row.name }),
+          h("td", { className: "num", "data-col": "predicted", text: fmt(row.predicted) }),
+          h("td", { className: "num", "data-col": "std", text: fmt(row.predicted_std) }),
+          h("td", { className: "num", "data-col": "observed", text: fmt(row.observed) }),
+          h("td", { className: "num", "data-col": "error", text: row.error === null ? "–" : signed(row.error) }),
+          h("td", { className: "num", "data-col": "at-search", text: fmt(row.at_search_scale) })
+        );
+      });
+      out.push(
+        h("h3", null, "Calibration at the validation proxy (N = ", sci(cal.params), ", D = ", sci(cal.tokens), ")"),
+        h(
+          "div",
+          { className: "stats" },
+          stat("MAPE", h("span", { className: "num", "data-testid": "calibration-mape", "data-value": cal.mape, text: pct(cal.mape) }), "law's prediction vs measured"),
+          stat("Spearman ρ, law", num("calibration-spearman-law", cal.spearman_law, 3), "law at the validation scale vs measured"),
+          stat("Spearman ρ, search scale", num("calibration-spearman-search", cal.spearman_search_scale, 3), "search-scale prediction vs measured")
+        ),
+        table("calibration-table", ["mixture", "predicted", "± std", "measured", "predicted − measured", "predicted at search proxy"], calRows)
+      );
+    } else {
+      out.push(h("p", { className: "small", "data-testid": "calibration-missing", text: "No calibration: no validated mixture was measured." }));
+    }
+    return out;
   };
 
   render.moe = function (view, model, section) {

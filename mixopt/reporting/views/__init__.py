@@ -11,6 +11,9 @@
 - ``effects``: partial dependence of the objective on each domain's weight, sensitivities, and
   the domain × domain interaction heatmap;
 - ``validation``: recommended vs baselines at the validation scale, mean ± seed spread;
+- ``scale``: each mixture predicted at the target's size and the search proxy's, the law
+  chosen and its extrapolation scores, shrink and flags, the law's calibration at the
+  validation proxy, and the predicted objective against model size;
 - ``moe``: expert load over training (MoE proxies);
 - ``trials``: every trial with its MLflow run and a link into the MLflow UI;
 - ``spec``: the resolved spec.
@@ -38,6 +41,7 @@ from mixopt.reporting.views.progress import (
     trace_view,
     trials_view,
 )
+from mixopt.reporting.views.scale import scale_view
 from mixopt.reporting.views.validation import validation_view
 
 __all__ = ["DEFAULT_MLFLOW_URL", "ViewOptions", "build_views", "job_summary"]
@@ -54,6 +58,7 @@ def build_views(
         "trace": trace_view(job),
         "mixtures": mixtures_view(job, search),
         "validation": validation_view(job),
+        "scale": scale_view(job),
         "moe": moe_view(job),
         "trials": trials_view(job, options),
         "spec": spec_view(job),

@@ -16,9 +16,10 @@ if TYPE_CHECKING:
 
 SCHEMA = 1
 DEFAULT_MLFLOW_URL = "http://127.0.0.1:5000"
-MIXTURE_ORDER = ("recommended", "current", "natural", "uniform", "best_trial")
+MIXTURE_ORDER = ("recommended", "proxy_optimum", "current", "natural", "uniform", "best_trial")
 MIXTURE_NAMES = {
     "recommended": "recommended",
+    "proxy_optimum": "proxy optimum",
     "current": "current (yours)",
     "natural": "natural",
     "uniform": "uniform",

@@ -167,3 +167,108 @@ def shared_finished_job() -> Path:
             ).run()
             _shared["finished"] = job_dir
         return _shared["finished"]
+
+
+# ------------------------------------------------------------------------------ target scale
+
+
+class PowerLaw:
+    """A stand-in for the target-scale law: each mixture's objective is a weighted sum of
+    per-domain power laws in model size N and tokens D, with a spread growing with N."""
+
+    floors = (1.6, 2.1, 2.4)
+
+    def value(self, w: np.ndarray, n: float, d: float) -> float:
+        return float(np.asarray(w) @ (np.array(self.floors) + 40.0 / n**0.3 + 90.0 / d**0.28))
+
+    def std(self, n: float) -> float:
+        return 0.005 * float(np.log10(n))
+
+    def predict(self, W: np.ndarray, n: float, d: float) -> tuple[np.ndarray, np.ndarray]:
+        return np.array([self.value(w, n, d) for w in W]), np.array([self.std(n)] * len(W))
+
+
+TARGET = (1e8, 2e9)  # the target's N, D in the synthetic section
+PROXY_SIZE = (3e5, 6e6)  # the search proxy's
+VALIDATION_SIZE = (1.2e6, 2.4e7)
+
+
+def target_scale_section(flags: list[str] | None = None) -> dict[str, Any]:
+    """A ``target_scale`` section as :func:`mixopt.search.scale.at_target` and the driver
+    write it, with its numbers from :class:`PowerLaw` (the curves by the real ``curves``)."""
+    from mixopt.search.scale import curves
+
+    law = PowerLaw()
+    mixtures = {
+        "recommended": np.array([0.2, 0.5, 0.3]),
+        "proxy_optimum": np.array([0.5, 0.3, 0.2]),
+        "natural": np.array([0.3, 0.3, 0.4]),
+        "uniform": np.full(3, 1 / 3),
+    }
+
+    def as_dict(w: np.ndarray) -> dict[str, float]:
+        return {d: float(x) for d, x in zip(DOMAINS, w, strict=True)}
+
+    described = {
+        label: {
+            "weights": as_dict(w),
+            "objective": law.value(w, *TARGET),
+            "objective_std": law.std(TARGET[0]),
+            "objective_at_proxy": law.value(w, *PROXY_SIZE),
+            "losses": {f"val_loss/{d}": 2.0 for d in DOMAINS},
+        }
+        for label, w in mixtures.items()
+    }
+    rng = np.random.default_rng(3)
+    rows = [
+        {
+            "label": label,
+            "predicted": law.value(w, *VALIDATION_SIZE),
+            "predicted_std": law.std(VALIDATION_SIZE[0]),
+            "observed": law.value(w, *VALIDATION_SIZE) + 0.02 * rng.standard_normal(),
+            "at_search_scale": law.value(w, *PROXY_SIZE),
+        }
+        for label, w in mixtures.items()
+    ]
+    predicted = np.array([r["predicted"] for r in rows])
+    observed = np.array([r["observed"] for r in rows])
+    return {
+        "available": True,
+        "params": TARGET[0],
+        "tokens": TARGET[1],
+        "law": "joint",
+        "fitted_on": "joint law on 40 evaluations of 10 trials at 2 model size(s)",
+        "scores": {
+            "joint": {"mape": 0.031, "spearman": 0.9},
+            "bimix": {"mape": 0.12, "spearman": float("nan")},
+            "nested": {"error": "too few sizes"},
+        },
+        "shrink": 0.01,
+        "unshrunk": {"weights": as_dict(mixtures["proxy_optimum"]), "predicted": 2.5},
+        "flags": list(flags or []),
+        "mixtures": described,
+        "curves": curves(law, mixtures, PROXY_SIZE, TARGET),
+        "calibration": {
+            "scale": {"params": VALIDATION_SIZE[0], "tokens": VALIDATION_SIZE[1]},
+            "mixtures": rows,
+            "mape": float(np.mean(np.abs(predicted - observed) / observed)),
+            "spearman_law": 0.8,
+            "spearman_search_scale": 0.4,
+        },
+    }
+
+
+def with_target_scale(job_dir: Path, to: Path, section: Any) -> Path:
+    """A copy of ``job_dir`` at ``to`` whose recommendation.json has ``section`` as its
+    ``target_scale`` (None: without one)."""
+    import json
+    import shutil
+
+    shutil.copytree(job_dir, to)
+    path = to / "recommendation.json"
+    document = json.loads(path.read_text())
+    document.pop("target_scale", None)
+    if section is not None:
+        document["target_scale"] = section
+    path.write_text(json.dumps(document))
+    return to

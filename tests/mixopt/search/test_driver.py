@@ -405,6 +405,14 @@ def test_a_target_scale_recommendation_from_a_ladder(make_spec, tmp_path):
     assert mixtures["recommended"]["objective"] < mixtures["recommended"]["objective_at_proxy"]
     assert rec["weights"] == pytest.approx(mixtures["recommended"]["weights"])
     assert rec["proxy_recommendation"]["method"].startswith("bo")
+    # the curves run from the search proxy's size to the target's, ending at the table's values
+    curves = section["curves"]
+    assert curves["params"][0] == pytest.approx(spec.proxy.size()[0])
+    assert curves["params"][-1] == pytest.approx(1e8)
+    assert curves["tokens"][-1] == pytest.approx(1e6)
+    for label, mixture in mixtures.items():
+        assert curves["objective"][label][-1] == pytest.approx(mixture["objective"])
+        assert curves["objective"][label][0] == pytest.approx(mixture["objective_at_proxy"])
     assert "proxy_optimum" in rec["validation"]  # validated beside the target's choice
     # calibration: the law's prediction at the validation proxy against what was measured
     calibration = section["calibration"]
