@@ -179,8 +179,8 @@ def test_grouped_search_keeps_within_group_shares(make_spec, tmp_path):
 class _DieAfter(ScriptedRunner):
     """Runs ``n`` trials, then raises as if the driver were killed (state is saved per event)."""
 
-    def __init__(self, n: int) -> None:
-        super().__init__()
+    def __init__(self, n: int, execute=None) -> None:
+        super().__init__(*([execute] if execute else []))
         self.left = n
 
     def poll(self, timeout):
@@ -419,3 +419,33 @@ def test_a_target_scale_recommendation_from_a_ladder(make_spec, tmp_path):
     assert {r["label"] for r in calibration["mixtures"]} == set(rec["validation"])
     assert calibration["mape"] < 0.05
     assert calibration["scale"]["params"] > 4 * 0.9 * spec.proxy.size()[0]
+
+
+def test_resume_in_the_middle_of_a_ladder(make_spec, tmp_path):
+    """Killed after the search proxy's initial trials and part of a rung: the resumed job trains
+    only what is missing, at the right sizes, and still answers at the target."""
+    rungs = [{"preset": "micro", "train_tokens": 20_000, "initial_trials": 6}]
+    search = {**SEARCH, "strategy": "bo", "fidelities": rungs, "rounds": 1}
+    spec = make_spec(
+        search=search,
+        proxy={**PROXY, "preset": "nano", "train_tokens": 20_000},
+        target={"params": 1e8, "tokens": 1e6, "max_epochs": 1000},
+    )
+    job_dir = JobDir.new(spec, tmp_path / "job").path
+    with pytest.raises(KeyboardInterrupt):
+        SearchJob(spec, job_dir, runner=_DieAfter(11, _scaled_execute)).run()
+    before = pd.read_parquet(job_dir / "runs.parquet")
+    done = set(before.loc[before["status"] == "completed", "trial_id"])
+    rung_done = before["fidelity"].eq("dense:micro:20000") & before["trial_id"].isin(done)
+    assert 0 < rung_done.sum() < 6 and len(done) >= 8  # stopped inside the rung
+    runner = ScriptedRunner(_scaled_execute)
+    outcome = SearchJob(spec, job_dir, runner=runner, resume=True).run()
+    assert not done & set(runner.submitted)  # nothing trained twice
+    runs = pd.read_parquet(job_dir / "runs.parquet")
+    initial = runs[(runs["stage"] == "search") & (runs["round"] == 0)]
+    assert initial["fidelity"].value_counts().to_dict() == {
+        "dense:nano:20000": 8,
+        "dense:micro:20000": 6,
+    }
+    assert runs["trial_id"].is_unique and (runs["status"] == "completed").all()
+    assert outcome.recommendation["target_scale"]["available"]
