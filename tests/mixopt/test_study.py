@@ -296,3 +296,26 @@ def test_bad_scales_are_clear():
     plain.tell(plain.ask(1)[0].mixture_id, 1.0)
     with pytest.raises(MixoptError, match="have no scale"):
         plain.add({"web": 0.2, "code": 0.3, "math": 0.5}, 1.0, params=1e6, tokens=1e7)
+
+
+def test_cli_tells_at_scales_and_recommends_at_a_target(tmp_path):
+    cli = CliRunner()
+    path = tmp_path / "ladder.json"
+    study = Study(DOMAINS, objective="val_loss", strategy="random", law="joint", initial=8)
+    asked = study.ask(8)
+    study.save(path)
+    for s in asked:
+        for params in PROXY_SIZES:
+            value = float(np.mean(list(scaled_metrics(s.weights, params).values())))
+            args = ["study", "tell", str(path), s.mixture_id, "--value", str(value)]
+            told = cli.invoke(app, [*args, "--params", str(params), "--tokens", str(20 * params)])
+            assert told.exit_code == 0, told.output
+    assert len(Study.load(path).scales()) == 3
+    best = cli.invoke(app, ["study", "best", str(path), "--params", "1e8", "--tokens", "2e9"])
+    assert best.exit_code == 0, best.output
+    rec = json.loads(best.stdout)
+    assert rec["params"] == 1e8 and rec["method"].startswith("joint scaling law")
+    truth = domain_losses(true_optimum(1e8, 2e9), 1e8, 2e9).mean()
+    assert rec["predicted"] == pytest.approx(truth, rel=0.05)
+    half = cli.invoke(app, ["study", "best", str(path), "--params", "1e8"])
+    assert half.exit_code == 2 and "give both params" in half.output
