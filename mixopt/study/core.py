@@ -53,7 +53,10 @@ from mixopt.study.records import (
     Scale,
     Suggestion,
     as_target,
+    check_law,
     check_version,
+    normalised,
+    objective_of,
     scale_of,
 )
 
@@ -108,7 +111,7 @@ class Study:
         if self.target is not None:
             self._check_scalable("a target scale")
         self.law = law
-        _check_law(law)
+        check_law(law)
         self.suggestions: dict[str, Suggestion] = {}
         self._asks = 0
 
@@ -179,7 +182,7 @@ class Study:
         """Import a finished run (a mixture trained elsewhere); returns its mixture id. A run
         with a scale joins an imported or asked mixture of the same weights that has no result
         at that scale yet (a ladder's rungs are one mixture)."""
-        vector = self.space.check(_normalised(weights), source="added run")
+        vector = self.space.check(normalised(weights), source="added run")
         result = self._result(metrics, params, tokens, where="add")
         same = [
             s
@@ -245,7 +248,9 @@ class Study:
             if not s.results:
                 rows.append(base | {"objective": None} | weights)
             for r in s.results:
-                scale: dict[str, Any] = {} if r.scale is None else {"params": r.params, "tokens": r.tokens}
+                scale: dict[str, Any] = (
+                    {} if r.scale is None else {"params": r.params, "tokens": r.tokens}
+                )
                 rows.append(base | {"objective": r.objective} | scale | weights | r.metrics)
         return rows
 
@@ -368,26 +373,10 @@ class Study:
                     else "no scale (model size, tokens); start a new study to track scales"
                 )
             )
-        named, value = self._objective_of(metrics)
+        named, value = objective_of(self.objective, metrics)
         if scale is None:
             return Result(named, value)
         return Result(named, value, scale.params, scale.tokens)
-
-    def _objective_of(self, metrics: Mapping[str, float] | float) -> tuple[dict[str, float], float]:
-        if isinstance(metrics, int | float):
-            value = float(metrics)
-            named = {next(iter(self.objective)): value} if len(self.objective) == 1 else {}
-        else:
-            named = {k: float(v) for k, v in metrics.items()}
-            missing = sorted(set(self.objective) - set(named))
-            if missing:
-                raise MixoptError(
-                    f"metrics lack {missing}, which the objective {self.objective} needs"
-                )
-            value = sum(w * named[m] for m, w in self.objective.items())
-        if not np.isfinite(value):
-            raise MixoptError(f"objective value must be finite, got {value}")
-        return named, value
 
     def _check_scalable(self, what: str) -> None:
         if self.direction != "minimize":
@@ -411,20 +400,3 @@ def outside_data(rec: Recommendation, X: np.ndarray, *, threshold: float = OUTSI
     if len(X) == 0:
         return True
     return bool(np.abs(X - rec.weights).sum(axis=1).min() > threshold)
-
-
-def _check_law(law: str) -> None:
-    from mixopt.predictors.scaling.objective import LAW_NAMES
-
-    if law != "auto" and law not in LAW_NAMES:
-        raise MixoptError(
-            f"unknown scale-aware law {law!r}; available: auto, {', '.join(LAW_NAMES)}"
-        )
-
-
-def _normalised(weights: Mapping[str, float]) -> dict[str, float]:
-    """Rows of published tables are rounded: renormalise sums within 1% of one."""
-    total = sum(float(v) for v in weights.values())
-    if total > 0 and abs(total - 1.0) <= 0.01:
-        return {k: float(v) / total for k, v in weights.items()}
-    return {k: float(v) for k, v in weights.items()}

@@ -170,3 +170,40 @@ def check_version(data: Mapping[str, Any]) -> int:
             f"{', '.join(map(str, READABLE_VERSIONS))})"
         )
     return int(version)
+
+
+def objective_of(
+    objective: Mapping[str, float], metrics: Mapping[str, float] | float
+) -> tuple[dict[str, float], float]:
+    """The metrics as floats and the objective's value (a weighted sum of them)."""
+    if isinstance(metrics, int | float):
+        value = float(metrics)
+        named = {next(iter(objective)): value} if len(objective) == 1 else {}
+    else:
+        named = {k: float(v) for k, v in metrics.items()}
+        missing = sorted(set(objective) - set(named))
+        if missing:
+            raise MixoptError(
+                f"metrics lack {missing}, which the objective {dict(objective)} needs"
+            )
+        value = sum(w * named[m] for m, w in objective.items())
+    if not math.isfinite(value):
+        raise MixoptError(f"objective value must be finite, got {value}")
+    return named, value
+
+
+def check_law(law: str) -> None:
+    from mixopt.predictors.scaling.objective import LAW_NAMES
+
+    if law != "auto" and law not in LAW_NAMES:
+        raise MixoptError(
+            f"unknown scale-aware law {law!r}; available: auto, {', '.join(LAW_NAMES)}"
+        )
+
+
+def normalised(weights: Mapping[str, float]) -> dict[str, float]:
+    """Rows of published tables are rounded: renormalise sums within 1% of one."""
+    total = sum(float(v) for v in weights.values())
+    if total > 0 and abs(total - 1.0) <= 0.01:
+        return {k: float(v) / total for k, v in weights.items()}
+    return {k: float(v) for k, v in weights.items()}
