@@ -121,13 +121,25 @@ def import_runs(
     strategy: Annotated[
         str, typer.Option(help=f"A new study's strategy: {STUDY_STRATEGY_HELP}.")
     ] = DEFAULT_STRATEGY,
+    params_column: Annotated[
+        str | None, typer.Option(help="Column of each run's model size N (non-embedding).")
+    ] = None,
+    tokens_column: Annotated[
+        str | None, typer.Option(help="Column of each run's training tokens D.")
+    ] = None,
 ) -> None:
-    """Bring past runs (CSV/Parquet; e.g. RegMix's mixture + loss files) into a study."""
-    from mixopt.runs_table import read_joined, weights_and_target
+    """Bring past runs (CSV/Parquet; e.g. RegMix's mixture + loss files) into a study; with
+    --params-column and --tokens-column, each run at its own scale (one mixture, many sizes)."""
+    from mixopt.runs_table import numeric_column, read_joined, weights_and_target
     from mixopt.study import Study
 
+    if (params_column is None) != (tokens_column is None):
+        raise MixoptError("give both --params-column and --tokens-column, or neither")
     frame = read_joined(files, on=join_on)
-    X, y, columns = weights_and_target(frame, weights, target, source=", ".join(map(str, files)))
+    source = ", ".join(map(str, files))
+    sizes = numeric_column(frame, params_column, source=source)
+    tokens = numeric_column(frame, tokens_column, source=source)
+    X, y, columns = weights_and_target(frame, weights, target, source=source)
     assert y is not None
     prefix = weights if "," not in weights and weights not in columns else ""
     domains = [c[len(prefix) :] if prefix else c for c in columns]
@@ -144,8 +156,9 @@ def import_runs(
             natural=dict(zip(domains, X.mean(axis=0).to_numpy(), strict=True)),
             name=study.stem,
         )
-    for row, value in zip(X.to_numpy(), y.to_numpy(), strict=True):
-        s.add(dict(zip(domains, row, strict=True)), {target: float(value)})
+    for i, (row, value) in enumerate(zip(X.to_numpy(), y.to_numpy(), strict=True)):
+        scale = {} if sizes is None or tokens is None else {"params": sizes[i], "tokens": tokens[i]}
+        s.add(dict(zip(domains, row, strict=True)), {target: float(value)}, **scale)
     save_study(s, study)
     echo_err(f"imported {len(y)} runs into {study} ({len(s.suggestions)} mixtures in all)")
 

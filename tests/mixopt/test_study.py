@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -319,3 +320,25 @@ def test_cli_tells_at_scales_and_recommends_at_a_target(tmp_path):
     assert rec["predicted"] == pytest.approx(truth, rel=0.05)
     half = cli.invoke(app, ["study", "best", str(path), "--params", "1e8"])
     assert half.exit_code == 2 and "give both params" in half.output
+
+
+def test_cli_imports_a_ladder_table_one_mixture_at_many_scales(tmp_path):
+    mixtures = np.random.default_rng(2).dirichlet(np.ones(3), size=5)
+    rows = [
+        {"w_web": w[0], "w_code": w[1], "w_math": w[2], "N": n, "D": 20 * n}
+        | {"loss": float(domain_losses(w, n, 20 * n).mean())}
+        for w in mixtures
+        for n in PROXY_SIZES
+    ]
+    table = tmp_path / "ladder.csv"
+    pd.DataFrame(rows).to_csv(table, index=False)
+    path = tmp_path / "s.json"
+    args = ["runs", "import", str(table), "--weights", "w_", "--target", "loss"]
+    args += ["--study", str(path), "--params-column", "N", "--tokens-column", "D"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    study = Study.load(path)
+    assert len(study.suggestions) == 5 and [s.params for s in study.scales()] == list(PROXY_SIZES)
+    assert all(len(s.results) == 3 for s in study.suggestions.values())
+    one = CliRunner().invoke(app, [*args[:-2], "--study", str(tmp_path / "t.json")])
+    assert one.exit_code == 2 and "give both --params-column and --tokens-column" in one.output
