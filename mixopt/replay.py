@@ -256,3 +256,32 @@ class _Replay:
         if self.pool.cost is not None:
             trace["cost"] = self.pool.cost[rows]
         return trace
+
+
+@dataclass(frozen=True)
+class TargetRegret:
+    """How far a trace's best row at the target fidelity is from the pool's best there."""
+
+    fidelity: float
+    best: float | None  # None: the trace evaluated no row at the target fidelity
+    pool_best: float
+    regret: float | None
+
+
+def target_regret(pool: Pool, trace: pd.DataFrame, config: ReplayConfig) -> TargetRegret | None:
+    """The regret at the target fidelity (the config's, or the pool's highest); None without a
+    fidelity column. Regret is measured in the target's units, >= 0 in either direction."""
+    if pool.fidelity is None:
+        return None
+    target = (
+        float(pool.fidelity.max()) if config.target_fidelity is None else config.target_fidelity
+    )
+    at_target = np.isclose(pool.fidelity, target)
+    pick = np.max if config.maximize else np.min
+    pool_best = float(pick(pool.y[at_target]))
+    rows = trace["pool_index"].to_numpy(dtype=int)
+    told = pool.y[rows][at_target[rows]]
+    if len(told) == 0:
+        return TargetRegret(target, None, pool_best, None)
+    best = float(pick(told))
+    return TargetRegret(target, best, pool_best, abs(pool_best - best))

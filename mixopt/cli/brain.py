@@ -3,8 +3,8 @@
 mixopt cv --runs RUNS.csv --weights train_the_pile_ --target metric/... [--json]
 mixopt runs import MIX.csv LOSS.csv --weights train_the_pile_ --target metric/... --study S.json
 mixopt study ask S.json -n 8          # prints mixtures to train (JSON lines)
-mixopt study tell S.json m0512 --value 5.08
-mixopt study best S.json
+mixopt study tell S.json m0512 --value 5.08 [--params 1e8 --tokens 2e9]
+mixopt study best S.json [--params 1e9 --tokens 2e10]   # at a target scale
 """
 
 from __future__ import annotations
@@ -121,13 +121,25 @@ def import_runs(
     strategy: Annotated[
         str, typer.Option(help=f"A new study's strategy: {STUDY_STRATEGY_HELP}.")
     ] = DEFAULT_STRATEGY,
+    params_column: Annotated[
+        str | None, typer.Option(help="Column of each run's model size N (non-embedding).")
+    ] = None,
+    tokens_column: Annotated[
+        str | None, typer.Option(help="Column of each run's training tokens D.")
+    ] = None,
 ) -> None:
-    """Bring past runs (CSV/Parquet; e.g. RegMix's mixture + loss files) into a study."""
-    from mixopt.runs_table import read_joined, weights_and_target
+    """Bring past runs (CSV/Parquet; e.g. RegMix's mixture + loss files) into a study; with
+    --params-column and --tokens-column, each run at its own scale (one mixture, many sizes)."""
+    from mixopt.runs_table import numeric_column, read_joined, weights_and_target
     from mixopt.study import Study
 
+    if (params_column is None) != (tokens_column is None):
+        raise MixoptError("give both --params-column and --tokens-column, or neither")
     frame = read_joined(files, on=join_on)
-    X, y, columns = weights_and_target(frame, weights, target, source=", ".join(map(str, files)))
+    source = ", ".join(map(str, files))
+    sizes = numeric_column(frame, params_column, source=source)
+    tokens = numeric_column(frame, tokens_column, source=source)
+    X, y, columns = weights_and_target(frame, weights, target, source=source)
     assert y is not None
     prefix = weights if "," not in weights and weights not in columns else ""
     domains = [c[len(prefix) :] if prefix else c for c in columns]
@@ -144,8 +156,9 @@ def import_runs(
             natural=dict(zip(domains, X.mean(axis=0).to_numpy(), strict=True)),
             name=study.stem,
         )
-    for row, value in zip(X.to_numpy(), y.to_numpy(), strict=True):
-        s.add(dict(zip(domains, row, strict=True)), {target: float(value)})
+    for i, (row, value) in enumerate(zip(X.to_numpy(), y.to_numpy(), strict=True)):
+        scale = {} if sizes is None or tokens is None else {"params": sizes[i], "tokens": tokens[i]}
+        s.add(dict(zip(domains, row, strict=True)), {target: float(value)}, **scale)
     save_study(s, study)
     echo_err(f"imported {len(y)} runs into {study} ({len(s.suggestions)} mixtures in all)")
 
@@ -207,8 +220,12 @@ def study_tell(
     metrics: Annotated[
         str | None, typer.Option(help='Metrics as JSON, e.g. {"val_loss": 3.2}.')
     ] = None,
+    params: Annotated[
+        float | None, typer.Option(help="Model size N (non-embedding parameters) of the result.")
+    ] = None,
+    tokens: Annotated[float | None, typer.Option(help="Training tokens D of the result.")] = None,
 ) -> None:
-    """Report a trained mixture's result."""
+    """Report a trained mixture's result (with --params and --tokens: at that scale)."""
     from mixopt.study import Study
 
     if (value is None) == (metrics is None):
@@ -221,20 +238,29 @@ def study_tell(
             raise MixoptError(f"--metrics is not JSON: {error}") from None
         if not isinstance(parsed, dict):
             raise MixoptError("--metrics must be a JSON object of metric: value")
-        objective = s.tell(mixture_id, parsed)
+        objective = s.tell(mixture_id, parsed, params=params, tokens=tokens)
     else:
         assert value is not None
-        objective = s.tell(mixture_id, value)
+        objective = s.tell(mixture_id, value, params=params, tokens=tokens)
     save_study(s, path)
     echo_err(f"{mixture_id}: objective {objective:.6g}")
 
 
 @study_app.command("best")
 @user_errors
-def study_best(path: StudyArg) -> None:
-    """Print the recommended mixture with its predicted objective (JSON)."""
+def study_best(
+    path: StudyArg,
+    params: Annotated[
+        float | None, typer.Option(help="Target model size N: recommend for that scale.")
+    ] = None,
+    tokens: Annotated[float | None, typer.Option(help="Target training tokens D.")] = None,
+) -> None:
+    """Print the recommended mixture with its predicted objective (JSON); with --params and
+    --tokens, the optimum of a scale-aware law at that target."""
     from dataclasses import asdict
 
     from mixopt.study import Study
+    from mixopt.study.records import scale_of
 
-    typer.echo(json.dumps(asdict(Study.load(path).best()), indent=2))
+    target = scale_of(params, tokens, where="study best --params/--tokens")
+    typer.echo(json.dumps(asdict(Study.load(path).best(target)), indent=2))

@@ -260,8 +260,10 @@ def replay(
         float | None, typer.Option(help="Total cost the search may spend.")
     ] = None,
 ) -> None:
-    """Replay a search over a pool of finished runs; write the order rows were evaluated."""
-    from mixopt.replay import Pool, ReplayConfig
+    """Replay a search over a pool of finished runs; write the order rows were evaluated. With
+    --fidelity-column, also report the best row found at the target fidelity and its regret
+    (the gap to the pool's best there)."""
+    from mixopt.replay import Pool, ReplayConfig, target_regret
     from mixopt.replay import replay as run_replay
     from mixopt.runs_table import numeric_column, read_table, weights_and_target
 
@@ -278,6 +280,8 @@ def replay(
     )
     if budget_cost is not None and cost_column is None:
         raise MixoptError("--budget-cost needs --cost-column")
+    if target_fidelity is not None and fidelity_column is None:
+        raise MixoptError("--target-fidelity needs --fidelity-column")
     if strategy == "mfbo" and fidelity_column is None:
         raise MixoptError("strategy mfbo needs --fidelity-column")
     frame = read_table(runs)
@@ -295,6 +299,15 @@ def replay(
     write_atomic(out, trace.to_csv(index=False))
     best = trace["value"].max() if maximize else trace["value"].min()
     typer.echo(f"{strategy}: evaluated {len(trace)} rows, best {best:.6g}; wrote {out}", err=True)
+    regret = target_regret(pool, trace, config)
+    if regret is not None:
+        found = "no row" if regret.best is None else f"best {regret.best:.6g}"
+        gap = "" if regret.regret is None else f", regret {regret.regret:.6g}"
+        typer.echo(
+            f"{strategy} at the target fidelity {regret.fidelity:g}: {found} (the pool's best "
+            f"there: {regret.pool_best:.6g}{gap})",
+            err=True,
+        )
 
 
 from mixopt.cli.brain import cv, study_app  # noqa: E402
