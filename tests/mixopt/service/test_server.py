@@ -267,7 +267,11 @@ def test_real_job_through_mixopt_serve(tmp_path):
                 assert response.text.strip(), fmt
         local = run_cli("export", str(job_dir), "--format", "json")
         remote = run_cli("export", job_id, "--server", server.url, "--format", "json")
-        assert remote.stdout == local.stdout  # the server's export is the local one
+        # the server's export is the local one, without the server's own paths
+        assert str(tmp_path) not in remote.stdout
+        local_doc, remote_doc = json.loads(local.stdout), json.loads(remote.stdout)
+        assert remote_doc["mixture"] == local_doc["mixture"]
+        assert remote_doc.keys() == local_doc.keys()
         no_data = run_cli("export", job_id, "--server", server.url, "--data-dir", str(tmp_path))
         assert no_data.returncode == 2 and "use it without --server" in no_data.stderr
     finally:
