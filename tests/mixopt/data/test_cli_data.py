@@ -59,9 +59,7 @@ def test_prepare_lists_eval_sets_apart_from_the_domains(
         {"name": "bible", "paths": [str(CORPUS / "bible" / "[egpr]*.txt")]},
     ]
     evals = [{"name": "gospel", "paths": [str(CORPUS / "bible" / "john_01.txt")]}]
-    path = write_spec(
-        make_spec, tmp_path, domains=domains, evals=evals, target={"tokens": 20_000}
-    )
+    path = write_spec(make_spec, tmp_path, domains=domains, evals=evals, target={"tokens": 20_000})
     result = cli.invoke(app, ["data", "prepare", str(path), "-q"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     row = next(line for line in result.output.splitlines() if "gospel (eval)" in line)
