@@ -121,3 +121,16 @@ def test_eval_reads_are_checked_against_the_data_roots(
     monkeypatch.setenv(READ_ROOTS_ENV, ReadRoots((root, CORPUS)).to_env())
     with pytest.raises(DataError, match=r"eval set 'held': .* resolves outside the service's data"):
         prepare_data(spec, log=LogCollector())
+
+
+def test_one_document_past_the_cap_keeps_its_tail(make_spec: MakeSpec, tmp_path: Path) -> None:
+    big = tmp_path / "book.txt"
+    big.write_text(JOHN.read_text() * 3)
+    spec = make_spec(DOMAINS, evals=[{"name": "book", "paths": [str(big)], "max_tokens": 300}])
+    manifest = prepare_data(spec, log=LogCollector())
+    book = manifest.evals["book"]
+    assert book.split == "tail" and book.val_tokens == 300
+    assert book.train_tokens == 0 and Path(book.train_path).stat().st_size == 0
+    tokenizer = Tokenizer.from_file(manifest.tokenizer_path)
+    text = tokenizer.decode(book.tokens("val").tolist())
+    assert big.read_text().endswith(text) and len(text.encode()) == book.val_bytes
