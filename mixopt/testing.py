@@ -33,9 +33,26 @@ def synthetic_losses(weights: dict[str, float]) -> dict[str, float]:
     return losses
 
 
+def synthetic_eval_losses(weights: dict[str, float], evals: list[str]) -> dict[str, float]:
+    """Known losses on eval sets: eval set ``k`` is text like the ``k``-th domain (sorted, cycled),
+    so its loss is 0.8 of that domain's loss plus 0.2 of the mean domain loss; ``bpb/<eval>`` is
+    its loss in bits at 0.3 tokens per byte."""
+    losses = synthetic_losses(weights)
+    domains = sorted(weights)
+    mean = float(np.mean(list(losses.values())))
+    out = {}
+    for k, name in enumerate(evals):
+        loss = 0.8 * losses[f"val_loss/{domains[k % len(domains)]}"] + 0.2 * mean
+        out[f"val_loss/{name}"] = loss
+        out[f"bpb/{name}"] = float(loss / np.log(2) * 0.3)
+    return out
+
+
 def synthetic_execute(request: TrialRequest) -> dict[str, Any]:
-    """A stand-in for :func:`mixopt.worker.execute_trial` with the shape of its result."""
+    """A stand-in for :func:`mixopt.worker.execute_trial` with the shape of its result (eval
+    sets' metrics from :func:`synthetic_eval_losses`)."""
     metrics = synthetic_losses(request.weights)
+    metrics.update(synthetic_eval_losses(request.weights, [e.name for e in request.evals]))
     tokens = int(request.train.train_tokens)
     return {
         "metrics": metrics,

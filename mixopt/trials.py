@@ -48,6 +48,7 @@ class TrialRequest:
     model: GPTConfig  # proxy.gpt_config(vocab size)
     train: TrainConfig  # proxy.train_config(seed, threads, checkpoint folder)
     domains: tuple[DomainTokens, ...]
+    evals: tuple[DomainTokens, ...] = ()  # eval sets: evaluated, never trained on
 
     @classmethod
     def build(
@@ -61,6 +62,7 @@ class TrialRequest:
         domains: Sequence[DomainTokens],
         threads: int | None = None,
         checkpoint_dir: str | None = None,
+        evals: Sequence[DomainTokens] = (),
     ) -> TrialRequest:
         return cls(
             trial_id=trial_id,
@@ -69,6 +71,7 @@ class TrialRequest:
             model=proxy.gpt_config(vocab_size),
             train=proxy.train_config(seed=seed, threads=threads, checkpoint_dir=checkpoint_dir),
             domains=tuple(domains),
+            evals=tuple(evals),
         )
 
     @property
@@ -83,6 +86,7 @@ class TrialRequest:
             "model": asdict(self.model),
             "train": asdict(self.train),
             "domains": [asdict(d) for d in self.domains],
+            "evals": [asdict(d) for d in self.evals],
         }
 
 

@@ -97,7 +97,9 @@ def execute_trial(request: TrialRequest) -> dict[str, Any]:
     train_cfg = _train_config(request)
     started = time.time()
     try:
-        trained = train_proxy(request.model, train_cfg, list(request.domains), request.weights)
+        trained = train_proxy(
+            request.model, train_cfg, list(request.domains), request.weights, evals=request.evals
+        )
         result = trained.to_dict()
     finally:
         release_memory()
@@ -114,6 +116,7 @@ def shape_key(request: TrialRequest) -> str:
         dataclasses.asdict(request.model),
         train,
         [dataclasses.asdict(d) for d in request.domains],
+        [dataclasses.asdict(d) for d in request.evals],
     ]
     return json.dumps(parts, sort_keys=True, default=str)
 
@@ -155,6 +158,7 @@ def _run_stacked(chunk: list[TrialRequest]) -> list[dict[str, Any]]:
         list(first.domains),
         [r.weights for r in chunk],
         seeds=[r.seed for r in chunk],
+        evals=first.evals,
     )
     return [_stamp(res.to_dict(), r, started) for res, r in zip(results, chunk, strict=True)]
 

@@ -7,8 +7,9 @@ every sequence independently picks its domain with the mixture's weights and a u
 offset in that domain's train tokens, all drawn from one seeded ``numpy.random.Generator`` (same
 seed and mixture, same stream; domains with weight 0 are never opened, so they may be short or
 missing; ``state``/``set_state`` save and resume a stream). ``ValidationWindows`` is the
-evaluation set: the first non-overlapping (T+1)-token windows of each domain's val file, the same
-for every trial, so losses are comparable.
+evaluation set: the first non-overlapping (T+1)-token windows of each domain's val file (and of
+each eval set's, a ``DomainTokens`` that is never trained on), the same for every trial, so losses
+are comparable.
 """
 
 from __future__ import annotations

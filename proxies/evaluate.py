@@ -1,7 +1,7 @@
 """Evaluation: per-domain validation loss and bits per byte, MoE expert loads, user metric hooks.
 
 ``evaluate_models`` evaluates one ``GPT`` or every model of a ``StackedGPT`` on the fixed
-validation windows (the same for every trial, so losses compare):
+validation windows (the same for every trial, so losses compare) of every domain and eval set:
 
 - ``val_loss/<domain>``: mean next-token cross-entropy (nats) over the domain's windows;
 - ``bpb/<domain>``: bits per byte, ``val_loss / ln 2 * tokens / bytes`` (tokenizer-independent:

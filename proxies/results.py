@@ -20,7 +20,9 @@ class TrainResult:
     and ``tokens_per_s`` is the group's aggregate rate; ``group_wall_s`` is the whole group's.
     """
 
-    metrics: dict[str, float]  # val_loss/<domain>, bpb/<domain> (when val_bytes > 0), moe/*, hooks
+    metrics: dict[
+        str, float
+    ]  # val_loss/<domain|eval>, bpb/<...> (when val_bytes > 0), moe/*, hooks
     curve: list[tuple[int, float]]  # (tokens seen, EMA-smoothed train loss), ~50 points
     tokens: int  # training tokens processed
     flops: float  # training FLOPs: cfg.flops_per_token() * tokens (evaluation not counted)

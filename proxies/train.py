@@ -8,8 +8,9 @@ the checkpoint if ``checkpoint_dir`` holds one of this run; run ``ceil(train_tok
 * seq_len))`` optimizer steps of warmup + cosine (or constant) lr with gradient clipping, fp32 on
 CPU and bf16 autocast on CUDA (optionally ``torch.compile``d), each step's batch optionally split
 into micro-batches (gradient accumulation); evaluate every ``eval_every`` steps and at the end:
-``val_loss/<domain>`` and ``bpb/<domain>`` for every domain, weight 0 included, MoE expert loads
-and the metric hooks (``proxies.evaluate``).
+``val_loss/<domain>`` and ``bpb/<domain>`` for every domain, weight 0 included, and for every
+evaluation set (``evals``: validation tokens never trained on), MoE expert loads and the metric
+hooks (``proxies.evaluate``).
 
 Stacked training (``train_stacked``) runs K models of one config as one ``StackedGPT``: model k
 starts from the weights ``train_proxy`` would build with seed k, draws its own mixture's stream,
@@ -91,11 +92,14 @@ def train_proxy(
     weights: Mapping[str, float],
     *,
     on_step: Callable[[StepInfo], None] | None = None,
+    evals: Sequence[DomainTokens] = (),
 ) -> TrainResult:
-    """Train ``model_cfg`` on the mixture ``weights`` over ``domains``; evaluate every domain."""
+    """Train ``model_cfg`` on the mixture ``weights`` over ``domains``; evaluate every domain
+    and every eval set of ``evals`` (their val files only: they are never trained on)."""
     return _train(
-        model_cfg, train_cfg, domains, [weights], [train_cfg.seed], stacked=False, on_step=on_step
-    )[0]
+        model_cfg, train_cfg, domains, [weights], [train_cfg.seed], stacked=False,
+        on_step=on_step, evals=evals,
+    )[0]  # fmt: skip
 
 
 def train_stacked(
@@ -106,6 +110,7 @@ def train_stacked(
     *,
     seeds: Sequence[int] | None = None,
     on_step: Callable[[StepInfo], None] | None = None,
+    evals: Sequence[DomainTokens] = (),
 ) -> list[TrainResult]:
     """Train K = len(mixtures) models of ``model_cfg`` together, model k on ``mixtures[k]`` with
     seed ``seeds[k]`` (default: ``train_cfg.seed`` for all); ``train_cfg.seed`` is otherwise
@@ -115,7 +120,9 @@ def train_stacked(
     seeds = [train_cfg.seed] * len(mixtures) if seeds is None else list(seeds)
     if len(seeds) != len(mixtures):
         raise ValueError(f"got {len(mixtures)} mixtures but {len(seeds)} seeds")
-    return _train(model_cfg, train_cfg, domains, mixtures, seeds, stacked=True, on_step=on_step)
+    return _train(
+        model_cfg, train_cfg, domains, mixtures, seeds, stacked=True, on_step=on_step, evals=evals
+    )
 
 
 LOSS_FLUSH_STEPS = 256  # per-step loss tensors kept on the device before one sync
@@ -150,6 +157,7 @@ def _fingerprint(
     mixtures: Sequence[Mapping[str, float]],
     seeds: Sequence[int],
     stacked: bool,
+    evals: Sequence[DomainTokens] = (),
 ) -> str:
     volatile = {
         "threads",
@@ -160,8 +168,10 @@ def _fingerprint(
         "keep_checkpoint",
     }
     train = {k: v for k, v in asdict(train_cfg).items() if k not in volatile and k != "seed"}
+    extra = {"evals": [(d.name, str(d.val_path), d.dtype) for d in evals]} if evals else {}
     return run_fingerprint(
         {
+            **extra,
             "arch": model_cfg.arch,
             "model": model_cfg.to_dict(),
             "train": train,
@@ -191,12 +201,13 @@ def _train(
     *,
     stacked: bool,
     on_step: Callable[[StepInfo], None] | None,
+    evals: Sequence[DomainTokens] = (),
 ) -> list[TrainResult]:
     t_start = time.perf_counter()
     device = resolve_device(train_cfg.device)
     K, T, B = len(mixtures), model_cfg.seq_len, train_cfg.batch_size
     # Data and hooks first: bad weights, short files or unknown hooks fail before any model.
-    windows = ValidationWindows(domains, T, train_cfg.eval_tokens)
+    windows = ValidationWindows([*domains, *evals], T, train_cfg.eval_tokens)
     for name, array in windows.windows.items():
         _check_token_ids(torch.from_numpy(array), model_cfg.vocab_size, f"{name!r} val file")
     streams = [
@@ -215,7 +226,7 @@ def _train(
     )
     ckpt_dir = train_cfg.checkpoint_dir
     ckpt_every = train_cfg.checkpoint_every or max(1, n_steps // 10)
-    fingerprint = _fingerprint(model_cfg, train_cfg, domains, mixtures, seeds, stacked)
+    fingerprint = _fingerprint(model_cfg, train_cfg, domains, mixtures, seeds, stacked, evals)
 
     with cpu_settings(device, train_cfg.threads):
         threads = torch.get_num_threads()

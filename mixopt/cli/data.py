@@ -67,6 +67,10 @@ def prepare(
             row.append(f"{caps.caps[name]:.3g}")
         row += [str(d.skipped_records), d.content_hash[:12]]
         table.add_row(*row)
+    for name, d in manifest.evals.items():  # evaluated only: no train tokens, no weight
+        row = [f"{name} (eval)", f"{d.documents:,}", "-", f"{d.val_tokens:,}"]
+        row += [f"{d.bytes_per_token:.2f}", "-"] + ["-"] * (caps is not None)
+        table.add_row(*row, str(d.skipped_records), d.content_hash[:12])
     if caps is not None:
         limits = ", ".join(sorted({f"{e:g}" for e in caps.epochs.values()}))
         table.caption = (

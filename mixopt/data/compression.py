@@ -58,7 +58,7 @@ def open_source(domain: str, source: SourceFile) -> Iterator[BinaryIO]:
         handle = source.path.open("rb")
     except OSError as error:
         raise DataError(
-            f"domain {domain!r}: {source.path}: cannot read ({error.strerror or error})"
+            f"{domain}: {source.path}: cannot read ({error.strerror or error})"
         ) from None
     try:
         if source.compression == "gzip":
@@ -84,7 +84,7 @@ def iter_blocks(domain: str, source: SourceFile, size: int | None = None) -> Ite
                 what = source.compression or "file"
                 reason = "truncated" if isinstance(error, EOFError) else "corrupt"
                 raise DataError(
-                    f"domain {domain!r}: {source.path}: {reason} {what} data after "
+                    f"{domain}: {source.path}: {reason} {what} data after "
                     f"{done} decompressed bytes ({error}); re-create or remove the file"
                 ) from None
             if not block:

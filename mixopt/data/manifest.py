@@ -1,16 +1,18 @@
-"""The data manifest: where each domain's token shards are and what they hold.
+"""The data manifest: where each domain's (and eval set's) token shards are and what they hold.
 
 It is what the rest of mixopt reads after the data stage: the trainer memory-maps the flat token
 files (:meth:`DomainShards.tokens`), the mixture space takes the natural distribution and token
 counts (for repetition caps), and every trial records :attr:`DataManifest.data_hash`, which changes
-whenever the tokenizer, any domain's content or the split settings change. Saved as JSON.
+whenever the tokenizer, any domain's or eval set's content or the split settings change. An eval
+set's shards hold only validation tokens (:attr:`DataManifest.evals`, never in the mixture).
+Saved as JSON.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -43,7 +45,7 @@ class DomainShards:
     documents: int
     content_hash: str
     files: list[str]
-    split: str = "hash"  # "hash" (whole documents by content hash) or "tail" (stream tail)
+    split: str = "hash"  # "hash" (whole documents by content hash), "tail" (stream tail), "all"
     skipped_records: int = 0  # bad records skipped under skip_bad_records
 
     def tokens(self, split: Literal["train", "val"]) -> np.ndarray:
@@ -58,7 +60,8 @@ class DomainShards:
 
 @dataclass(frozen=True)
 class DataManifest:
-    """The tokenizer and every domain's shards, in the spec's domain order."""
+    """The tokenizer and every domain's shards, in the spec's domain order (and every eval
+    set's, in the spec's order: validation tokens only)."""
 
     tokenizer_path: str
     tokenizer_hash: str
@@ -68,6 +71,7 @@ class DataManifest:
     eot_token: str = "<|endoftext|>"
     val_fraction: float = 0.05
     max_val_tokens: int = 262_144
+    evals: dict[str, DomainShards] = field(default_factory=dict)
 
     def natural_distribution(self) -> dict[str, float]:
         """Each domain's share of the train tokens."""
@@ -82,19 +86,11 @@ class DataManifest:
 
     def domain_tokens(self) -> tuple[DomainTokens, ...]:
         """Each domain's token files as a proxy reads them."""
-        from proxies.tokens import DomainTokens
+        return _as_tokens(self.domains)
 
-        return tuple(
-            DomainTokens(
-                name=s.name,
-                train_path=s.train_path,
-                val_path=s.val_path,
-                dtype=s.dtype,  # type: ignore[arg-type]  # uint16 | uint32: what shards write
-                train_bytes=s.train_bytes,
-                val_bytes=s.val_bytes,
-            )
-            for s in self.domains.values()
-        )
+    def eval_tokens(self) -> tuple[DomainTokens, ...]:
+        """Each eval set's token files as a proxy reads them (an empty train file)."""
+        return _as_tokens(self.evals)
 
     def train_tokens(self) -> dict[str, int]:
         """Each domain's train tokens (what repetition caps and epoch counts are made from)."""
@@ -102,18 +98,24 @@ class DataManifest:
 
     @property
     def data_hash(self) -> str:
-        """Short hash of the tokenizer, every domain's content and the split settings."""
-        parts = {
+        """Short hash of the tokenizer, every domain's (and eval set's) content and the split
+        settings."""
+        parts: dict[str, Any] = {
             "tokenizer": self.tokenizer_hash,
             "domains": [[name, d.content_hash] for name, d in self.domains.items()],
             "val_fraction": self.val_fraction,
             "max_val_tokens": self.max_val_tokens,
         }
+        if self.evals:  # absent before eval sets existed: older hashes stay what they were
+            parts["evals"] = [
+                [name, d.content_hash, d.val_tokens] for name, d in self.evals.items()
+            ]
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["domains"] = [asdict(d) for d in self.domains.values()]
+        data["evals"] = [asdict(d) for d in self.evals.values()]
         return {"version": MANIFEST_VERSION, **data}
 
     @classmethod
@@ -121,12 +123,24 @@ class DataManifest:
         try:
             if d.get("version", MANIFEST_VERSION) != MANIFEST_VERSION:
                 raise ValueError(f"version {d['version']}, expected {MANIFEST_VERSION}")
-            domains = [
-                _build(DomainShards, {**dict.fromkeys(_OPTIONAL_COUNTS, 0), **item})
-                for item in d["domains"]
-            ]
-            top = {k: v for k, v in d.items() if k not in ("version", "domains")}
-            return _build(cls, {**top, "domains": {s.name: s for s in domains}})
+            domains, evals = (
+                [
+                    _build(DomainShards, {**dict.fromkeys(_OPTIONAL_COUNTS, 0), **item})
+                    for item in d.get(key, [])
+                ]
+                for key in ("domains", "evals")
+            )
+            if "domains" not in d:
+                raise KeyError("domains")
+            top = {k: v for k, v in d.items() if k not in ("version", "domains", "evals")}
+            return _build(
+                cls,
+                {
+                    **top,
+                    "domains": {s.name: s for s in domains},
+                    "evals": {s.name: s for s in evals},
+                },
+            )
         except (KeyError, TypeError, ValueError) as error:
             raise DataError(f"data manifest is malformed: {error}") from None
 
@@ -142,6 +156,22 @@ class DataManifest:
         if not isinstance(data, dict):
             raise DataError(f"data manifest {path}: expected a JSON object")
         return cls.from_dict(data)
+
+
+def _as_tokens(shards: dict[str, DomainShards]) -> tuple[DomainTokens, ...]:
+    from proxies.tokens import DomainTokens
+
+    return tuple(
+        DomainTokens(
+            name=s.name,
+            train_path=s.train_path,
+            val_path=s.val_path,
+            dtype=s.dtype,  # type: ignore[arg-type]  # uint16 | uint32: what shards write
+            train_bytes=s.train_bytes,
+            val_bytes=s.val_bytes,
+        )
+        for s in shards.values()
+    )
 
 
 def _build(cls: Any, data: dict[str, Any]) -> Any:

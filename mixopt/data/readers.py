@@ -25,14 +25,15 @@ def iter_pieces(sources: DomainSources) -> Iterator[Piece]:
     when the domain skips them)."""
     skipped = Skipped() if sources.skip_bad_records else None
     for source in sources.files:
-        yield from iter_file_pieces(sources.name, source, sources.text_field, skipped)
+        yield from iter_file_pieces(sources.label, source, sources.text_field, skipped)
 
 
 def iter_file_pieces(
     domain: str, source: SourceFile, text_field: str, skipped: Skipped | None = None
 ) -> Iterator[Piece]:
-    """The documents of one file, as pieces. ``skipped`` given: bad records are counted there
-    instead of raising."""
+    """The documents of one file, as pieces. ``domain`` is how errors name the source (its
+    label: ``domain 'web'``, ``eval set 'held'``). ``skipped`` given: bad records are counted
+    there instead of raising."""
     yield from get_format(source.format).pieces(domain, source, text_field, skipped)
 
 

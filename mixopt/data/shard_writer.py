@@ -49,7 +49,8 @@ class ShardStats:
     train_bytes: int
     val_bytes: int
     documents: int
-    split: str  # "hash": whole documents chosen by content hash; "tail": the stream's tail
+    split: str  # "hash": whole documents chosen by content hash; "tail": the stream's tail;
+    # "all": every token (an eval set within its cap)
     skipped_records: int = 0
 
     @classmethod
@@ -73,8 +74,14 @@ def write_shards(
     pool: EncoderPool | None = None,
     dtype: str | None = None,
     log: Callable[[str], None] | None = None,
+    eval_set: bool = False,
 ) -> ShardStats:
-    """Tokenize the domain into ``out_dir/{train,val}.bin``."""
+    """Tokenize the domain into ``out_dir/{train,val}.bin``.
+
+    ``eval_set``: the source is never trained on: every token goes to ``val.bin`` (``train.bin``
+    stays empty), or, past ``max_val_tokens``, whole documents chosen by content key up to it
+    (``val_fraction`` is then unused).
+    """
     dtype = dtype or token_dtype(tokenizer.vocab_size)
     own_pool = pool is None
     if pool is None:
@@ -97,29 +104,43 @@ def write_shards(
         )
     if len(index) == 0:
         raise DataError(
-            f"domain {sources.name!r}: no text in its {len(sources.files)} file(s) "
+            f"{sources.label}: no text in its {len(sources.files)} file(s) "
             f"(first: {sources.files[0].path})"
             + (f"; all {skipped.count} record(s) were bad and skipped" if skipped.count else "")
         )
     tokens, nbytes, keys = (index.array(name) for name in DocIndex.NAMES)
-    method, val_docs, tail_tokens = plan_split_indices(tokens, keys, val_fraction, max_val_tokens)
     total_tokens, total_bytes = column_sum(tokens), column_sum(nbytes)
-    if method == "hash":
-        _write_by_documents(stream, dtype, tokens, val_docs, out_dir)
+    if eval_set and total_tokens <= max_val_tokens:
+        method, val_docs, tail_tokens = "all", np.zeros(0, dtype=np.int64), 0
+    elif eval_set:  # the plan of a domain that may hold out up to the cap
+        method, val_docs, tail_tokens = plan_split_indices(tokens, keys, 1.0, max_val_tokens)
+    else:
+        method, val_docs, tail_tokens = plan_split_indices(
+            tokens, keys, val_fraction, max_val_tokens
+        )
+    if method == "all":
+        val_tokens, val_bytes = total_tokens, total_bytes
+        os.rename(stream, out_dir / "val.bin")
+        (out_dir / "train.bin").touch()
+    elif method == "hash":
+        _write_by_documents(stream, dtype, tokens, val_docs, out_dir, keep_train=not eval_set)
         val_tokens = int(tokens[val_docs].sum())
         val_bytes = int(nbytes[val_docs].sum())
     else:
         val_tokens = tail_tokens
         val_bytes = _tail_bytes(stream, dtype, tokens, nbytes, val_tokens, tokenizer)
         _write_tail(stream, dtype, val_tokens, out_dir)
+        if eval_set:
+            os.truncate(out_dir / "train.bin", 0)
     documents = len(index)
     del tokens, nbytes, keys
     index.remove()
+    trained = not eval_set
     return ShardStats(
         dtype=dtype,
-        train_tokens=total_tokens - val_tokens,
+        train_tokens=(total_tokens - val_tokens) * trained,
         val_tokens=val_tokens,
-        train_bytes=total_bytes - val_bytes,
+        train_bytes=(total_bytes - val_bytes) * trained,
         val_bytes=val_bytes,
         documents=documents,
         split=method,
@@ -167,9 +188,16 @@ def _merge(encoded: Encoded, pending: list[int] | None, index: DocIndex) -> list
 
 
 def _write_by_documents(
-    stream: Path, dtype: str, tokens: np.ndarray, val_docs: np.ndarray, out_dir: Path
+    stream: Path,
+    dtype: str,
+    tokens: np.ndarray,
+    val_docs: np.ndarray,
+    out_dir: Path,
+    *,
+    keep_train: bool = True,
 ) -> None:
-    """Copy the held-out documents into val.bin and everything between them into train.bin."""
+    """Copy the held-out documents into val.bin and everything between them into train.bin
+    (which stays empty without ``keep_train``: an eval set's other documents are dropped)."""
     itemsize = np.dtype(dtype).itemsize
     starts = doc_starts(tokens, val_docs)
     sizes = np.asarray(tokens[val_docs], dtype=np.int64)
@@ -181,10 +209,12 @@ def _write_by_documents(
     ):
         position = 0
         for start, size in zip(starts.tolist(), sizes.tolist(), strict=True):
-            _copy(source, position * itemsize, start * itemsize, train)
+            if keep_train:
+                _copy(source, position * itemsize, start * itemsize, train)
             _copy(source, start * itemsize, (start + size) * itemsize, val)
             position = start + size
-        _copy(source, position * itemsize, total * itemsize, train)
+        if keep_train:
+            _copy(source, position * itemsize, total * itemsize, train)
     stream.unlink()
 
 

@@ -77,11 +77,13 @@ def build_shards(
     *,
     pool: EncoderPool | None = None,
     dtype: str = "auto",
+    eval_set: bool = False,
 ) -> tuple[Path, ShardStats]:
     """The domain's shard folder and stats: reused from the cache, or written now.
 
     ``pool`` encodes the chunks (a one-process pool is made when not given); ``dtype`` is the
-    spec's ``data.token_dtype``.
+    spec's ``data.token_dtype``; ``eval_set``: every token (up to ``max_val_tokens``) is a
+    validation token, none a train token (see :func:`~mixopt.data.shard_writer.write_shards`).
     """
     out_dtype = shard_dtype(tokenizer.vocab_size, dtype, tokenizer=str(tokenizer.path))
     key = shard_key(
@@ -91,6 +93,7 @@ def build_shards(
         max_val_tokens,
         dtype=dtype,
         skip_bad_records=sources.skip_bad_records,
+        eval_set=eval_set,
     )
     directory = cache_dir / "shards" / key / sources.name
     if (directory / "meta.json").is_file():
@@ -117,6 +120,7 @@ def build_shards(
             pool=pool,
             dtype=out_dtype,
             log=log,
+            eval_set=eval_set,
         )
         meta = {
             "format": SHARD_FORMAT,
@@ -126,6 +130,7 @@ def build_shards(
             "val_fraction": val_fraction,
             "max_val_tokens": max_val_tokens,
             "skip_bad_records": sources.skip_bad_records,
+            "eval_set": eval_set,
             **asdict(stats),
         }
         (work / "meta.json").write_text(json.dumps(meta, indent=2))

@@ -30,7 +30,7 @@ from mixopt.data.hashing import DigestCache, content_hash
 from mixopt.errors import DataError
 
 if TYPE_CHECKING:
-    from mixopt.spec import DomainSpec
+    from mixopt.spec.data import SourceSpec
 
 _GLOB_CHARS = frozenset("*?[")
 READ_ROOTS_ENV = "MIXOPT_READ_ROOTS"
@@ -95,6 +95,11 @@ class DomainSources:
     content_hash: str
     dtype: str | None = None
     skip_bad_records: bool = False
+    kind: str = "domain"  # or "eval set": how errors name it
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind} {self.name!r}"
 
     @property
     def size_bytes(self) -> int:
@@ -107,12 +112,12 @@ class DomainSources:
 
 
 def scan_domain(
-    domain: DomainSpec,
+    domain: SourceSpec,
     *,
     skip_bad_records: bool = False,
     digests: DigestCache | None = None,
 ) -> DomainSources:
-    """Resolve a domain's paths to files and hash their contents.
+    """Resolve a domain's (or an eval set's) paths to files and hash their contents.
 
     ``skip_bad_records`` is the job-wide default; the domain's own setting wins when given.
     """
@@ -125,10 +130,11 @@ def scan_domain(
         content_hash=content_hash(files, domain.text_field, digests=digests, dtype=domain.dtype),
         dtype=domain.dtype,
         skip_bad_records=skip,
+        kind=domain.KIND,
     )
 
 
-def resolve_sources(domain: DomainSpec) -> list[SourceFile]:
+def resolve_sources(domain: SourceSpec) -> list[SourceFile]:
     """Every file named by the domain's paths, in order, without duplicates.
 
     A domain is either all text or all tokens (pre-tokenized formats): mixing them is an error,
@@ -138,10 +144,10 @@ def resolve_sources(domain: DomainSpec) -> list[SourceFile]:
     seen: set[Path] = set()
     files: list[SourceFile] = []
     for entry in domain.paths:
-        for path in _expand(domain.name, entry):
+        for path in _expand(domain.label, entry):
             if roots is not None and not roots.permits(path):
                 raise DataError(
-                    f"domain {domain.name!r}: {entry}: a file it names resolves outside the "
+                    f"{domain.label}: {entry}: a file it names resolves outside the "
                     "service's data roots (a symbolic link?); it is not read"
                 )
             if path not in seen:
@@ -153,40 +159,40 @@ def resolve_sources(domain: DomainSpec) -> list[SourceFile]:
     if tokens and len(tokens) < len(files):
         text = next(f.path for f in files if not get_format(f.format).pretokenized)
         raise DataError(
-            f"domain {domain.name!r}: mixes text files ({text}) and pre-tokenized files "
-            f"({tokens[0]}); put them in separate domains"
+            f"{domain.label}: mixes text files ({text}) and pre-tokenized files "
+            f"({tokens[0]}); put them in separate {domain.KIND}s"
         )
     if domain.dtype is None:
         raw = [f.path for f in files if get_format(f.format).needs_dtype]
         if raw:
             raise DataError(
-                f"domain {domain.name!r}: {raw[0]} holds raw token ids; set the domain's dtype "
+                f"{domain.label}: {raw[0]} holds raw token ids; set the {domain.KIND}'s dtype "
                 "(uint16 or uint32) in the spec"
             )
     return files
 
 
-def _expand(domain: str, entry: str) -> list[Path]:
+def _expand(label: str, entry: str) -> list[Path]:
     path = Path(entry).expanduser()
     if path.is_file():
         return [path.resolve()]
     if path.is_dir():
         files = _walk(path)
         if not files:
-            raise DataError(f"domain {domain!r}: directory {entry} contains no files")
+            raise DataError(f"{label}: directory {entry} contains no files")
         return files
     if _GLOB_CHARS.intersection(entry):
-        return _expand_glob(domain, entry)
-    raise DataError(f"domain {domain!r}: {entry}: no such file or directory")
+        return _expand_glob(label, entry)
+    raise DataError(f"{label}: {entry}: no such file or directory")
 
 
-def _expand_glob(domain: str, pattern: str) -> list[Path]:
+def _expand_glob(label: str, pattern: str) -> list[Path]:
     files: list[Path] = []
     for match in sorted(glob.glob(str(Path(pattern).expanduser()), recursive=True)):
         path = Path(match)
         files.extend([path.resolve()] if path.is_file() else _walk(path))
     if not files:
-        raise DataError(f"domain {domain!r}: pattern {pattern!r} matches no files")
+        raise DataError(f"{label}: pattern {pattern!r} matches no files")
     return files
 
 

@@ -46,14 +46,15 @@ class Ladder:
         return cls(proxies, spec.validation_proxy(), flops, at_target, rungs)
 
     def check_data(self, manifest: DataManifest) -> None:
-        """Every domain must hold at least one validation window of every proxy."""
+        """Every domain and eval set must hold at least one validation window of every proxy."""
         window = max(p.seq_len for p in (*self.proxies, self.validation)) + 1
-        too_short = [n for n, s in manifest.domains.items() if s.val_tokens < window]
-        if too_short:
-            raise MixoptError(
-                f"domain(s) {too_short}: fewer held-out tokens than one validation window "
-                f"(seq_len + 1 = {window}); add data or lower seq_len"
-            )
+        for kind, shards in (("domain", manifest.domains), ("eval set", manifest.evals)):
+            too_short = [n for n, s in shards.items() if s.val_tokens < window]
+            if too_short:
+                raise MixoptError(
+                    f"{kind}(s) {too_short}: fewer held-out tokens than one validation window "
+                    f"(seq_len + 1 = {window}); add data or lower seq_len"
+                )
 
     @property
     def target(self) -> int:

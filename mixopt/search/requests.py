@@ -1,5 +1,5 @@
-"""From a trial to what a worker trains: its proxy (by stage and fidelity level), the data, the
-threads it was granted and its checkpoint folder."""
+"""From a trial to what a worker trains: its proxy (by stage and fidelity level), the data (and
+the eval sets it is evaluated on), the threads it was granted and its checkpoint folder."""
 
 from __future__ import annotations
 
@@ -29,6 +29,10 @@ class RequestBuilder:
     def domains(self) -> tuple[DomainTokens, ...]:
         return self.manifest.domain_tokens()
 
+    @cached_property
+    def evals(self) -> tuple[DomainTokens, ...]:
+        return self.manifest.eval_tokens()
+
     def __call__(self, trial: Trial) -> TrialRequest:
         return TrialRequest.build(
             trial.trial_id,
@@ -37,6 +41,7 @@ class RequestBuilder:
             proxy=self.ladder.proxy(trial),
             vocab_size=self.manifest.vocab_size,
             domains=self.domains,
+            evals=self.evals,
             threads=self.threads,
             checkpoint_dir=str(self.job.checkpoint_dir(trial.trial_id)),
         )

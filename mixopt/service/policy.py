@@ -3,10 +3,11 @@ submitted (admission) and again in the job's own process, before anything is rea
 
 A spec sent to the service runs with the server's permissions, so:
 
-- every file it reads (domain paths, directories walked, glob matches, symbolic-link targets,
-  the tokenizer file) must resolve inside the service's data roots and never inside its state
-  directory (other users' jobs, the jobs database and the caches live there); the job process
-  checks its files again when it reads them (:class:`mixopt.data.sources.ReadRoots`);
+- every file it reads (domain and eval set paths, directories walked, glob matches,
+  symbolic-link targets, the tokenizer file) must resolve inside the service's data roots and
+  never inside its state directory (other users' jobs, the jobs database and the caches live
+  there); the job process checks its files again when it reads them
+  (:class:`mixopt.data.sources.ReadRoots`);
 - where it writes is the service's choice, never the spec's: its job directory
   (``<state>/jobs/<id>``) and its user's cache (``<state>/cache/<user>``) replace whatever
   ``output_dir`` and ``data.cache_dir`` the spec names;
@@ -83,9 +84,10 @@ class JobPolicy:
     def check(self, spec: JobSpec) -> None:
         """Raise :class:`Rejected` for the first rule ``spec`` breaks (reads, tracking, code,
         cluster, the per-job quotas)."""
-        for i, domain in enumerate(spec.domains):
-            for j, entry in enumerate(domain.paths):
-                self._check_source(f"domains.{i}.paths.{j}", entry)
+        for section, sources in (("domains", spec.domains), ("evals", spec.evals)):
+            for i, source in enumerate(sources):
+                for j, entry in enumerate(source.paths):
+                    self._check_source(f"{section}.{i}.paths.{j}", entry)
         if spec.tokenizer.path:
             where = "tokenizer.path"
             path = self._readable(where, spec.tokenizer.path)
@@ -145,7 +147,7 @@ class JobPolicy:
         return "[" + ", ".join(str(r) for r in self.data_roots) + "]"
 
     def _check_source(self, where: str, entry: str) -> None:
-        """A domain entry: a file, a directory (walked) or a glob pattern (expanded)."""
+        """A domain or eval set entry: a file, a directory (walked) or a glob pattern (expanded)."""
         raw = Path(entry).expanduser()
         if _GLOB_CHARS.intersection(entry) and not raw.exists():
             if ".." in raw.parts:

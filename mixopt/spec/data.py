@@ -1,9 +1,9 @@
-"""Spec sections about data: the domains and their files, the tokenizer, the data stage, the
-target budget (repetition caps) and domain groups."""
+"""Spec sections about data: the domains and their files, the evaluation sets (never trained
+on), the tokenizer, the data stage, the target budget (repetition caps) and domain groups."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
@@ -11,8 +11,8 @@ from mixopt.data.formats import FORMAT_NAMES, check_format_name, check_format_se
 from mixopt.spec.section import NAME_PATTERN, Section
 
 
-class DomainSpec(Section):
-    """One training domain: a name and the files that hold its documents.
+class SourceSpec(Section):
+    """Text (or token) files under a name: what a training domain and an evaluation set share.
 
     Text formats: plain text (a file is a document), JSONL (a line is a document; gzip/zstd
     compressed files are recognised by their magic bytes) and Parquet (a row is a document).
@@ -21,7 +21,9 @@ class DomainSpec(Section):
     must be the one they were made with (``tokenizer.kind: file``).
     """
 
-    name: str = Field(pattern=NAME_PATTERN, description="Domain name (letters, digits, _.-).")
+    KIND: ClassVar[str] = "source"
+
+    name: str = Field(pattern=NAME_PATTERN, description="Name (letters, digits, _.-).")
     paths: list[str] = Field(
         min_length=1, description="Files, directories (read recursively) or glob patterns."
     )
@@ -35,6 +37,28 @@ class DomainSpec(Section):
     dtype: Literal["uint16", "uint32"] | None = Field(
         None, description="Token type of raw pre-tokenized .bin files (required for them)."
     )
+    skip_bad_records: bool | None = Field(
+        None, description="Skip unreadable records instead of failing (default: data's)."
+    )
+
+    @property
+    def label(self) -> str:
+        """How errors name it: ``domain 'web'`` or ``eval set 'held_out'``."""
+        return f"{self.KIND} {self.name!r}"
+
+    @model_validator(mode="after")
+    def _dtype_matches_format(self) -> SourceSpec:
+        check_format_settings(self.format, self.dtype)
+        return self
+
+
+class DomainSpec(SourceSpec):
+    """One training domain: a name and the files that hold its documents (formats: see
+    :class:`SourceSpec`). A share of its documents is held out for validation."""
+
+    KIND: ClassVar[str] = "domain"
+
+    name: str = Field(pattern=NAME_PATTERN, description="Domain name (letters, digits, _.-).")
     max_epochs: float | None = Field(
         None, gt=0, description="Repetition limit of this domain (default: target.max_epochs)."
     )
@@ -46,16 +70,36 @@ class DomainSpec(Section):
     share: float | None = Field(
         None, gt=0, description="Fixed share within its group (relative; default: natural)."
     )
-    skip_bad_records: bool | None = Field(
-        None, description="Skip unreadable records instead of failing (default: data's)."
-    )
 
     @model_validator(mode="after")
-    def _dtype_matches_format(self) -> DomainSpec:
-        check_format_settings(self.format, self.dtype)
+    def _share_needs_group(self) -> DomainSpec:
         if self.share is not None and self.group is None:
             raise ValueError("share is the proportion within a group; set group too")
         return self
+
+
+class EvalSpec(SourceSpec):
+    """An evaluation set: text that is never trained on (a team's held-out target data, an
+    out-of-distribution set), tokenized like a domain but kept whole as validation tokens.
+
+    Every proxy reports ``val_loss/<name>`` and ``bpb/<name>`` on it, and objectives and guard
+    rails may name them. Its files must not be a training domain's files.
+    """
+
+    KIND: ClassVar[str] = "eval set"
+
+    name: str = Field(
+        pattern=NAME_PATTERN,
+        description="Eval set name (letters, digits, _.-), distinct from every domain's: its "
+        "metrics are val_loss/<name> and bpb/<name>.",
+    )
+    max_tokens: int | None = Field(
+        None,
+        gt=0,
+        description="Cap on the tokens kept (whole documents, chosen by content hash when "
+        "there are more); default data.max_val_tokens. Proxies evaluate the first "
+        "proxy.eval_tokens of them.",
+    )
 
 
 class TokenizerSpec(Section):

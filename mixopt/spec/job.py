@@ -7,12 +7,20 @@ what needs two sections is checked here, by asking the section that owns the rul
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import yaml
 from pydantic import ConfigDict, Field, model_validator
 
-from mixopt.spec.data import DataSpec, DomainSpec, GroupsSpec, TargetSpec, TokenizerSpec
+from mixopt.spec.data import (
+    DataSpec,
+    DomainSpec,
+    EvalSpec,
+    GroupsSpec,
+    TargetSpec,
+    TokenizerSpec,
+)
 from mixopt.spec.objective import ObjectiveSpec, SpaceSpec
 from mixopt.spec.proxy import ProxySpec
 from mixopt.spec.run import ResourcesSpec, TrackingSpec, ValidateSpec
@@ -26,6 +34,13 @@ class JobSpec(Section):
     name: str = Field(pattern=NAME_PATTERN)
     output_dir: str = Field("runs", description="Job directories are created under this folder.")
     domains: list[DomainSpec] = Field(min_length=2, max_length=10_000)
+    evals: list[EvalSpec] = Field(
+        default_factory=list,
+        max_length=1_000,
+        description="Evaluation sets: text never trained on (held-out target data, an "
+        "out-of-distribution set); every proxy reports val_loss/<name> and bpb/<name> on each, "
+        "and the objective and guard rails may name them.",
+    )
     data: DataSpec = Field(default_factory=DataSpec)
     tokenizer: TokenizerSpec = Field(default_factory=TokenizerSpec)
     objective: ObjectiveSpec = Field(default_factory=ObjectiveSpec)
@@ -46,12 +61,17 @@ class JobSpec(Section):
     def domain_names(self) -> list[str]:
         return [d.name for d in self.domains]
 
+    @property
+    def eval_names(self) -> list[str]:
+        return [e.name for e in self.evals]
+
     @model_validator(mode="after")
     def _cross_checks(self) -> JobSpec:
         names = self.domain_names
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"domains: duplicate names {duplicates}")
+        self.check_evals()
         known = set(names)
         for section, mapping in (
             ("space.bounds", self.space.bounds),
@@ -64,7 +84,7 @@ class JobSpec(Section):
         both = sorted(set(self.space.bounds) & set(self.space.fixed))
         if both:
             raise ValueError(f"space: {both} both bounded and fixed; give one or the other")
-        self.objective.check_metrics(self.reported_metrics())
+        self.objective.check_metrics(self.reported_metrics(), self.hook_metrics())
         self.objective.check_baselines(current=self.validate_.current is not None)
         self.search.check_objective(self.objective)
         if self.validate_.current is not None:
@@ -90,9 +110,47 @@ class JobSpec(Section):
 
     # ---------------------------------------------------------------------------- derived
 
+    def check_evals(self) -> None:
+        """Eval sets have their own names and never name a training domain's path (as written;
+        the data stage compares the files both resolve to). Raises ValueError."""
+        names = self.eval_names
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"evals: duplicate names {duplicates}")
+        clash = sorted(set(names) & set(self.domain_names))
+        if clash:
+            raise ValueError(
+                f"evals: {clash} also name training domain(s); an eval set's metrics "
+                "(val_loss/<name>) must not be confused with a domain's: rename it"
+            )
+        entries = {_entry_key(p): (d.name, p) for d in self.domains for p in d.paths}
+        for i, evaluation in enumerate(self.evals):
+            for j, path in enumerate(evaluation.paths):
+                hit = entries.get(_entry_key(path))
+                if hit is not None:
+                    raise ValueError(
+                        f"evals.{i}.paths.{j}: eval set {evaluation.name!r} names {path}, which "
+                        f"training domain {hit[0]!r} also names ({hit[1]}): an eval set must "
+                        "hold text that is never trained on"
+                    )
+
     def reported_metrics(self) -> list[str]:
-        """The metrics every trial reports, which objectives and guard rails may name."""
-        return [f"{kind}/{n}" for kind in ("val_loss", "bpb") for n in self.domain_names]
+        """The metrics every trial reports, which objectives and guard rails may name:
+        ``val_loss/`` and ``bpb/`` of every domain and eval set, ``moe/max_load`` and
+        ``moe/dropped_tokens`` of an MoE proxy, and ``accuracy/<name>`` when the built-in
+        ``accuracy`` hook runs (other hooks: :meth:`hook_metrics`)."""
+        sets = self.domain_names + self.eval_names
+        names = [f"{kind}/{n}" for kind in ("val_loss", "bpb") for n in sets]
+        if self.proxy.arch == "moe":
+            names += ["moe/max_load", "moe/dropped_tokens"]
+        if "accuracy" in self.proxy.metrics:
+            names += [f"accuracy/{n}" for n in sets]
+        return names
+
+    def hook_metrics(self) -> list[str]:
+        """The metric hooks (``proxy.metrics``, by the name they log under) whose keys are
+        only known when they run: an objective may name ``<hook>`` or ``<hook>/<key>``."""
+        return [m.rpartition(":")[2] for m in self.proxy.metrics if m != "accuracy"]
 
     def objective_weights(self) -> dict[str, float]:
         """Metric name → weight of the scalar objective (mean val loss when none are given)."""
@@ -117,3 +175,9 @@ class JobSpec(Section):
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def _entry_key(path: str) -> str:
+    """A path entry as written, normalised without touching the file system (the data stage
+    compares the files they resolve to)."""
+    return os.path.normpath(os.path.expanduser(path))

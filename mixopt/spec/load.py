@@ -24,7 +24,13 @@ def parse_spec(data: Any, *, source: str = "spec", base_dir: Path | None = None)
     except ValidationError as error:
         raise SpecError(format_validation_error(error, source)) from None
     if base_dir is not None:
-        _resolve_paths(spec, base_dir)
+        try:  # relative paths may only now be seen to name the same files
+            _resolve_paths(spec, base_dir)
+            spec.check_evals()
+        except ValidationError as error:
+            raise SpecError(format_validation_error(error, source)) from None
+        except ValueError as error:
+            raise SpecError(f"{source}: {error}") from None
     return spec
 
 
@@ -48,8 +54,8 @@ def _absolute(value: str, base_dir: Path) -> str:
 
 
 def _resolve_paths(spec: JobSpec, base_dir: Path) -> None:
-    for domain in spec.domains:
-        domain.paths = [_absolute(p, base_dir) for p in domain.paths]
+    for source in (*spec.domains, *spec.evals):
+        source.paths = [_absolute(p, base_dir) for p in source.paths]
     if spec.tokenizer.path:
         spec.tokenizer.path = _absolute(spec.tokenizer.path, base_dir)
     spec.data.cache_dir = _absolute(spec.data.cache_dir, base_dir)

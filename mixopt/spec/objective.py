@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -64,18 +65,27 @@ class ObjectiveSpec(Section):
         """The baselines guard rails are relative to (trained in the initial design)."""
         return sorted({c.relative_to for c in self.constraints if c.max_value is None})
 
-    def check_metrics(self, available: list[str]) -> None:
-        """Every metric named must be one the trials report."""
-        unknown = sorted(set(self.metrics) - set(available))
+    def check_metrics(self, available: Sequence[str], hooks: Sequence[str] = ()) -> None:
+        """Every metric named must be one the trials report: a name in ``available``, or a
+        metric hook's (``<hook>`` or ``<hook>/<key>`` for a hook in ``hooks``)."""
+        known = set(available)
+
+        def reported(metric: str) -> bool:
+            return metric in known or metric.partition("/")[0] in hooks
+
+        def listing() -> str:
+            names = ", ".join(sorted(known))
+            extra = "".join(f", {h} or {h}/<key>" for h in hooks)
+            return f"trials report {names}{extra}"
+
+        unknown = sorted(m for m in self.metrics if not reported(m))
         if unknown:
-            raise ValueError(
-                f"objective.metrics: unknown metric(s) {unknown}; available: {sorted(available)}"
-            )
+            raise ValueError(f"objective.metrics: unknown metric(s) {unknown}; {listing()}")
         for i, constraint in enumerate(self.constraints):
-            if constraint.metric not in available:
+            if not reported(constraint.metric):
                 raise ValueError(
                     f"objective.constraints.{i}.metric: unknown metric {constraint.metric!r}; "
-                    f"available: {sorted(available)}"
+                    f"{listing()}"
                 )
 
     def check_baselines(self, *, current: bool) -> None:

@@ -93,6 +93,18 @@ def test_bring_your_own_data_spec_is_valid(tmp_path):
     assert spec.search.strategy == "bo" and spec.target.tokens == 2e11
 
 
+def test_bring_your_own_data_eval_sets_are_valid(tmp_path):
+    guide = (REPO / "docs" / "bring-your-own-data.md").read_text()
+    base = re.search(r"## 2\. A spec\n\n```yaml\n(.*?)```", guide, re.S)
+    evals = re.search(r"### What to optimise: evaluation sets\n.*?```yaml\n(.*?)```", guide, re.S)
+    assert base is not None and evals is not None
+    data = {**yaml.safe_load(base.group(1)), **yaml.safe_load(evals.group(1))}
+    data["search"]["strategy"] = "pareto"
+    spec = parse_spec(data, base_dir=tmp_path)
+    assert spec.eval_names == ["support_chats", "legal_ood"]
+    assert spec.objective_weights() == {"val_loss/support_chats": 1.0}
+
+
 def test_readme_first_block_is_the_set_up_run_and_test_commands():
     readme = (REPO / "README.md").read_text()
     first = re.search(r"```bash\n(.*?)```", readme, re.S)

@@ -1,11 +1,14 @@
 """The worker function on a real prepared corpus: deterministic, and threads follow the grant."""
 
+import math
+from pathlib import Path
+
 import pytest
 
 from mixopt.data import prepare_data
 from mixopt.spec import ProxySpec
 from mixopt.trials import TrialRequest
-from mixopt.worker import execute_trial, granted_threads
+from mixopt.worker import execute_group, execute_trial, granted_threads
 
 
 @pytest.fixture
@@ -54,3 +57,55 @@ def test_threads_follow_the_granted_cpus(request_for, monkeypatch):
     assert result["threads"] == 2
     monkeypatch.setenv("OMP_NUM_THREADS", "")
     assert granted_threads(3) == 3
+
+
+def test_a_real_proxy_reports_eval_sets_it_never_trained_on(make_spec):
+    """val_loss/<eval> and bpb/<eval> at the end and along the run, alone and stacked; the eval
+    set changes no domain's number (it is only evaluated)."""
+    corpus = Path(__file__).resolve().parents[1] / "assets" / "corpus"
+    domains = [
+        {"name": "code", "paths": [str(corpus / "code")]},
+        {"name": "bible", "paths": [str(corpus / "bible" / "[egpr]*.txt")]},
+    ]
+    held_out = {"name": "gospel", "paths": [str(corpus / "bible" / "john_01.txt")]}
+    manifest = prepare_data(make_spec(domains, evals=[held_out]), log=lambda _: None)
+    proxy = ProxySpec(
+        preset="tiny",
+        overrides={"n_layer": 1},
+        seq_len=32,
+        train_tokens=4096,
+        batch_size=4,
+        eval_tokens=1024,
+        eval_every=8,
+    )
+
+    def build(trial_id, weights, evals):
+        return TrialRequest.build(
+            trial_id, weights, seed=0, proxy=proxy, vocab_size=manifest.vocab_size,
+            domains=manifest.domain_tokens(), evals=evals, threads=1,
+        )  # fmt: skip
+
+    weights = {"code": 0.6, "bible": 0.4}
+    result = execute_trial(build("t0", weights, manifest.eval_tokens()))
+    metrics = result["metrics"]
+    gospel = manifest.evals["gospel"]
+    assert math.isfinite(metrics["val_loss/gospel"]) and metrics["val_loss/gospel"] > 0
+    expected_bpb = metrics["val_loss/gospel"] / math.log(2) * gospel.val_tokens / gospel.val_bytes
+    assert metrics["bpb/gospel"] == pytest.approx(expected_bpb)
+    assert [e["step"] for e in result["evals"]] == [8, 16, 24]
+    assert all("val_loss/gospel" in e["metrics"] for e in result["evals"])
+    without = execute_trial(build("t0", weights, ()))
+    assert "val_loss/gospel" not in without["metrics"]
+    assert {k: v for k, v in metrics.items() if "gospel" not in k} == without["metrics"]
+    grouped = execute_group(
+        [
+            build("t1", weights, manifest.eval_tokens()),
+            build("t2", {"code": 1.0}, manifest.eval_tokens()),
+        ],
+        stacking="on",
+    )
+    assert [r.get("error") for r in grouped] == [None, None]
+    assert all(math.isfinite(r["metrics"]["bpb/gospel"]) for r in grouped)
+    assert grouped[0]["metrics"]["val_loss/gospel"] == pytest.approx(
+        metrics["val_loss/gospel"], rel=1e-4
+    )

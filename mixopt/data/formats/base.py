@@ -44,8 +44,9 @@ class DataFormat(ABC):
     def pieces(
         self, domain: str, source: SourceFile, text_field: str, skipped: Skipped | None
     ) -> Iterator[Piece]:
-        """Reader hook: the file's documents as pieces. ``skipped`` given: bad records are
-        counted there instead of raising."""
+        """Reader hook: the file's documents as pieces. ``domain`` names the source in errors
+        (``domain 'web'``); ``skipped`` given: bad records are counted there instead of
+        raising."""
 
     @abstractmethod
     def chunks(
@@ -70,7 +71,7 @@ class TextFormat(DataFormat):
         self, sources: DomainSources, source: SourceFile, skipped: Skipped, eot_id: int, size: int
     ) -> Iterator[Chunk]:
         bad = skipped if sources.skip_bad_records else None
-        return piece_chunks(self.pieces(sources.name, source, sources.text_field, bad), size)
+        return piece_chunks(self.pieces(sources.label, source, sources.text_field, bad), size)
 
 
 class TokenFormat(DataFormat):
@@ -86,7 +87,7 @@ class TokenFormat(DataFormat):
 
     def tokens(self, domain: str, source: SourceFile, dtype: str | None) -> np.ndarray:
         """The file's token ids; an empty file is an error."""
-        where = f"domain {domain!r}: {source.path}"
+        where = f"{domain}: {source.path}"
         array = self.load(where, source, dtype)
         if len(array) == 0:
             raise DataError(f"{where}: empty file (no tokens)")
@@ -95,13 +96,11 @@ class TokenFormat(DataFormat):
     def pieces(
         self, domain: str, source: SourceFile, text_field: str, skipped: Skipped | None
     ) -> Iterator[Piece]:
-        raise DataError(
-            f"domain {domain!r}: {source.path} holds token ids, not text (format {self.name})"
-        )
+        raise DataError(f"{domain}: {source.path} holds token ids, not text (format {self.name})")
 
     def chunks(
         self, sources: DomainSources, source: SourceFile, skipped: Skipped, eot_id: int, size: int
     ) -> Iterator[Chunk]:
-        where = f"domain {sources.name!r}: {source.path}"
-        tokens = self.tokens(sources.name, source, sources.dtype)
+        where = f"{sources.label}: {source.path}"
+        tokens = self.tokens(sources.label, source, sources.dtype)
         return token_chunks(where, tokens, eot_id, size // 4)  # a token counts as 4 bytes

@@ -35,7 +35,7 @@ class JsonLines(TextFormat):
     def pieces(
         self, domain: str, source: SourceFile, text_field: str, skipped: Skipped | None
     ) -> Iterator[Piece]:
-        where = f"domain {domain!r}: {source.path}"
+        where = f"{domain}: {source.path}"
         records = 0
 
         def counted() -> Iterator[tuple[int, bytes]]:
@@ -54,10 +54,10 @@ class JsonLines(TextFormat):
         self, sources: DomainSources, source: SourceFile, skipped: Skipped, eot_id: int, size: int
     ) -> Iterator[Chunk]:
         """Raw lines of about ``size`` bytes; bad lines are found (and counted) by workers."""
-        where = f"domain {sources.name!r}: {source.path}"
+        where = f"{sources.label}: {source.path}"
         lines: list[tuple[int, bytes]] = []
         nbytes = records = 0
-        for line_no, raw in iter_lines(sources.name, source):
+        for line_no, raw in iter_lines(sources.label, source):
             if not raw.strip():
                 continue
             records += 1

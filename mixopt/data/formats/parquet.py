@@ -54,7 +54,7 @@ def parquet_texts(domain: str, path: Path, text_field: str) -> Iterator[str]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    where = f"domain {domain!r}: {path}"
+    where = f"{domain}: {path}"
     try:
         parquet = pq.ParquetFile(path)
         schema = parquet.schema_arrow

@@ -40,7 +40,7 @@ class PlainText(TextFormat):
         """
         path = source.path
         if path.stat().st_size == 0:
-            raise DataError(f"domain {domain!r}: {path}: empty file")
+            raise DataError(f"{domain}: {path}: empty file")
         decoder = codecs.getincrementaldecoder("utf-8")("strict")
         buffer, offset, first, has_text = "", 0, True, False
         for block in itertools.chain(iter_blocks(domain, source), [b""]):
@@ -48,7 +48,7 @@ class PlainText(TextFormat):
                 buffer += decoder.decode(block, final=not block)
             except UnicodeDecodeError as error:
                 message = (
-                    f"domain {domain!r}: {path}: not UTF-8 text "
+                    f"{domain}: {path}: not UTF-8 text "
                     f"(invalid byte near offset {offset + error.start})"
                 )
                 if skipped is None:
@@ -69,5 +69,5 @@ class PlainText(TextFormat):
                 buffer, first = buffer[cut:], False
         has_text = has_text or (bool(buffer) and not buffer.isspace())
         if not has_text:
-            raise DataError(f"domain {domain!r}: {path}: empty file (only whitespace)")
+            raise DataError(f"{domain}: {path}: empty file (only whitespace)")
         yield Piece(buffer, first, True)

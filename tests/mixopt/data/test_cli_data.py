@@ -47,3 +47,24 @@ def test_prepare_reports_bad_data(make_spec: MakeSpec, tmp_path: Path) -> None:
     path = write_spec(make_spec, tmp_path, domains=domains)
     result = cli.invoke(app, ["data", "prepare", str(path), "-q"])
     assert result.exit_code == 2 and "bad.jsonl:2: malformed JSON" in result.output
+
+
+def test_prepare_lists_eval_sets_apart_from_the_domains(
+    make_spec: MakeSpec, tmp_path: Path
+) -> None:
+    from .conftest import CORPUS
+
+    domains = [
+        {"name": "code", "paths": [str(CORPUS / "code")]},
+        {"name": "bible", "paths": [str(CORPUS / "bible" / "[egpr]*.txt")]},
+    ]
+    evals = [{"name": "gospel", "paths": [str(CORPUS / "bible" / "john_01.txt")]}]
+    path = write_spec(make_spec, tmp_path, domains=domains, evals=evals, target={"tokens": 20_000})
+    result = cli.invoke(app, ["data", "prepare", str(path), "-q"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.output.splitlines() if "gospel (eval)" in line)
+    assert row.count(" - ") >= 3  # no train tokens, no natural share, no max weight
+    as_json = cli.invoke(app, ["data", "prepare", str(path), "-q", "--json"])
+    manifest = json.loads(as_json.output)
+    assert [d["name"] for d in manifest["evals"]] == ["gospel"]
+    assert manifest["evals"][0]["train_tokens"] == 0

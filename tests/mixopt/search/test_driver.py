@@ -449,3 +449,39 @@ def test_resume_in_the_middle_of_a_ladder(make_spec, tmp_path):
     }
     assert runs["trial_id"].is_unique and (runs["status"] == "completed").all()
     assert outcome.recommendation["target_scale"]["available"]
+
+
+def test_an_objective_on_an_eval_set_is_searched_and_recommended(make_spec, tmp_path):
+    """The eval set is never trained on (no weight), every trial reports it, and the
+    recommendation optimises it."""
+    from mixopt.testing import synthetic_eval_losses
+    from tests.conftest import CORPUS
+
+    domains = [
+        {"name": "code", "paths": [str(CORPUS / "code")]},
+        {"name": "bible", "paths": [str(CORPUS / "bible" / "[egpr]*.txt")]},
+        {"name": "dictionary", "paths": [str(CORPUS / "dictionary")]},
+    ]
+    evals = [{"name": "gospel", "paths": [str(CORPUS / "bible" / "john_01.txt")]}]
+    objective = {"metrics": {"val_loss/gospel": 1.0}}
+    _, outcome = _run(make_spec, tmp_path, domains=domains, evals=evals, objective=objective)
+
+    def target(weights):
+        return synthetic_eval_losses(weights, ["gospel"])["val_loss/gospel"]
+
+    runs = pd.read_parquet(outcome.job_dir / "runs.parquet")
+    assert "weight/gospel" not in runs.columns
+    assert runs["bpb/gospel"].notna().all()
+    for _, row in runs.iterrows():
+        mixture = {d["name"]: row[f"weight/{d['name']}"] for d in domains}
+        assert row["val_loss/gospel"] == pytest.approx(target(mixture))
+        assert row["objective"] == pytest.approx(target(mixture))
+    rec = json.loads((outcome.job_dir / "recommendation.json").read_text())
+    assert rec["objective"]["metrics"] == {"val_loss/gospel": 1.0}
+    assert set(rec["weights"]) == {"code", "bible", "dictionary"}
+    validated = rec["validation"]["recommended"]["objective"]
+    assert validated == pytest.approx(target(rec["weights"]))
+    search = runs[runs["stage"] == "search"]
+    assert validated < np.median(search["objective"])
+    # the gospel is bible-like text (synthetic_eval_losses): its optimum leans on bible
+    assert rec["weights"]["bible"] > np.median(search["weight/bible"])

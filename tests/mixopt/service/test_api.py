@@ -279,6 +279,35 @@ def test_specs_cannot_read_outside_the_data_roots(api, entry):
     assert detail.startswith("domains.0.paths.0: ") and "outside the allowed data roots" in detail
 
 
+@pytest.mark.parametrize("entry", ["/etc/passwd", "corpus/../../../etc", "/etc/*", "~/.bashrc"])
+def test_eval_sets_cannot_read_outside_the_data_roots(api, entry):
+    spec = spec_dict("evil", evals=[{"name": "held", "paths": [entry]}])
+    response = submit(api, json.dumps(spec), base_dir=str(ASSETS))
+    assert response.status_code == 403, response.text
+    detail = response.json()["detail"]
+    assert detail.startswith("evals.0.paths.0: ") and "outside the allowed data roots" in detail
+
+
+def test_an_eval_set_link_out_of_a_data_root_is_rejected(service_settings, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from mixopt.service.app import create_app
+
+    root = tmp_path / "data"
+    (root / "held").mkdir(parents=True)
+    (root / "held" / "a.txt").write_text("held-out text\n" * 50)
+    (tmp_path / "secret.txt").write_text("the secret")
+    settings = service_settings(data_roots=[root, ASSETS])
+    with TestClient(create_app(settings, supervise=False)) as client:
+        spec = spec_dict("held", evals=[{"name": "held", "paths": [str(root / "held")]}])
+        response = submit(client, json.dumps(spec), dry_run="true", base_dir=str(ASSETS))
+        assert response.status_code == 200, response.text
+        (root / "held" / "sneaky.txt").symlink_to(tmp_path / "secret.txt")
+        response = submit(client, json.dumps(spec), dry_run="true", base_dir=str(ASSETS))
+        assert response.status_code == 403, response.text
+        assert response.json()["detail"].startswith("evals.0.paths.0: ")
+
+
 def test_glob_with_parent_components_is_rejected(api):
     response = submit(api, _with_paths("evil", str(CORPUS / "*" / ".." / ".." / ".." / "*")))
     assert response.status_code == 403
