@@ -85,7 +85,8 @@ def document(
             label: c.to_dict()
             for label, c in comparisons(validation, spec.objective.direction).items()
         },
-        "guard_rails": [c.to_dict() for c in checks] if rules and validation else None,
+        # the spec's guard rails on what validation measured (None: validation is off)
+        **({"guard_rails": [c.to_dict() for c in checks] if validation else None} if rules else {}),
         "verdict": verdict(validation, spec.objective.direction, checks),
         **({spec.search.strategy: strategy_report} if strategy_report else {}),
     }
