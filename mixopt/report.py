@@ -51,6 +51,7 @@ def figures(model: dict[str, Any]) -> dict[str, dict[str, Any]]:
     add("sensitivity", "effects", "figure_sensitivity")
     add("interaction", "effects", "figure_interaction")
     add("validation", "validation", "figure")
+    add("pareto", "pareto", "figure")
     add("scale", "scale", "figure")
     add("scale_gap", "scale", "figure_gap")
     add("moe_load", "moe", "figure_max_load")

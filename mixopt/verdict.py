@@ -7,17 +7,26 @@ their mean is the gain, and a t-interval over the seeds says whether it is real.
 removes the seed-to-seed spread the mixtures share, which is most of it, so a real gain shows
 with few seeds. Summaries written before seeds were recorded per mixture fall back to the
 unpaired rule (a gain beyond two standard errors of the difference of the means).
+
+Guard rails (``objective.constraints``) are checked again on what validation measured
+(:func:`check_guard_rails`): the recommendation's seed mean of the metric against the limit, the
+limit of a relative guard rail taken from its baseline validated with the same seeds, and the
+per-seed excess over the limit (paired with the baseline's seeds) with its interval.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mixopt.trials import Trial, TrialStatus
+
+if TYPE_CHECKING:
+    from mixopt.spec.objective import ConstraintSpec
 
 CONFIDENCE = 0.95
 
@@ -29,6 +38,10 @@ def summarise(label: str, weights: dict[str, float], trials: list[Trial]) -> dic
     values = [float(t.result["objective"]) for t in finite]
     metrics = [t.result.get("metrics", {}) for t in done]
     return {
+        "metrics_by_seed": {
+            str(t.seed): {k: float(v) for k, v in t.result.get("metrics", {}).items()}
+            for t in finite
+        },
         "weights": weights,
         "objective": float(np.mean(values)) if values else None,
         "objective_std": float(np.std(values, ddof=1)) if len(values) > 1 else None,
@@ -163,12 +176,125 @@ def comparisons(validation: dict[str, Any], direction: str) -> dict[str, Compari
     return out
 
 
-def verdict(validation: dict[str, Any], direction: str) -> str:
-    """One sentence: does the recommendation beat each baseline, by how much, beyond noise?"""
+def verdict(
+    validation: dict[str, Any],
+    direction: str,
+    guard_rails: Sequence[GuardRailCheck] = (),
+) -> str:
+    """One sentence: does the recommendation beat each baseline, by how much, beyond noise?
+    And did each guard rail hold?"""
     if validation.get("recommended", {}).get("objective") is None:
         return "not validated"
     parts = [c.sentence() for c in comparisons(validation, direction).values()]
-    return "recommended " + "; ".join(parts) if parts else "no baselines"
+    text = "recommended " + "; ".join(parts) if parts else "no baselines"
+    return "; ".join([text, *(f"guard rail {c.sentence()}" for c in guard_rails)])
+
+
+@dataclass(frozen=True)
+class GuardRailCheck:
+    """A guard rail on what validation measured: the recommendation's seed mean of ``metric``
+    against ``limit`` (a relative guard rail's limit from its baseline's seed mean), and the
+    excess over the limit seed by seed (paired with the baseline's seeds)."""
+
+    metric: str
+    rule: str  # "at most 1% above natural" | "at most 3.2000"
+    relative_to: str | None  # the baseline of a relative guard rail
+    value: float | None  # the recommendation's seed mean (None: not measured)
+    baseline_value: float | None  # the baseline's seed mean (relative guard rails)
+    limit: float | None
+    excess: float | None  # value - limit: <= 0 holds
+    paired: bool  # the excess was taken seed by seed against the baseline
+    seeds: int  # seeds the excess is over
+    ci: tuple[float, float] | None  # CONFIDENCE interval of the mean excess (>= 2 seeds)
+
+    @property
+    def held(self) -> bool | None:
+        return None if self.excess is None else self.excess <= 0
+
+    @property
+    def outcome(self) -> str:
+        """held | broken | not measured."""
+        return {None: "not measured", True: "held", False: "broken"}[self.held]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["ci"] = None if self.ci is None else list(self.ci)
+        data["held"], data["outcome"], data["sentence"] = self.held, self.outcome, self.sentence()
+        return data
+
+    def sentence(self) -> str:
+        if self.value is None or self.limit is None or self.excess is None:
+            missing = self.relative_to if self.value is not None else "the recommendation"
+            return f"{self.metric} ({self.rule}) not measured: no validated value for {missing}"
+        text = (
+            f"{self.metric} {self.outcome}: {self.value:.4f} against the limit {self.limit:.4f} "
+            f"({self.rule}), excess {self.excess:+.4f}"
+        )
+        if self.ci is not None:
+            lo, hi = self.ci
+            how = "paired with the baseline's seeds" if self.paired else "over seeds"
+            text += f", {how}: {self.seeds} seeds, {CONFIDENCE:.0%} CI [{lo:+.4f}, {hi:+.4f}]"
+            if lo <= 0 <= hi:
+                text += " (within noise)"
+        return text
+
+
+def check_guard_rails(
+    rules: Sequence[ConstraintSpec], validation: dict[str, Any]
+) -> list[GuardRailCheck]:
+    """Each guard rail (the spec's ``objective.constraints``) on the validation summaries."""
+    return [_check(rule, validation) for rule in rules]
+
+
+def _check(rule: ConstraintSpec, validation: dict[str, Any]) -> GuardRailCheck:
+    metric = rule.metric
+    mine = validation.get("recommended") or {}
+    value = (mine.get("metrics") or {}).get(metric)
+    mine_seeds = _metric_by_seed(mine, metric)
+    if rule.max_value is not None:
+        rule_text, relative_to, factor = f"at most {rule.max_value:.4f}", None, None
+        base_value: float | None = None
+        limit: float | None = float(rule.max_value)
+        excess_by_seed = {s: v - rule.max_value for s, v in mine_seeds.items()}
+    else:
+        increase = rule.max_increase or 0.0
+        relative_to, factor = rule.relative_to, 1.0 + increase
+        rule_text = f"at most {100 * increase:g}% above {relative_to}"
+        other = validation.get(relative_to) or {}
+        base_value = (other.get("metrics") or {}).get(metric)
+        limit = None if base_value is None else float(base_value) * factor
+        theirs = _metric_by_seed(other, metric)
+        excess_by_seed = {s: v - factor * theirs[s] for s, v in mine_seeds.items() if s in theirs}
+    excess = None if value is None or limit is None else float(value) - limit
+    ci = None
+    diffs = np.array(list(excess_by_seed.values()), dtype=float)
+    if excess is not None and len(diffs) >= 2:
+        from scipy.stats import t as student
+
+        se = max(float(diffs.std(ddof=1)) / math.sqrt(len(diffs)), 1e-12)
+        half = float(student.ppf(0.5 + CONFIDENCE / 2, df=len(diffs) - 1)) * se
+        ci = (float(diffs.mean()) - half, float(diffs.mean()) + half)
+    return GuardRailCheck(
+        metric=metric,
+        rule=rule_text,
+        relative_to=relative_to,
+        value=None if value is None else float(value),
+        baseline_value=None if base_value is None else float(base_value),
+        limit=limit,
+        excess=excess,
+        paired=relative_to is not None and ci is not None,
+        seeds=len(diffs),
+        ci=ci,
+    )
+
+
+def _metric_by_seed(summary: dict[str, Any], metric: str) -> dict[str, float]:
+    by_seed = summary.get("metrics_by_seed") or {}
+    return {
+        str(seed): float(values[metric])
+        for seed, values in by_seed.items()
+        if isinstance(values, dict) and isinstance(values.get(metric), int | float)
+    }
 
 
 def standard_error(a: dict[str, Any], b: dict[str, Any]) -> float | None:

@@ -28,7 +28,13 @@ from mixopt.proposers.registry import (
 )
 
 if TYPE_CHECKING:
-    from mixopt.proposers.base import Batch, Candidates, Proposer, Recommendation
+    from mixopt.proposers.base import (
+        Batch,
+        Candidates,
+        Proposer,
+        Recommendation,
+        ReportContext,
+    )
     from mixopt.proposers.options import ProposerOptions
     from mixopt.proposers.random_search import RandomProposer
     from mixopt.proposers.regmix import RegMixProposer
@@ -38,6 +44,7 @@ _LAZY = {
     "Candidates": "mixopt.proposers.base",
     "Proposer": "mixopt.proposers.base",
     "Recommendation": "mixopt.proposers.base",
+    "ReportContext": "mixopt.proposers.base",
     "ProposerOptions": "mixopt.proposers.options",
     "RandomProposer": "mixopt.proposers.random_search",
     "RegMixProposer": "mixopt.proposers.regmix",
@@ -61,6 +68,7 @@ __all__ = [
     "RandomProposer",
     "Recommendation",
     "RegMixProposer",
+    "ReportContext",
     "Strategy",
     "describe_strategies",
     "get_strategy",

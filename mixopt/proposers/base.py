@@ -11,6 +11,8 @@ A caller (the search driver, ``mixopt.replay``, ``Study``) drives every strategy
   with the level to run each at (multi-fidelity proposers) and, when a finite
   :class:`Candidates` set is given, the distinct rows of it that were chosen.
 - ``recommend()``: the best mixture by the proposer's model, with its evidence.
+- ``report(context)``: what the strategy chose and why, as JSON values for recommendation.json
+  (``{}`` for strategies with nothing to add; ``pareto`` returns its front and guard rails).
 
 Proposals are deterministic: every random draw (numpy, and torch where a proposer uses it) is
 seeded from ``(seed, proposals so far)``, so two proposers with the same options, told the same
@@ -21,7 +23,7 @@ observations in the same order, propose the same batch, and ``state_dict()`` /
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -41,6 +43,17 @@ class Recommendation:
     evidence: list[int] = field(default_factory=list)  # rows of the told data it was fitted on
     nearest: list[int] = field(default_factory=list)  # told rows closest to the mixture (L1)
     method: str = ""
+
+
+@dataclass(frozen=True)
+class ReportContext:
+    """How a caller names what a proposer reports: the target columns told, the objective's
+    convention (the caller's objective is ``sign`` times the minimised one), and a mixture of
+    the proposer's space as named weights."""
+
+    target_names: list[str]
+    sign: float = 1.0
+    mixture: Callable[[np.ndarray], dict[str, float]] | None = None  # None: the space's names
 
 
 @dataclass(frozen=True)
@@ -214,6 +227,21 @@ class Proposer(ABC):
     @abstractmethod
     def recommend(self) -> Recommendation:
         """The best mixture according to what has been told."""
+
+    def report(self, context: ReportContext | None = None) -> dict[str, Any]:
+        """What this strategy chose and why, for recommendation.json (JSON values; ``{}``: none).
+
+        Called after :meth:`recommend`; ``context`` names targets and mixtures."""
+        return {}
+
+    def _context(self, context: ReportContext | None) -> ReportContext:
+        """``context`` with every field filled (targets ``target 0``…, the space's names)."""
+        t = 0 if self.Y_ is None else self.Y_.shape[1]
+        context = context or ReportContext([f"target {i}" for i in range(t)])
+        if context.mixture is None:
+            space = self.sampler.space
+            return ReportContext(context.target_names, context.sign, space.as_dict)
+        return context
 
     @property
     def n_observed(self) -> int:

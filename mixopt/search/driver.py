@@ -3,9 +3,9 @@
     prepare   data → repetition caps, units, sampler (the search problem), the proxy ladder
     design    the sampler's initial mixtures (+ the baselines guard rails are relative to)
     rounds    the strategy proposes from every finished trial; the batch trains
-    recommend the strategy's best mixture
+    recommend the strategy's best mixture (and its report: what it chose and why)
     validate  the recommendation next to baselines on the validation proxy, several seeds
-    publish   recommendation.json
+    publish   recommendation.json (guard rails checked on what validation measured)
 
 The driver owns all state: workers return result dicts, and the driver tells its listeners
 (log, runs table, tracker, progress view, status file) and saves the resumable state after
@@ -115,9 +115,12 @@ class SearchJob:
                         self.round(proposer, round_index)
                     self._require_finished(proposer)
                     proxy_recommendation = self.recommend(proposer)
+                    report = self.strategy_report(proposer)
                     recommendation, at_target = self.at_target(proxy_recommendation)
                     validated = self.validate(recommendation, proxy_recommendation)
-                result = self.publish(recommendation, validated, proxy_recommendation, at_target)
+                result = self.publish(
+                    recommendation, validated, proxy_recommendation, at_target, report
+                )
             except BaseException as error:
                 self._stopped(error)
                 raise
@@ -236,6 +239,19 @@ class SearchJob:
         self._save()
         return recommendation
 
+    def strategy_report(self, proposer: Proposer) -> dict[str, Any]:
+        """What the strategy says about its recommendation (``{}``: nothing), in leaf weights
+        and the job's target names and objective direction."""
+        from mixopt.proposers import ReportContext
+
+        problem = self.problem
+        assert problem is not None
+
+        def mixture(weights: np.ndarray) -> dict[str, float]:
+            return problem.space.as_dict(problem.hierarchy.expand(weights))
+
+        return proposer.report(ReportContext(problem.target_names, problem.sign, mixture))
+
     def at_target(self, proxy: Recommendation) -> tuple[Recommendation, dict[str, Any] | None]:
         """With a target scale in the spec: a scale-aware law on every search trial, and its
         optimum at the target becomes the recommendation (the proxy's stays beside it)."""
@@ -275,10 +291,11 @@ class SearchJob:
         validated: dict[str, Any],
         proxy: Recommendation,
         at_target: dict[str, Any] | None,
+        report: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         assert self.problem is not None and self.ladder is not None
         document = publishing.document(
-            self.problem, self.job, self.ladder, recommendation, self.book.told, validated
+            self.problem, self.job, self.ladder, recommendation, self.book.told, validated, report
         )
         if at_target is not None:
             document["proxy_recommendation"] = {

@@ -1,5 +1,7 @@
 """``recommendation.json``: the mixture, its predicted objective, the trials it rests on, the
-validation against baselines and the verdict."""
+validation against baselines, the guard rails checked on what validation measured, the verdict,
+and what the strategy says about its choice (:meth:`~mixopt.proposers.Proposer.report`, under
+the strategy's name: ``pareto`` writes its front, guard rails and chosen point)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from mixopt.data.caps import epochs_consumed
-from mixopt.verdict import comparisons, verdict
+from mixopt.verdict import check_guard_rails, comparisons, verdict
 
 if TYPE_CHECKING:
     from mixopt.job import JobDir
@@ -46,8 +48,11 @@ def document(
     recommendation: Recommendation,
     told: list[Trial],
     validation: dict[str, Any],
+    strategy_report: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     spec, manifest, caps = problem.spec, problem.manifest, problem.caps
+    rules = spec.objective.constraints
+    checks = check_guard_rails(rules, validation) if rules and validation else []
     weights = problem.space.as_dict(recommendation.weights)
     validation_proxy = ladder.validation
     return {
@@ -80,5 +85,8 @@ def document(
             label: c.to_dict()
             for label, c in comparisons(validation, spec.objective.direction).items()
         },
-        "verdict": verdict(validation, spec.objective.direction),
+        # the spec's guard rails on what validation measured (None: validation is off)
+        **({"guard_rails": [c.to_dict() for c in checks] if validation else None} if rules else {}),
+        "verdict": verdict(validation, spec.objective.direction, checks),
+        **({spec.search.strategy: strategy_report} if strategy_report else {}),
     }

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 def candidates(
     problem: SearchProblem, recommended: np.ndarray, best: Trial | None
 ) -> dict[str, np.ndarray]:
-    """Label → mixture: the recommendation, the baselines, the team's current mixture."""
+    """Label → mixture: the recommendation, the baselines, the team's current mixture, and the
+    baselines guard rails are relative to (their limits are checked at the validation scale)."""
     v: ValidateSpec = problem.spec.validate_
     mixtures: dict[str, np.ndarray] = {"recommended": recommended}
     for baseline in v.baselines:
@@ -30,6 +31,9 @@ def candidates(
             mixtures[baseline] = problem.baseline(baseline)
     if v.current is not None:
         mixtures["current"] = problem.baseline("current")
+    for name in problem.spec.objective.relative_baselines():
+        if name not in mixtures:
+            mixtures[name] = problem.baseline(name)
     return mixtures
 
 

@@ -340,3 +340,42 @@ def test_report_shows_the_scale_section_with_job_text_as_text(tmp_path, new_page
     assert scale.locator("img").count() == 0
     assert page.evaluate("() => document.body.dataset.owned") is None
     assert tab.errors == []
+
+
+def test_report_shows_the_pareto_section_with_job_text_as_text(tmp_path, new_page, finished_job):
+    """The Pareto section: the guard-rail table's numbers and held/not held are the job's, the
+    front is drawn with the chosen point marked, and text from the job is shown as text."""
+    from mixopt.reporting.views import ViewOptions
+    from tests.mixopt.reporting.test_pareto import pareto_section, validated_checks, with_pareto
+
+    hostile = "<img src=x onerror=\"document.body.dataset.owned='yes'\">least violating"
+    section, _ = pareto_section(reason=hostile)
+    checks, _ = validated_checks()
+    job_dir = with_pareto(finished_job, tmp_path / "job", section, checks)
+    report = write_report(
+        job_dir, tmp_path / "report.html", png=False, options=ViewOptions(analysis=False)
+    )
+    tab = new_page()
+    page = tab.page
+    page.goto(report.html.as_uri())
+    page.wait_for_selector("#job[data-rendered]")
+    pareto = page.locator('section[data-view="pareto"]')
+    assert pareto.get_attribute("data-available") == "true"
+    for rail, check in zip(section["guard_rails"], checks, strict=True):
+        row = pareto.locator(f'[data-testid=pareto-guard-rails] tr[data-metric="{rail["metric"]}"]')
+        assert number(row.locator("[data-col=limit]").inner_text()) == pytest.approx(
+            rail["limit"], abs=6e-5
+        )
+        assert number(row.locator("[data-col=validated]").inner_text()) == pytest.approx(
+            check["value"], abs=6e-5
+        )
+        held = row.locator("[data-col=held]")
+        assert held.get_attribute("data-held") == str(check["held"]).lower()
+        assert held.inner_text() == ("held" if check["held"] else "not held")
+    names = page.evaluate("() => document.getElementById('fig-pareto').data.map(t => t.name)")
+    assert "chosen" in names and "limit on val_loss/code" in names
+    assert pareto.locator("#fig-pareto .main-svg").count() > 0
+    assert page.get_by_test_id("pareto-reason").inner_text() == hostile
+    assert pareto.locator("img").count() == 0
+    assert page.evaluate("() => document.body.dataset.owned") is None
+    assert tab.errors == []

@@ -190,3 +190,32 @@ def test_a_job_page_carries_the_scale_view_behind_the_guard(tmp_path, finished_j
         # the page draws it with the shared script, which sets every job text as text
         script = client.get("/assets/views.js", headers=auth).text
         assert "render.scale" in script
+
+
+def test_a_job_page_carries_the_pareto_view(tmp_path, finished_job):
+    """/api/jobs/{id} serves the Pareto view read from recommendation.json's pareto section and
+    its guard-rail checks; the page script draws it."""
+    from fastapi.testclient import TestClient
+
+    from dashboards.server import create_app
+    from dashboards.sources import DirectorySource, JobRegistry
+    from mixopt.reporting.views import ViewOptions
+    from tests.mixopt.reporting.test_pareto import pareto_section, validated_checks, with_pareto
+
+    section, _ = pareto_section(reason="<b>least violating</b>")
+    checks, _ = validated_checks()
+    root = tmp_path / "runs"
+    with_pareto(finished_job, root / "traded", section, checks)
+    registry = JobRegistry(DirectorySource([root]), options=ViewOptions(analysis=False))
+    app = create_app(registry, token=DASHBOARD_TOKEN)
+    auth = {"Authorization": f"Bearer {DASHBOARD_TOKEN}"}
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        assert client.get("/api/jobs/traded").status_code == 401
+        view = client.get("/api/jobs/traded", headers=auth).json()["views"]["pareto"]
+        assert view["available"] and view["front_size"] == len(section["front"])
+        assert view["chosen"]["reason"] == section["chosen"]["reason"]  # text, not markup
+        assert [r["held"] for r in view["guard_rails"]] == [c["held"] for c in checks]
+        chosen = next(t for t in view["figure"]["data"] if t["name"] == "chosen")
+        assert chosen["y"] == pytest.approx([section["chosen"]["predicted"]["val_loss/code"]])
+        script = client.get("/assets/views.js", headers=auth).text
+        assert "render.pareto" in script and '"pareto-guard-rails"' in script

@@ -16,6 +16,7 @@
     ["predictor", "Predictor quality"],
     ["effects", "Domain effects"],
     ["validation", "Validation at scale"],
+    ["pareto", "Pareto"],
     ["scale", "Scale"],
     ["moe", "MoE expert load"],
     ["trials", "Trials"],
@@ -334,6 +335,55 @@
       h("p", { className: "verdict" }, h("span", { "data-testid": "validation-verdict", text: view.verdict }), view.provisional ? h("span", { className: "tag", text: "provisional" }) : null),
       table("validation-table", ["mixture", "mean objective", "std over seeds", "seeds", "recommended's gain", "gain / SE"], rows),
       plot("fig-validation", view.figure),
+    ];
+  };
+
+  render.pareto = function (view) {
+    var chosen = view.chosen;
+    var rails = view.guard_rails.map(function (row) {
+      var held = row.held === null ? "not validated" : row.held ? "held" : "not held";
+      return h(
+        "tr",
+        { "data-metric": row.metric, className: row.held === false ? "warn" : null },
+        h("td", { text: row.metric }),
+        h("td", { text: row.rule }),
+        h("td", { className: "num", "data-col": "limit", text: fmt(row.limit) }),
+        h("td", { className: "num", "data-col": "predicted", text: fmt(row.predicted) + (row.predicted_met ? "" : " (over)") }),
+        h("td", { className: "num", "data-col": "validated-limit", text: fmt(row.validated_limit) }),
+        h("td", { className: "num", "data-col": "validated", text: fmt(row.validated) }),
+        h("td", { className: "num", "data-col": "excess", text: row.excess === null ? "–" : signed(row.excess) }),
+        h("td", { "data-col": "held", "data-held": row.held === null ? "unknown" : String(row.held), text: held })
+      );
+    });
+    var weights = view.domains.map(function (d) {
+      return h("tr", { "data-domain": d }, h("td", { text: d }), h("td", { className: "num", text: fmt(chosen.weights[d], 3) }));
+    });
+    return [
+      h(
+        "p",
+        null,
+        "Chosen: ",
+        h("span", { "data-testid": "pareto-reason", text: chosen.reason }),
+        " · predicted objective ",
+        num("pareto-objective", chosen.predicted.objective),
+        chosen.on_front ? " · on the front" : " · not on the front"
+      ),
+      h(
+        "p",
+        { className: "small" },
+        "Front: ",
+        num("pareto-front-size", view.front_size, 0),
+        " mixtures (",
+        fmt(view.front_feasible, 0),
+        " meet every guard rail) of ",
+        fmt(view.simulated, 0),
+        " simulated with a " + view.predictor + " per target; limits are the search proxy's, validated ones come from the baselines measured at the validation scale."
+      ),
+      view.figure ? plot("fig-pareto", view.figure) : null,
+      h("h3", { text: "Guard rails" }),
+      table("pareto-guard-rails", ["metric", "rule", "limit", "predicted (chosen)", "limit at validation", "validated", "excess", "held"], rails),
+      view.guard_rails.map(function (row) { return row.sentence ? h("div", { className: "note", text: row.sentence }) : null; }),
+      h("details", null, h("summary", { text: "the chosen mixture" }), table("pareto-chosen", ["domain", "weight"], weights)),
     ];
   };
 

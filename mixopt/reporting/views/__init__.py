@@ -11,6 +11,9 @@
 - ``effects``: partial dependence of the objective on each domain's weight, sensitivities, and
   the domain × domain interaction heatmap;
 - ``validation``: recommended vs baselines at the validation scale, mean ± seed spread;
+- ``pareto``: the ``pareto`` strategy's front (predicted objective against the first guard
+  rail's metric, the chosen point marked) and each guard rail's limit, predicted and validated
+  value, held or not;
 - ``scale``: each mixture predicted at the target's size and the search proxy's, the law
   chosen and its extrapolation scores, shrink and flags, the law's calibration at the
   validation proxy, and the predicted objective against model size;
@@ -34,6 +37,7 @@ from mixopt.reporting.views.analysis import analysis_views
 from mixopt.reporting.views.common import DEFAULT_MLFLOW_URL, SCHEMA, ViewOptions, finished
 from mixopt.reporting.views.mixtures import mixtures_view
 from mixopt.reporting.views.moe import moe_view
+from mixopt.reporting.views.pareto import pareto_view
 from mixopt.reporting.views.progress import (
     job_summary,
     recommendation_view,
@@ -58,6 +62,7 @@ def build_views(
         "trace": trace_view(job),
         "mixtures": mixtures_view(job, search),
         "validation": validation_view(job),
+        "pareto": pareto_view(job),
         "scale": scale_view(job),
         "moe": moe_view(job),
         "trials": trials_view(job, options),

@@ -64,3 +64,42 @@ def test_needs_per_target_values():
     proposer.tell(X, np.ones(5))
     with pytest.raises(ValueError, match="per-target values"):
         proposer.ask(1)
+
+
+def test_the_report_says_which_guard_rail_no_mixture_meets():
+    from mixopt.proposers.base import ReportContext
+
+    space = MixtureSpace.from_bounds(DOMAINS)
+    sampler = DirichletSampler(space, np.full(3, 1 / 3))
+    X = sampler.sample(20, np.random.default_rng(1))
+    Y = _targets(X)
+    weights = np.full(3, 1 / 3)
+    reachable = Constraint(1, float(Y[:, 1].max()) + 1.0, "val_loss/b")
+    impossible = Constraint(0, float(Y[:, 0].min()) - 1.0, "val_loss/a")
+    proposer = ParetoProposer(
+        sampler,
+        seed=0,
+        target_weights=weights,
+        candidates=2000,
+        constraints=[reachable, impossible],
+    )
+    assert proposer.report() == {}  # nothing told yet
+    proposer.tell(X, Y @ weights, targets=Y)
+    rec = proposer.recommend()
+    names = [f"val_loss/{d}" for d in DOMAINS]
+    report = proposer.report(ReportContext(names))
+    chosen = report["chosen"]
+    assert not chosen["feasible"] and chosen["meets"] == [True, False]
+    assert chosen["weights"] == pytest.approx(dict(zip(DOMAINS, rec.weights, strict=True)))
+    assert chosen["predicted"]["objective"] == pytest.approx(rec.predicted)
+    assert chosen["violation"] == pytest.approx(
+        chosen["predicted"]["val_loss/a"] - impossible.limit
+    )
+    assert "no simulated mixture meets val_loss/a <=" in chosen["reason"]
+    assert "val_loss/b" not in chosen["reason"]
+    assert [g["any_simulated_meets"] for g in report["guard_rails"]] == [True, False]
+    # the least violating mixture: the lowest predicted val_loss/a on the front
+    front = report["front"]
+    assert sum(p["chosen"] for p in front) == 1 and report["feasible_simulated"] == 0
+    lowest = min(p["predicted"]["val_loss/a"] for p in front)
+    assert next(p for p in front if p["chosen"])["predicted"]["val_loss/a"] == pytest.approx(lowest)

@@ -245,6 +245,40 @@ def test_pareto_search_keeps_a_domain_within_its_guard_rail(make_spec, tmp_path)
     assert validated <= limit + 1e-3
     assert "within the constraints" in outcome.recommendation["method"]
 
+    # recommendation.json's pareto section: the front, the chosen point on it, and why
+    rec = json.loads((outcome.job_dir / "recommendation.json").read_text())
+    section = rec["pareto"]
+    assert section["guard_rails"][0]["metric"] == "val_loss/code"
+    assert section["guard_rails"][0]["limit"] == pytest.approx(limit)
+    front, chosen = section["front"], section["chosen"]
+    assert len(front) > 1 and sum(row["chosen"] for row in front) == 1
+    weights = list(rec["objective"]["metrics"].items())
+    for row in front:  # the predicted objective is the objective's weighting of the targets
+        objective = sum(w * row["predicted"][m] for m, w in weights)
+        assert row["predicted"]["objective"] == pytest.approx(objective)
+        assert row["feasible"] == all(row["meets"])
+        assert row["meets"] == [row["predicted"]["val_loss/code"] <= limit]
+    on_front = next(row for row in front if row["chosen"])
+    assert chosen["feasible"] and chosen["on_front"] and on_front["feasible"]
+    assert chosen["predicted"]["val_loss/code"] <= limit
+    assert chosen["reason"].startswith("lowest predicted objective among")
+    for domain, weight in rec["weights"].items():  # the chosen point is the recommendation
+        assert chosen["weights"][domain] == pytest.approx(weight)
+        assert on_front["weights"][domain] == pytest.approx(weight, abs=1e-6)
+    feasible = [row["predicted"]["objective"] for row in front if row["feasible"]]
+    assert on_front["predicted"]["objective"] == pytest.approx(min(feasible))
+
+    # the guard rail checked again on what validation measured, against natural validated too
+    natural = rec["validation"]["natural"]["metrics"]["val_loss/code"]
+    (check,) = rec["guard_rails"]
+    assert check["metric"] == "val_loss/code" and check["relative_to"] == "natural"
+    assert check["value"] == pytest.approx(validated)
+    assert check["limit"] == pytest.approx(natural)
+    assert check["excess"] == pytest.approx(validated - natural)
+    assert check["paired"] and check["seeds"] == rec["validation"]["recommended"]["seeds"]
+    assert check["held"] == (validated <= natural) and check["excess"] <= 1e-3
+    assert f"guard rail val_loss/code {check['outcome']}: {validated:.4f}" in rec["verdict"]
+
 
 def _multi_fidelity_execute(request):
     """Synthetic losses that fall with training tokens, with a small fidelity bias; the wall
