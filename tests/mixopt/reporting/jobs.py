@@ -9,6 +9,8 @@ proxies (``--runner local``).
 
 from __future__ import annotations
 
+import json
+import re
 import threading
 import zlib
 from pathlib import Path
@@ -272,3 +274,18 @@ def with_target_scale(job_dir: Path, to: Path, section: Any) -> Path:
         document["target_scale"] = section
     path.write_text(json.dumps(document))
     return to
+
+
+def split_report(text: str) -> tuple[str, str]:
+    """A report's HTML outside its inlined view model, and the model's JSON text."""
+    match = re.search(
+        r'<script id="mixopt-model" type="application/json">(.*?)</script>', text, re.S
+    )
+    assert match is not None, "the report has no inlined view model"
+    return text[: match.start(1)] + text[match.end(1) :], match.group(1)
+
+
+def inlined_model(text: str) -> dict[str, Any]:
+    """The view model a report carries inline."""
+    model: dict[str, Any] = json.loads(split_report(text)[1])
+    return model

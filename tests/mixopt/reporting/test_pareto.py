@@ -2,7 +2,6 @@
 splits it) and the guard rails checked on validation, in the view model and the report."""
 
 import json
-import re
 import shutil
 
 import numpy as np
@@ -14,7 +13,7 @@ from mixopt.reporting.views import ViewOptions, build_views
 from mixopt.reporting.views.pareto import pareto_view
 from mixopt.spec.objective import ConstraintSpec
 from mixopt.verdict import check_guard_rails
-from tests.mixopt.reporting.jobs import DOMAINS
+from tests.mixopt.reporting.jobs import DOMAINS, split_report
 
 FAST = ViewOptions(analysis=False)
 CODE_LIMIT, BIBLE_LIMIT = 2.80, 2.95
@@ -177,14 +176,10 @@ def test_the_report_carries_the_view_and_its_figure_escaped(tmp_path, finished_j
     job_dir = with_pareto(finished_job, tmp_path / "job", section, checks)
     result = write_report(job_dir, tmp_path / "report.html", options=FAST)
     text = result.html.read_text()
-    match = re.search(
-        r'<script id="mixopt-model" type="application/json">(.*?)</script>', text, re.S
-    )
-    assert match is not None
-    outside = text[: match.start(1)] + text[match.end(1) :]
+    outside, model = split_report(text)
     assert hostile not in text and "alert('flag')" not in outside
-    assert "<img src=x" not in outside and "</script" not in match.group(1)
-    inlined = json.loads(match.group(1))["views"]["pareto"]
+    assert "<img src=x" not in outside and "</script" not in model
+    inlined = json.loads(model)["views"]["pareto"]
     assert inlined["chosen"]["reason"] == hostile
     assert inlined["guard_rails"][0]["rule"] == checks[0]["rule"]
     assert (tmp_path / "report-figures" / "pareto.png").stat().st_size > 10_000

@@ -10,14 +10,7 @@ from typer.testing import CliRunner
 
 from mixopt.cli.main import app
 from mixopt.report import figures, write_report
-
-
-def _inlined_model(text: str) -> dict:
-    match = re.search(
-        r'<script id="mixopt-model" type="application/json">(.*?)</script>', text, re.S
-    )
-    assert match is not None
-    return json.loads(match.group(1))
+from tests.mixopt.reporting.jobs import inlined_model
 
 
 def test_report_is_self_contained_and_carries_the_views(tmp_path, finished_job):
@@ -31,7 +24,7 @@ def test_report_is_self_contained_and_carries_the_views(tmp_path, finished_job):
     # (plotly.js itself carries URLs of map tiles, fetched only by geo plots; the browser test
     # loads the report with the network blocked and checks that every view renders)
     assert "Plotly" in text and "MixoptViews" in text
-    model = _inlined_model(text)
+    model = inlined_model(text)
     runs = pd.read_parquet(finished_job / "runs.parquet")
     assert model["job"]["trials_completed"] == len(runs)
     assert model["views"]["trace"]["points"][0]["objective"] == pytest.approx(

@@ -2,7 +2,6 @@
 stand-in law, see tests/mixopt/reporting/jobs.py) shown in the view model and the report."""
 
 import json
-import re
 
 import numpy as np
 import pytest
@@ -17,6 +16,7 @@ from tests.mixopt.reporting.jobs import (
     TARGET,
     VALIDATION_SIZE,
     PowerLaw,
+    split_report,
     target_scale_section,
     with_target_scale,
 )
@@ -119,15 +119,11 @@ def test_the_report_carries_the_section_and_its_figure_escaped(tmp_path, finishe
     job_dir = with_target_scale(finished_job, tmp_path / "job", section)
     result = write_report(job_dir, tmp_path / "report.html", options=FAST)
     text = result.html.read_text()
-    match = re.search(
-        r'<script id="mixopt-model" type="application/json">(.*?)</script>', text, re.S
-    )
-    assert match is not None
     # the job's text stays inside the model's JSON, which no '</script' can end early
-    outside = text[: match.start(1)] + text[match.end(1) :]
+    outside, model = split_report(text)
     assert hostile not in text and "alert('flag')" not in outside
-    assert "<img src=x" not in outside and "</script" not in match.group(1)
-    inlined = json.loads(match.group(1))["views"]["scale"]
+    assert "<img src=x" not in outside and "</script" not in model
+    inlined = json.loads(model)["views"]["scale"]
     assert inlined["flags"] == [hostile] and inlined["law"] == section["law"]
     assert inlined["rows"][0]["objective"] == pytest.approx(
         section["mixtures"]["recommended"]["objective"]
