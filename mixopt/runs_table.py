@@ -30,7 +30,6 @@ from mixopt.errors import RunsTableError
 from mixopt.trials import Trial
 
 WEIGHT_PREFIX = "weight/"
-RUNS_FILE = "runs.parquet"
 DOMAIN_HASH_PREFIX = "data_hash/"
 TOKENIZER_HASH = "tokenizer_hash"
 EPOCHS_PREFIX = "epochs/"

@@ -33,17 +33,9 @@ from mixopt.job.state import recommendation_from_dict, recommendation_to_dict
 from mixopt.progress import Progress
 from mixopt.runners.base import Runner
 from mixopt.runs_table import trial_row
+from mixopt.search import events, scale, strategy, validation
 from mixopt.search import recommendation as publishing
-from mixopt.search import scale, strategy, validation
 from mixopt.search.book import TrialBook
-from mixopt.search.events import (
-    JobEvents,
-    LogFile,
-    ProgressListener,
-    RunsTable,
-    StatusFile,
-    TrackerListener,
-)
 from mixopt.search.ladder import Ladder
 from mixopt.search.outcome import JobOutcome, objective_value
 from mixopt.search.problem import SearchProblem
@@ -82,14 +74,16 @@ class SearchJob:
         self._prepare = prepare
         self.state = JobState()
         self.book = TrialBook(where=str(self.job.path))
-        self.runs = RunsTable(self.job)
-        self.status = StatusFile(self.job, spec.name, planned_trials(spec), self.book, self._best)
-        self.events = JobEvents(
+        self.runs = events.RunsTable(self.job)
+        self.status = events.StatusFile(
+            self.job, spec.name, planned_trials(spec), self.book, self._best
+        )
+        self.events = events.JobEvents(
             [
-                LogFile(self.job),
-                ProgressListener(self.progress),
+                events.LogFile(self.job),
+                events.ProgressListener(self.progress),
                 self.runs,
-                TrackerListener(self.tracker),
+                events.TrackerListener(self.tracker),
                 self.status,
             ]
         )
@@ -115,7 +109,7 @@ class SearchJob:
                         self.round(proposer, round_index)
                     self._require_finished(proposer)
                     proxy_recommendation = self.recommend(proposer)
-                    report = self.strategy_report(proposer)
+                    report = strategy.report(proposer, problem)
                     recommendation, at_target = self.at_target(proxy_recommendation)
                     validated = self.validate(recommendation, proxy_recommendation)
                 result = self.publish(
@@ -238,19 +232,6 @@ class SearchJob:
         self.state.recommendation = recommendation_to_dict(recommendation)
         self._save()
         return recommendation
-
-    def strategy_report(self, proposer: Proposer) -> dict[str, Any]:
-        """What the strategy says about its recommendation (``{}``: nothing), in leaf weights
-        and the job's target names and objective direction."""
-        from mixopt.proposers import ReportContext
-
-        problem = self.problem
-        assert problem is not None
-
-        def mixture(weights: np.ndarray) -> dict[str, float]:
-            return problem.space.as_dict(problem.hierarchy.expand(weights))
-
-        return proposer.report(ReportContext(problem.target_names, problem.sign, mixture))
 
     def at_target(self, proxy: Recommendation) -> tuple[Recommendation, dict[str, Any] | None]:
         """With a target scale in the spec: a scale-aware law on every search trial, and its

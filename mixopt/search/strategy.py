@@ -5,7 +5,7 @@ for the next batch."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -79,3 +79,14 @@ def propose(proposer: Proposer, n: int) -> Batch:
     n = len(batch.X)
     levels: list[int | None] = [None] * n if batch.levels is None else list(map(int, batch.levels))
     return Batch(batch.X, levels)
+
+
+def report(proposer: Proposer, problem: SearchProblem) -> dict[str, Any]:
+    """What the strategy says about its recommendation (``{}``: nothing), in leaf weights and
+    the job's target names and objective direction."""
+    from mixopt.proposers import ReportContext
+
+    def mixture(weights: np.ndarray) -> dict[str, float]:
+        return problem.space.as_dict(problem.hierarchy.expand(weights))
+
+    return proposer.report(ReportContext(problem.target_names, problem.sign, mixture))

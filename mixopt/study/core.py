@@ -18,10 +18,8 @@ Scales. ``tell``/``add`` may name the model size N (``params``, non-embedding pa
 training tokens D (``tokens``) of a result, and one mixture may be told at several scales (a
 ladder). A study's results either all have a scale or none has. Then:
 
-- ``best(target={"params": N, "tokens": D})`` (or the study's ``target=``) fits a scale-aware
-  law on every result with a scale (``mixopt.study.scale``; ``law="auto"`` picks it by
-  extrapolation) and returns the law's optimum at the target; it needs results at 2 scales or
-  more.
+- ``best(target={"params": N, "tokens": D})`` (or the study's ``target=``): the optimum at the
+  target of a scale-aware law fitted on every result with a scale (needs 2 scales or more).
 - ``best()`` with no target (and none set) answers at the *reference scale*: the largest told
   scale (N, then D) with at least 2 results, from the strategy's model on those results alone.
 - ``ask`` after ``initial`` results: with a target set and results at 2 scales or more, the
