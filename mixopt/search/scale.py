@@ -6,7 +6,9 @@ ladder, every evaluation along its curve) becomes rows (mixture, N, D) → per-d
 That law predicts each mixture's losses at the target, with a bootstrap interval, and its optimum
 there is the recommendation. The optimum is shrunk toward the natural mixture (Olmix's KL term)
 as far as the law cannot tell the difference: the largest strength whose mixture is predicted
-within one standard deviation of the unshrunk optimum. A mixture far from every trial or at the
+within one standard deviation of the unshrunk optimum, the deviation of their *difference* over
+the law's bootstrap fits (the level both share is far less certain than the gap between them
+when the target is far above the proxies). A mixture far from every trial or at the
 simplex's edge is flagged, since the law is extrapolating there.
 
 :func:`curves` predicts each mixture at a few model sizes from the search proxy's to the
@@ -52,6 +54,21 @@ class TargetModel:
 
         mean, std = predict_at(self.law, W, n_params, tokens, return_std=True)
         return np.asarray(mean, dtype=float), np.asarray(std, dtype=float)
+
+    def gap_std(
+        self, w: np.ndarray, reference: np.ndarray, n_params: float, tokens: float
+    ) -> float:
+        """The standard deviation of the predicted difference between two mixtures over the
+        law's bootstrap fits: what the law can tell apart, without the uncertainty of the level
+        it shares between them (the same fits predict both)."""
+        from mixopt.predictors.scaling import at_scale
+
+        boot = np.asarray(
+            self.law.predict_boot(at_scale(np.vstack([w, reference]), n_params, tokens))
+        )
+        if boot.ndim != 2 or len(boot) < 2:
+            return float(self.predict(w[None], n_params, tokens)[1][0])
+        return float(np.std(boot[:, 0] - boot[:, 1], ddof=1))
 
     def losses(self, w: np.ndarray, n_params: float, tokens: float) -> np.ndarray:
         from mixopt.predictors.scaling import at_scale
@@ -125,7 +142,9 @@ def recommend(problem: SearchProblem, model: TargetModel) -> dict[str, Any]:
         options.append((strength, found.weights, float(mean[0]), float(std[0])))
     best = options[0]
     chosen = max(
-        (o for o in options if o[2] <= best[2] + best[3]), key=lambda o: o[0], default=best
+        (o for o in options if o[2] <= best[2] + model.gap_std(o[1], best[1], n, d)),
+        key=lambda o: o[0],
+        default=best,
     )
     return {
         "weights": chosen[1],

@@ -60,3 +60,36 @@ def test_curves_take_the_number_of_points_and_refuse_bad_scales():
         curves(KnownLaw(), MIXTURES, (0.0, 1e7), (1e8, 1e9))
     with pytest.raises(MixoptError, match="at least 2"):
         curves(KnownLaw(), MIXTURES, (1e6, 1e7), (1e8, 1e9), points=1)
+
+
+class _LevelUncertainLaw:
+    """Bootstrap fits that disagree on the level (a shift shared by every mixture) much more
+    than on the gap between two mixtures."""
+
+    def __init__(self) -> None:
+        rng = np.random.default_rng(0)
+        self.shifts = rng.normal(0.0, 0.2, size=64)  # the level: sd 0.2
+        self.slopes = rng.normal(1.0, 0.01, size=64)  # the gap: sd ~0.01 x the weight change
+
+    def predict_boot(self, X: np.ndarray) -> np.ndarray:
+        first = X[:, 0]
+        return self.shifts[:, None] + self.slopes[:, None] * first[None, :]  # (B, n)
+
+    def predict(self, X: np.ndarray, return_std: bool = False):
+        boot = self.predict_boot(X)
+        return (boot.mean(axis=0), boot.std(axis=0, ddof=1)) if return_std else boot.mean(0)
+
+
+def test_the_shrink_judges_the_gap_between_mixtures_not_the_shared_level():
+    """Two mixtures 0.5 apart in their first weight: the law is sure of the gap (~0.5 +- 0.005)
+    although it is unsure of either level (+-0.2): the gap's deviation is what shrinking uses."""
+    from mixopt.search.scale import TargetModel
+
+    model = TargetModel(_LevelUncertainLaw(), np.ones(3) / 3, [], "stand-in")
+    a, b = np.array([0.6, 0.3, 0.1]), np.array([0.1, 0.2, 0.7])
+    level = float(model.predict(a[None], 1e8, 1e9)[1][0])
+    gap = model.gap_std(a, b, 1e8, 1e9)
+    assert level == pytest.approx(0.2, rel=0.3)
+    assert gap == pytest.approx(0.5 * np.std(model.law.slopes, ddof=1), rel=1e-6)
+    assert gap < level / 10
+    assert model.gap_std(a, a, 1e8, 1e9) == pytest.approx(0.0, abs=1e-12)
