@@ -34,6 +34,16 @@ def print_summary(outcome: JobOutcome, console: Console | None = None) -> None:
         text = "-" if value is None else f"{value:.4f}"
         row.append(text if std is None else f"{text} ± {std:.4f}")
     table.add_row(*row, style="bold")
+    at_target = rec.get("target_scale") or {}
+    if at_target.get("available"):
+        predicted = at_target.get("mixtures", {})
+        row = [f"predicted at N={at_target['params']:.3g}, D={at_target['tokens']:.3g}"]
+        for name in columns:
+            entry = predicted.get(name)
+            row.append(
+                "-" if not entry else f"{entry['objective']:.4f} ± {entry['objective_std']:.4f}"
+            )
+        table.add_row(*row)
     seeds = validation.get("recommended", {}).get("seeds")
     if seeds:
         table.caption = f"validated over {seeds} seed(s); ± is the seed standard deviation"
@@ -43,6 +53,14 @@ def print_summary(outcome: JobOutcome, console: Console | None = None) -> None:
     console.print(
         f"predicted objective: {rec['predicted_objective']:.4f}{spread} ({rec['method']})"
     )
+    calibration = at_target.get("calibration") or {}
+    if "mape" in calibration:
+        spearman = calibration.get("spearman_law")
+        ranks = "" if spearman is None else f", rank correlation {spearman:.2f}"
+        console.print(
+            f"the {at_target.get('law')} law at the validation proxy: predicted vs measured "
+            f"{100 * calibration['mape']:.1f}% apart{ranks}"
+        )
     console.print(f"verdict: {rec['verdict']}")
     done = sum(t.status is TrialStatus.COMPLETED for t in outcome.trials)
     console.print(
