@@ -9,13 +9,19 @@ Also:
 - the time of one propose step of the search loop's default strategy (fit + a batch of 8
   continuous mixtures) at 64 and 512 trials;
 - multi-fidelity: a pool of the same 512 mixtures at two fidelities, the real loss (fidelity
-  1.0, cost 1) and a cheap, noisy, biased stand-in (fidelity 0.1, cost 0.1) built from it; mfbo
-  versus bo on the target fidelity alone, at equal spent cost. (RegMix released one fidelity;
-  the low one is synthetic, so this checks the machinery, not a published result.)
+  1.0, cost 1) and a cheap, noisy, biased stand-in (fidelity 0.1, cost 0.1) built from it
+  (RegMix released one fidelity; the low one is synthetic, so this checks the machinery, not a
+  published result); or, with ``--mf-pool``, a parquet grid of real runs at several sizes
+  (``experiments/bench/scaling.py``'s). For ``--mf-strategies`` (default bo, mfbo, random):
+  the normalised regret of the best *target-fidelity* row evaluated within each cost budget
+  (``--mf-budgets``, in target-run costs; before any target row, the median's), over
+  ``--mf-seeds`` seeds, and ``cost_to_match_bo``: the cost at which a strategy's mean regret
+  first reaches bo's at the largest budget. ``--only-mf`` skips the other tables.
 
 The last line is one JSON object with every number.
 
     .venv/bin/python experiments/bench/replay.py [--seeds 10] [--strategies random regmix law bo]
+        [--only-mf] [--mf-seeds 5] [--mf-budgets 8 16 32] [--mf-pool GRID.parquet]
 """
 
 from __future__ import annotations
@@ -146,7 +152,9 @@ def best_by_cost(pool: Pool, trace: pd.DataFrame, target: float, grid: np.ndarra
     return np.where(np.isfinite(out), out, np.nan)
 
 
-def multi_fidelity(pool: Pool, names: list[str], seeds: int, budgets: list[float]) -> dict:
+def multi_fidelity(
+    pool: Pool, names: list[str], seeds: int, budgets: list[float], initial: int = 8
+) -> dict:
     """Normalised regret at the target fidelity after each cost budget, and the cost at which
     each strategy's mean regret first reaches bo's at the largest budget."""
     target = float(pool.fidelity.max()) if pool.fidelity is not None else 1.0
@@ -159,7 +167,7 @@ def multi_fidelity(pool: Pool, names: list[str], seeds: int, budgets: list[float
         per_seed = []
         for seed in range(seeds):
             config = ReplayConfig(
-                budget=10_000, initial=8, batch=4, strategy=name, seed=seed,
+                budget=10_000, initial=initial, batch=4, strategy=name, seed=seed,
                 budget_cost=max(budgets), target_fidelity=target,
             )  # fmt: skip
             best = best_by_cost(pool, replay(pool, config=config), target, grid)
@@ -196,6 +204,7 @@ def main() -> None:
     parser.add_argument("--mf-budgets", type=float, nargs="+", default=[8.0, 16.0, 32.0])
     parser.add_argument("--mf-strategies", nargs="+", default=["bo", "mfbo", "random"])
     parser.add_argument("--mf-pool", type=Path, help="a parquet grid of runs at several sizes")
+    parser.add_argument("--mf-initial", type=int, default=8, help="random rows to start from")
     parser.add_argument("--only-mf", action="store_true", help="only the multi-fidelity table")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
@@ -206,7 +215,7 @@ def main() -> None:
         results["propose_step_s"] = propose_step_seconds(X, y, columns)
     pool = regmix_mf_pool(X, y) if args.mf_pool is None else grid_mf_pool(args.mf_pool)
     results["multi_fidelity"] = multi_fidelity(
-        pool, args.mf_strategies, args.mf_seeds, sorted(args.mf_budgets)
+        pool, args.mf_strategies, args.mf_seeds, sorted(args.mf_budgets), args.mf_initial
     )
     results["mf_pool"] = "regmix+synthetic cheap" if args.mf_pool is None else str(args.mf_pool)
     results["load_avg"] = os.getloadavg()[0]

@@ -17,7 +17,7 @@ Now (the model in :mod:`mixopt.proposers.mfgp`): linear autoregressive co-krigin
 rho * f_cheap + delta, chained over the levels, each with its own mean and noise, fitted
 jointly on every trial. A proposal scores each candidate (mixture, level) by
 
-    log qNEI of the mixture at the *target* (the improvement it may bring there)
+    log EI of the mixture at the *target* (over the best posterior mean of a mixture told)
       + log (share of the target's posterior variance at that mixture that one trial at the
              level would remove: cov(f_target, y_level)^2 / (var f_target * var y_level))
       - log (cost of the level / cost of the target),
@@ -25,14 +25,15 @@ jointly on every trial. A proposal scores each candidate (mixture, level) by
 so a cheap trial wins while the cheap level still explains much of what is unknown about the
 target there, and stops winning as the cheap runs saturate (what is left is delta, which only
 target trials see). At least ``target_share`` of the cost spent goes to target trials: below
-it, the next trial is a target one. A level's cost is the mean measured cost (e.g. wall
-seconds) of its trials; a level without one is its prior cost (``costs``, by default
+it, the next trial is a target one, at the best posterior mean at the target (the cheap trials
+explore; a target trial, dear, exploits what they found). A level's cost is the mean measured
+cost (e.g. wall seconds) of its trials; a level without one is its prior cost (``costs``, by default
 ``levels``) times the measured/prior ratio of the levels that have one. ``recommend()``
 minimises posterior mean + ``caution`` x std *at the target* and reports it on the target's
 loss level.
 
 Over a finite candidate set (``mixopt.replay``'s pools) each row is scored the same way at its
-own level and cost, greedily, each choice pending for the next.
+own level and cost. A batch is chosen greedily, its mixtures ``min_distance`` apart.
 """
 
 from __future__ import annotations
@@ -54,7 +55,6 @@ class MFBOOptions(ProposerOptions):
     min_distance: float = 0.05  # L1 distance between the mixtures of one batch
     caution: float = 1.0  # recommend() minimises mean + caution * std at the target
     target_share: float = 0.3  # at least this share of the cost spent goes to target trials
-    mc_samples: int = 256  # quasi-Monte-Carlo samples of qLogNEI at the target
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -70,7 +70,6 @@ class MFBOOptions(ProposerOptions):
                 self.fail("costs", "one positive cost per level")
             self._set("costs", costs)
         self._int("candidates")
-        self._int("mc_samples")
         self._positive("min_distance", allow_zero=True)
         self._positive("caution", allow_zero=True)
         if not 0.0 <= self.target_share <= 1.0:
@@ -120,26 +119,22 @@ class MultiFidelityBOProposer(Proposer):
         model = fit_cokriging(X, self.levels_, -z, self.n_levels, seed=self.options.seed)
         return model, means, scale
 
-    def _score_rows(
-        self, model: Any, X: np.ndarray, levels: np.ndarray, costs: np.ndarray
-    ) -> tuple[Any, np.ndarray]:
-        """The acquisition at the target and each row's score (see top)."""
+    def _target_scores(self, model: Any, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior mean (-z: higher is a lower loss) and log EI at the target, per row; the
+        incumbent is the best posterior mean at the target over the mixtures told."""
         import torch
-        from botorch.acquisition.logei import qLogNoisyExpectedImprovement
-        from botorch.sampling import SobolQMCNormalSampler
+        from botorch.acquisition.analytic import LogExpectedImprovement
 
-        seed = self._torch_seed()
-        torch.manual_seed(seed)
         X_, _ = self._require_observations(2)
-        acquisition = qLogNoisyExpectedImprovement(
-            model,
-            X_baseline=self._at(X_, self.target_level),
-            prune_baseline=True,
-            sampler=SobolQMCNormalSampler(torch.Size([self.options.mc_samples]), seed=seed),
-        )
-        info = np.log(np.maximum(self._information(model, X, levels), 1e-12))
-        target_cost = self.level_costs()[self.target_level]
-        return acquisition, info - np.log(costs / target_cost)
+        with torch.no_grad():
+            incumbent = model.posterior(self._at(X_, self.target_level).unsqueeze(-2)).mean.max()
+            acquisition = LogExpectedImprovement(model, best_f=incumbent)
+            mean, log_ei = [], []
+            for start in range(0, len(X), 2048):
+                rows = self._at(X[start : start + 2048], self.target_level).unsqueeze(-2)
+                mean.append(model.posterior(rows).mean.reshape(-1).numpy())
+                log_ei.append(acquisition(rows).numpy())
+        return np.concatenate(mean), np.nan_to_num(np.concatenate(log_ei), nan=-np.inf)
 
     def _information(self, model: Any, X: np.ndarray, levels: np.ndarray) -> np.ndarray:
         """Share of var f_target(x) one observation at (x, level) removes, per row."""
@@ -162,40 +157,35 @@ class MultiFidelityBOProposer(Proposer):
         column = np.broadcast_to(np.asarray(level, dtype=float), (len(X),))
         return torch.as_tensor(np.column_stack([X, column]), dtype=torch.float64)
 
-    def _greedy(
-        self, X: np.ndarray, levels: np.ndarray, costs: np.ndarray, n: int, spread: bool
-    ) -> list[int]:
+    def _greedy(self, X: np.ndarray, levels: np.ndarray, costs: np.ndarray, n: int) -> list[int]:
         """``n`` rows chosen one by one: the best score among the rows allowed (target rows
         only while the target's share of the cost spent, chosen rows included, is short),
-        each choice then pending at the target; ``spread``: mixtures ``min_distance`` apart."""
-        import torch
-
+        ``min_distance`` from the mixtures chosen before where the rows allow."""
         model, _, _ = self._fit()
-        acquisition, bonus = self._score_rows(model, X, levels, costs)
+        mean, log_ei = self._target_scores(model, X)
+        information = np.maximum(self._information(model, X, levels), 1e-12)
+        target_cost = self.level_costs()[self.target_level]
+        gain = log_ei + np.log(information) - np.log(costs / target_cost)
         on_target, everything = self.spent()
-        at_target = self._at(X, self.target_level).unsqueeze(-2)
         chosen: list[int] = []
         open_rows = np.ones(len(X), dtype=bool)
         for _ in range(n):
-            with torch.no_grad():
-                ei = np.concatenate(
-                    [acquisition(at_target[s : s + 2048]).numpy() for s in range(0, len(X), 2048)]
-                )
-            score = np.nan_to_num(ei, nan=-np.inf) + bonus
             short = on_target < self.options.target_share * everything
+            # a target trial the share calls for exploits: the best mean at the target (the
+            # cheap trials explore); otherwise the rows compete by improvement x information
+            score = mean if short else gain
             allowed = open_rows & ((levels == self.target_level) | (not short))
-            if spread and chosen:
+            if chosen:
                 far = np.abs(X[:, None, :] - X[chosen][None]).sum(-1).min(axis=1)
-                allowed &= far >= self.options.min_distance
+                if (allowed & (far >= self.options.min_distance)).any():
+                    allowed &= far >= self.options.min_distance
             if not allowed.any():
                 allowed = open_rows
             pick = int(np.flatnonzero(allowed)[np.argmax(score[allowed])])
             chosen.append(pick)
             open_rows[pick] = False
-            open_rows &= ~np.all(np.isclose(X, X[pick]), axis=1) | (levels != levels[pick])
             everything += costs[pick]
             on_target += costs[pick] if levels[pick] == self.target_level else 0.0
-            acquisition.set_X_pending(self._at(X[chosen], self.target_level))
         return chosen
 
     def _propose(self, n: int, rng: np.random.Generator) -> Batch:
@@ -203,7 +193,7 @@ class MultiFidelityBOProposer(Proposer):
         c, k = len(pool), self.n_levels
         X = np.repeat(pool, k, axis=0)
         levels = np.tile(np.arange(k), c)
-        chosen = self._greedy(X, levels, np.tile(self.level_costs(), c), n, spread=True)
+        chosen = self._greedy(X, levels, np.tile(self.level_costs(), c), n)
         return Batch(X[chosen], levels[chosen])
 
     def _select(self, n: int, candidates: Candidates, rng: np.random.Generator) -> np.ndarray:
@@ -213,7 +203,7 @@ class MultiFidelityBOProposer(Proposer):
             else candidates.levels
         )
         costs = self.level_costs()[levels] if candidates.costs is None else candidates.costs
-        return np.array(self._greedy(candidates.X, levels, costs, n, spread=False))
+        return np.array(self._greedy(candidates.X, levels, costs, n))
 
     def recommend(self) -> Recommendation:
         import torch

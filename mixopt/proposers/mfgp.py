@@ -4,7 +4,8 @@ Fidelity levels 0 (cheapest) .. L-1 (the target) are chained:
 
     f_0(x) = g_0(x),     f_l(x) = rho_l * f_{l-1}(x) + g_l(x),     y = f_level(x) + noise_level
 
-with independent GPs g_l (Matern-5/2, ARD over log-weights, each its own output scale), a
+with independent GPs g_l (RBF, ARD over log-weights, BoTorch's dimension-scaled
+lengthscale prior, each its own output scale), a
 constant mean per level, a noise variance per level, and the correlations rho_l learned with
 the rest by marginal likelihood on *all* trials jointly (designs need not be nested). So
 
@@ -13,8 +14,8 @@ the rest by marginal likelihood on *all* trials jointly (designs need not be nes
 (m from k + 1 to i). A cheap trial informs the target through ``rho`` and the shared g_0; what
 the cheap proxy gets wrong about the target (a mixture-dependent bias) is g_l, learned from the
 target trials; each level's own loss level and noise do not leak into the others. Before any
-target trial ``rho`` stays at 1 and g_l at its prior scale (the cheap proxy is assumed to rank
-mixtures like the target, with a bias of ``bias_scale`` of its variance).
+target trial ``rho`` sits at its prior (log-normal around 1, positive) and g_l at a tenth of
+g_0's variance: the cheap proxy is assumed to rank mixtures like the target, with a small bias.
 
 The model is a BoTorch ``GPyTorchModel`` on rows (weights, level): acquisition functions take
 ``(..., m + 1)`` tensors whose last column is the level index.
@@ -91,14 +92,15 @@ _COKRIGING: type | None = None
 def _define() -> type:
     import torch
     from botorch.models.gpytorch import GPyTorchModel
-    from botorch.models.utils.gpytorch_modules import get_matern_kernel_with_gamma_prior
-    from gpytorch.constraints import GreaterThan
+    from botorch.models.utils.gpytorch_modules import get_covar_module_with_dim_scaled_prior
+    from gpytorch.constraints import GreaterThan, Positive
     from gpytorch.distributions import MultivariateNormal
-    from gpytorch.kernels import Kernel
+    from gpytorch.kernels import Kernel, ScaleKernel
     from gpytorch.likelihoods.gaussian_likelihood import _GaussianLikelihoodBase
     from gpytorch.likelihoods.noise_models import Noise
     from gpytorch.means import Mean
     from gpytorch.models import ExactGP
+    from gpytorch.priors import LogNormalPrior
     from linear_operator.operators import DiagLinearOperator
 
     from mixopt.predictors.features import LOG_EPS
@@ -124,6 +126,10 @@ def _define() -> type:
             super().__init__()
             self.register_parameter("raw_noise", torch.nn.Parameter(torch.full((n_levels,), -4.0)))
             self.register_constraint("raw_noise", GreaterThan(1e-6))
+            # BoTorch's default noise prior: the data explained by signal rather than noise
+            self.register_prior(
+                "noise_prior", LogNormalPrior(-4.0, 1.0), lambda m: m.noise, lambda m, v: None
+            )
 
         @property
         def noise(self) -> torch.Tensor:
@@ -137,12 +143,27 @@ def _define() -> type:
         def __init__(self, n_levels: int, dim: int, bias_scale: float) -> None:
             super().__init__()
             self.n_levels = n_levels
-            self.bases = torch.nn.ModuleList(
-                [get_matern_kernel_with_gamma_prior(ard_num_dims=dim) for _ in range(n_levels)]
+            bases = [
+                ScaleKernel(get_covar_module_with_dim_scaled_prior(ard_num_dims=dim))
+                for _ in range(n_levels)
+            ]
+            for k, base in enumerate(bases):
+                base.initialize(outputscale=1.0 if k == 0 else bias_scale)
+            self.bases = torch.nn.ModuleList(bases)
+            # rho > 0 (a cheaper proxy of a language model does not rank mixtures backwards),
+            # near 1 a priori: with one or two target trials it is barely identified
+            one = float(np.log(np.expm1(1.0)))  # softplus^-1(1): rho starts at 1
+            self.register_parameter(
+                "raw_rho", torch.nn.Parameter(torch.full((max(n_levels - 1, 1),), one))
             )
-            for k, base in enumerate(self.bases):
-                base.outputscale = 1.0 if k == 0 else bias_scale
-            self.register_parameter("rho", torch.nn.Parameter(torch.ones(max(n_levels - 1, 1))))
+            self.register_constraint("raw_rho", Positive())
+            self.register_prior(
+                "rho_prior", LogNormalPrior(0.0, 0.5), lambda m: m.rho, lambda m, v: None
+            )
+
+        @property
+        def rho(self) -> torch.Tensor:
+            return self.raw_rho_constraint.transform(self.raw_rho)
 
         def scales(self, k: int) -> torch.Tensor:
             """a_k(level) for every level: 0 below k, 1 at k, the product of rhos above."""
