@@ -91,7 +91,7 @@ def test_measured_costs_replace_the_prior_and_drive_the_choice():
 def test_over_a_candidate_set_each_row_keeps_its_level_and_cost():
     proposer = told()
     rng = np.random.default_rng(5)
-    X = sampler().sample(30, rng)
+    X = np.repeat(sampler().sample(15, rng), 2, axis=0)  # each mixture at both levels
     levels = np.tile([0, 1], 15)
     costs = np.where(levels == 1, 1000.0, 1.0)  # target rows dear: cheap rows win
     batch = proposer.propose(4, candidates=Candidates(X, levels=levels, costs=costs))
