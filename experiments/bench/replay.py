@@ -209,7 +209,7 @@ def main() -> None:
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     X, y, columns = load()
-    results: dict = {"seeds": args.seeds}
+    results: dict = {"seeds": args.seeds, "mf_seeds": args.mf_seeds}
     if not args.only_mf:
         results["regret"] = strategies(X, y, args.strategies, args.seeds)
         results["propose_step_s"] = propose_step_seconds(X, y, columns)
