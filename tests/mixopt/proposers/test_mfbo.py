@@ -174,7 +174,8 @@ def test_a_target_share_of_the_cost_goes_to_the_target():
     batch = proposer.propose(3)
     assert batch.levels is not None and batch.levels.tolist()[0] == 1  # 0 of 12 spent: short
     none = told(n_cheap=12, n_target=0, costs=[1.0, 8.0], target_share=0.0)
-    assert 0 in none.propose(3).levels.tolist()
+    free = none.propose(3).levels
+    assert free is not None and 0 in free.tolist()
 
 
 @pytest.mark.slow
