@@ -1,33 +1,43 @@
 """Multi-fidelity, cost-aware Bayesian optimisation (ADMIRE-BayesOpt's setting).
 
 Trials run at several fidelities: cheaper proxies (fewer tokens, a smaller preset) and the
-*target* fidelity, the proxy the recommendation is for. One GP models the objective over
-(log-weights, fidelity), the fidelity being the trial's training compute on a log scale mapped
-to [0, 1]: an ARD kernel over both, so the fidelity's lengthscale, learned from the data, says
-how far cheap runs inform the target (BoTorch's ``SingleTaskMultiFidelityGP`` kernel, which
-models a cheap run as the target plus an independent bias, ranked held-out target runs worse on
-the demo corpus: Spearman 0.68 against 0.78). Each candidate (mixture, fidelity) is scored by
+*target* fidelity, the proxy the recommendation is for; ``levels`` are their training compute,
+the target last.
 
-    EI of the mixture at the target fidelity
-      × posterior correlation between its own fidelity and the target's
-      × cost(target) / cost(its fidelity),
+Why the first version lost to single-fidelity ``bo`` at equal cost (RegMix replay, a cheap
+proxy at 1/10 of the cost): (1) its GP took the fidelity as one more input of a product kernel,
+so every level shared one noise and one signal variance: the noisy cheap level blurred the
+target, and how far a cheap trial informs the target was one lengthscale, the same wherever the
+cheap runs already were; (2) its score, EI at the target x posterior correlation x cost ratio,
+paid a cheap trial ten times a target one at any correlation above 0.1, so nearly the whole
+budget went to cheap trials and few target trials (the only ones that count) were run, late;
+(3) it had no notion of how much target evidence a recommendation needs.
 
-so a cheap run is chosen when it is informative enough per unit cost, and a target run when
-only the target will tell. A level's cost is the mean measured cost (e.g. wall seconds) of the
-trials told at it; a level without one yet is costed by its prior cost (``costs``, by default
-its training FLOPs ``levels``) times the measured/prior ratio of the levels that have one.
-Each fidelity's observations are centred on their own mean first (cheap proxies sit at a
-higher loss everywhere; what transfers is how the loss moves with the mixture).
-``recommend()`` minimises posterior mean + ``caution`` × std *at the target fidelity* (a mixture
-only the cheap runs vouch for does not win) and reports the mean on the target's loss level.
+Now (the model in :mod:`mixopt.proposers.mfgp`): linear autoregressive co-kriging, f_target =
+rho * f_cheap + delta, chained over the levels, each with its own mean and noise, fitted
+jointly on every trial. A proposal scores each candidate (mixture, level) by
+
+    log EI of the mixture at the *target* (over the best posterior mean of a mixture told)
+      + log (share of the target's posterior variance at that mixture that one trial at the
+             level would remove: cov(f_target, y_level)^2 / (var f_target * var y_level))
+      - log (cost of the level / cost of the target),
+
+so a cheap trial wins while the cheap level still explains much of what is unknown about the
+target there, and stops winning as the cheap runs saturate (what is left is delta, which only
+target trials see). At least ``target_share`` of the cost spent goes to target trials: below
+it, the next trial is a target one, at the best posterior mean at the target (the cheap trials
+explore; a target trial, dear, exploits what they found). A level's cost is the mean measured
+cost (e.g. wall seconds) of its trials; a level without one is its prior cost (``costs``, by default
+``levels``) times the measured/prior ratio of the levels that have one. ``recommend()``
+minimises posterior mean + ``caution`` x std *at the target* and reports it on the target's
+loss level.
 
 Over a finite candidate set (``mixopt.replay``'s pools) each row is scored the same way at its
-own level and cost, and the best rows are taken.
+own level and cost. A batch is chosen greedily, its mixtures ``min_distance`` apart.
 """
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +54,7 @@ class MFBOOptions(ProposerOptions):
     candidates: int = 2000  # simulated mixtures scored (at every level) per proposal
     min_distance: float = 0.05  # L1 distance between the mixtures of one batch
     caution: float = 1.0  # recommend() minimises mean + caution * std at the target
+    target_share: float = 0.3  # at least this share of the cost spent goes to target trials
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -61,6 +72,8 @@ class MFBOOptions(ProposerOptions):
         self._int("candidates")
         self._positive("min_distance", allow_zero=True)
         self._positive("caution", allow_zero=True)
+        if not 0.0 <= self.target_share <= 1.0:
+            self.fail("target_share", "a share of the cost in [0, 1]")
 
 
 class MultiFidelityBOProposer(Proposer):
@@ -92,47 +105,96 @@ class MultiFidelityBOProposer(Proposer):
         ratio = float(np.mean([measured[level] / prior[level] for level in measured]))
         return np.array([measured.get(level, ratio * prior[level]) for level in range(len(prior))])
 
-    def _scores(self, X: np.ndarray, levels: np.ndarray, costs: np.ndarray) -> np.ndarray:
-        """EI at the target × correlation with the target ÷ cost, for rows (w, level)."""
-        X_, y_ = self._require_observations(2)
-        return mf_expected_improvement_per_cost(
-            X=X_,
-            fidelity=self.levels[self.levels_],
-            y=y_,
-            candidates=X,
-            candidate_fidelity=self.levels[levels],
-            candidate_cost=costs,
-            target_fidelity=float(self.levels[-1]),
-            levels=self.levels,
-            seed=self.options.seed,
-        )
+    def spent(self) -> tuple[float, float]:
+        """Cost spent so far: at the target, and in all (unmeasured rows at their level's)."""
+        costs = np.where(np.isfinite(self.costs_), self.costs_, self.level_costs()[self.levels_])
+        return float(costs[self.levels_ == self.target_level].sum()), float(costs.sum())
+
+    def _fit(self) -> Any:
+        from mixopt.proposers.mfgp import fit_cokriging, scaled_by_level
+
+        X, y = self._require_observations(2)
+        z, means, scale = scaled_by_level(y, self.levels_, self.n_levels)
+        # BoTorch maximises: the model sees -z
+        model = fit_cokriging(X, self.levels_, -z, self.n_levels, seed=self.options.seed)
+        return model, means, scale
+
+    def _target_scores(self, model: Any, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior mean (-z: higher is a lower loss) and log EI at the target, per row; the
+        incumbent is the best posterior mean at the target over the mixtures told."""
+        import torch
+        from botorch.acquisition.analytic import LogExpectedImprovement
+
+        X_, _ = self._require_observations(2)
+        with torch.no_grad():
+            incumbent = model.posterior(self._at(X_, self.target_level).unsqueeze(-2)).mean.max()
+            acquisition = LogExpectedImprovement(model, best_f=incumbent)
+            mean, log_ei = [], []
+            for start in range(0, len(X), 2048):
+                rows = self._at(X[start : start + 2048], self.target_level).unsqueeze(-2)
+                mean.append(model.posterior(rows).mean.reshape(-1).numpy())
+                log_ei.append(acquisition(rows).numpy())
+        return np.concatenate(mean), np.nan_to_num(np.concatenate(log_ei), nan=-np.inf)
+
+    def _information(self, model: Any, X: np.ndarray, levels: np.ndarray) -> np.ndarray:
+        """Share of var f_target(x) one observation at (x, level) removes, per row."""
+        import torch
+
+        pairs = torch.stack([self._at(X, self.target_level), self._at(X, levels)], dim=-2)
+        noise = model.likelihood.noise_covar.noise.detach().numpy()
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(X), 2048):
+                cov = model.posterior(pairs[start : start + 2048]).distribution.covariance_matrix
+                out.append(cov.numpy())
+        cov = np.concatenate(out) if out else np.zeros((0, 2, 2))
+        var_t, var_o = np.maximum(cov[:, 0, 0], 1e-12), cov[:, 1, 1] + noise[levels]
+        return cov[:, 0, 1] ** 2 / (var_t * np.maximum(var_o, 1e-12))
+
+    def _at(self, X: np.ndarray, level: Any) -> Any:
+        import torch
+
+        column = np.broadcast_to(np.asarray(level, dtype=float), (len(X),))
+        return torch.as_tensor(np.column_stack([X, column]), dtype=torch.float64)
+
+    def _greedy(self, X: np.ndarray, levels: np.ndarray, costs: np.ndarray, n: int) -> list[int]:
+        """``n`` rows chosen one by one: the best score among the rows allowed (target rows
+        only while the target's share of the cost spent, chosen rows included, is short),
+        ``min_distance`` from the mixtures chosen before where the rows allow."""
+        model, _, _ = self._fit()
+        mean, log_ei = self._target_scores(model, X)
+        information = np.maximum(self._information(model, X, levels), 1e-12)
+        target_cost = self.level_costs()[self.target_level]
+        gain = log_ei + np.log(information) - np.log(costs / target_cost)
+        on_target, everything = self.spent()
+        chosen: list[int] = []
+        open_rows = np.ones(len(X), dtype=bool)
+        for _ in range(n):
+            short = on_target < self.options.target_share * everything
+            # a target trial the share calls for exploits: the best mean at the target (the
+            # cheap trials explore); otherwise the rows compete by improvement x information
+            score = mean if short else gain
+            allowed = open_rows & ((levels == self.target_level) | (not short))
+            if chosen:
+                far = np.abs(X[:, None, :] - X[chosen][None]).sum(-1).min(axis=1)
+                if (allowed & (far >= self.options.min_distance)).any():
+                    allowed &= far >= self.options.min_distance
+            if not allowed.any():
+                allowed = open_rows
+            pick = int(np.flatnonzero(allowed)[np.argmax(score[allowed])])
+            chosen.append(pick)
+            open_rows[pick] = False
+            everything += costs[pick]
+            on_target += costs[pick] if levels[pick] == self.target_level else 0.0
+        return chosen
 
     def _propose(self, n: int, rng: np.random.Generator) -> Batch:
         pool = self.sampler.candidates(self.options.candidates, rng)  # (c, m)
         c, k = len(pool), self.n_levels
-        scores = self._scores(
-            np.repeat(pool, k, axis=0), np.tile(np.arange(k), c), np.tile(self.level_costs(), c)
-        ).reshape(c, k)
-        # greedy and spread out: the best-scoring (mixture, level) pairs whose mixtures are
-        # not within min_distance (L1) of one already chosen; topped up with the next best
-        # distinct mixtures should the space be too small for that spread
-        order = [divmod(int(flat), k) for flat in np.argsort(-scores, axis=None, kind="stable")]
-        chosen: list[tuple[int, int]] = []
-        for i, level in order:
-            far = all(
-                np.abs(pool[i] - pool[j]).sum() >= self.options.min_distance for j, _ in chosen
-            )
-            if far:
-                chosen.append((i, level))
-            if len(chosen) == n:
-                break
-        for i, level in order:
-            if len(chosen) == n:
-                break
-            if all(i != j for j, _ in chosen):
-                chosen.append((i, level))
-        mixtures = np.array([pool[i] for i, _ in chosen])
-        return Batch(mixtures, np.array([level for _, level in chosen], dtype=int))
+        X = np.repeat(pool, k, axis=0)
+        levels = np.tile(np.arange(k), c)
+        chosen = self._greedy(X, levels, np.tile(self.level_costs(), c), n)
+        return Batch(X[chosen], levels[chosen])
 
     def _select(self, n: int, candidates: Candidates, rng: np.random.Generator) -> np.ndarray:
         levels = (
@@ -141,35 +203,28 @@ class MultiFidelityBOProposer(Proposer):
             else candidates.levels
         )
         costs = self.level_costs()[levels] if candidates.costs is None else candidates.costs
-        scores = self._scores(candidates.X, levels, costs)
-        return np.argsort(-scores, kind="stable")[:n]
+        return np.array(self._greedy(candidates.X, levels, costs, n))
 
     def recommend(self) -> Recommendation:
         import torch
 
         X, y = self._require_observations(2)
-        F = self.levels_
-        scale = fidelity_scale(self.levels)
-        centered, means = center_by_fidelity(y, self.levels[F])
-        model = fit_multi_fidelity_gp(X, scale(self.levels[F]), centered, seed=self.options.seed)
+        model, means, scale = self._fit()
         rng = self._recommend_rng()
         pool = np.vstack([self.sampler.candidates(max(self.options.candidates, 5000), rng), X])
-        at_target = np.hstack([pool, np.ones((len(pool), 1))])
         with torch.no_grad():
-            posterior = model.posterior(torch.as_tensor(at_target, dtype=torch.float64))
-            mean = posterior.mean.squeeze(-1).numpy()
-            std = posterior.variance.clamp_min(0).sqrt().squeeze(-1).numpy()
+            posterior = model.posterior(self._at(pool, self.target_level).unsqueeze(-2))
+            mean = means[self.target_level] - scale * posterior.mean.reshape(-1).numpy()
+            std = scale * posterior.variance.clamp_min(0).sqrt().reshape(-1).numpy()
         # pessimistic: the lowest mean + std, so a mixture the target runs barely cover does not
         # win on the cheap runs' word alone (they may rank mixtures differently)
         caution = self.options.caution
         best = int(np.argmin(mean + caution * std))
-        on_target = int(np.sum(self.target_level == F))
-        # back on the target's loss level; without target trials, the nearest fidelity's
-        nearest = min(means, key=lambda f: abs(np.log(f) - np.log(self.levels[-1])))
-        level_note = "" if on_target else f"; no target trial: on the {nearest:.3g}-FLOP scale"
+        on_target = int(np.sum(self.levels_ == self.target_level))
+        level_note = "" if on_target else "; no target trial: on the nearest level's loss scale"
         return Recommendation(
             weights=pool[best],
-            predicted=float(mean[best] + means[nearest]),
+            predicted=float(mean[best]),
             predicted_std=float(std[best]),
             evidence=list(range(len(y))),
             nearest=self._nearest(pool[best]),
@@ -201,121 +256,3 @@ class MultiFidelityBOProposer(Proposer):
         self, X: np.ndarray, y: np.ndarray, level: np.ndarray, targets: np.ndarray | None = None
     ) -> None:
         self.tell(X, y, targets, levels=level)
-
-
-# ------------------------------------------------------------------------------ acquisition
-
-
-def mf_expected_improvement_per_cost(
-    *,
-    X: np.ndarray,
-    fidelity: np.ndarray,
-    y: np.ndarray,
-    candidates: np.ndarray,
-    candidate_fidelity: np.ndarray,
-    candidate_cost: np.ndarray,
-    target_fidelity: float,
-    levels: np.ndarray | None = None,
-    seed: int = 0,
-) -> np.ndarray:
-    """Augmented expected improvement per unit cost (minimisation) for candidate (w, f) rows.
-
-    EI of the candidate mixture at the target fidelity × posterior correlation between the
-    candidate's own fidelity and the target × cost(target) / cost(candidate). ``levels``: every
-    fidelity of the problem, which sets the [0, 1] scale (default: the fidelities given).
-    """
-    import torch
-    from scipy.stats import norm
-
-    scale_over = () if levels is None else (levels,)
-    f_scale = fidelity_scale(fidelity, candidate_fidelity, target_fidelity, *scale_over)
-    y, _ = center_by_fidelity(y, fidelity)
-    model = fit_multi_fidelity_gp(X, f_scale(fidelity), y, seed=seed)
-    at_target = np.hstack([candidates, np.full((len(candidates), 1), f_scale(target_fidelity))])
-    at_own = np.hstack([candidates, f_scale(candidate_fidelity)[:, None]])
-    with torch.no_grad():
-        joint = torch.as_tensor(np.stack([at_target, at_own], axis=1), dtype=torch.float64)
-        posterior = model.posterior(joint)  # batch (c,) of 2 points each
-        mean = posterior.mean.squeeze(-1).numpy()  # (c, 2)
-        cov = posterior.distribution.covariance_matrix.numpy()  # (c, 2, 2)
-    mu, var_t, var_o = mean[:, 0], cov[:, 0, 0], cov[:, 1, 1]
-    sd = np.sqrt(np.maximum(var_t, 1e-12))
-    corr = np.clip(cov[:, 0, 1] / np.sqrt(np.maximum(var_t * var_o, 1e-24)), 0.0, 1.0)
-    on_target = np.isclose(fidelity, target_fidelity)
-    best = y[on_target].min() if on_target.any() else mu.min()
-    z = (best - mu) / sd
-    ei = sd * (z * norm.cdf(z) + norm.pdf(z))
-    target_cost = candidate_cost[np.isclose(candidate_fidelity, target_fidelity)]
-    reference = float(target_cost.max()) if target_cost.size else float(candidate_cost.max())
-    return ei * corr * reference / candidate_cost
-
-
-def center_by_fidelity(
-    y: np.ndarray, fidelity: np.ndarray
-) -> tuple[np.ndarray, dict[float, float]]:
-    """``y`` minus the mean of its fidelity's observations, and those means.
-
-    Proxies of different sizes or token counts sit at different loss levels (a proxy trained on
-    10x fewer tokens is worse everywhere); what transfers between fidelities is how the loss
-    moves with the mixture. Centering each fidelity leaves the GP that shape to model, with the
-    fidelity kernel saying how far the shapes agree.
-    """
-    centered = np.asarray(y, dtype=float).copy()
-    means: dict[float, float] = {}
-    for value in np.unique(fidelity):
-        rows = np.isclose(fidelity, value)
-        means[float(value)] = float(centered[rows].mean())
-        centered[rows] -= means[float(value)]
-    return centered, means
-
-
-def fidelity_scale(*arrays: Any) -> Any:
-    """Map fidelities to [0, 1] by log scale (costs and sizes span orders of magnitude)."""
-    values = np.concatenate([np.atleast_1d(np.asarray(a, dtype=float)) for a in arrays])
-    low, high = np.log(values.min()), np.log(values.max())
-    span = high - low if high > low else 1.0
-    return lambda f: (np.log(np.asarray(f, dtype=float)) - low) / span
-
-
-def fit_multi_fidelity_gp(
-    X: np.ndarray, fidelity01: np.ndarray, y: np.ndarray, *, seed: int = 0
-) -> Any:
-    """A GP with an ARD kernel on (log-weights, fidelity scaled to [0, 1])."""
-    import torch
-    from botorch.fit import fit_gpytorch_mll
-    from botorch.models import SingleTaskGP
-    from botorch.models.transforms import Standardize
-    from gpytorch.mlls import ExactMarginalLogLikelihood
-
-    from mixopt.predictors.features import log_weights
-    from mixopt.predictors.gp import torch_threads
-
-    torch.manual_seed(seed)
-    train_x = torch.as_tensor(np.hstack([log_weights(X), fidelity01[:, None]]), dtype=torch.float64)
-    train_y = torch.as_tensor(y, dtype=torch.float64).reshape(-1, 1)
-    model = SingleTaskGP(train_x, train_y, outcome_transform=Standardize(m=1))
-    threads = 1 if len(y) < 1000 else torch.get_num_threads()  # small: one thread, reproducible
-    with torch_threads(threads), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*not p.d., added jitter.*")
-        fit_gpytorch_mll(
-            ExactMarginalLogLikelihood(model.likelihood, model),
-            optimizer_kwargs={"options": {"maxiter": 200}},
-        )
-    model.eval()
-    return _LogWeightsFront(model)
-
-
-class _LogWeightsFront:
-    """Apply the log-weights map to the weight columns before the multi-fidelity GP."""
-
-    def __init__(self, model: Any) -> None:
-        self.model = model
-
-    def posterior(self, x: Any) -> Any:
-        import torch
-
-        from mixopt.predictors.features import log_weights
-
-        weights = log_weights(x[..., :-1].numpy())
-        mapped = torch.cat([torch.as_tensor(weights), x[..., -1:]], dim=-1)
-        return self.model.posterior(mapped)

@@ -88,7 +88,8 @@ STRATEGIES: dict[str, Strategy] = {
         Strategy(
             "mfbo",
             "mixopt.proposers.mfbo:MultiFidelityBOProposer",
-            "multi-fidelity, cost-aware BO that also picks each trial's fidelity",
+            "multi-fidelity BO: co-kriging across fidelities, each trial's fidelity by information "
+            "per cost",
             needs_fidelities=True,
         ),
         Strategy("random", "mixopt.proposers.random_search:RandomProposer", "Dirichlet draws"),
