@@ -247,10 +247,18 @@ def shipped_dictionary_documents() -> Iterator[str]:
                 yield text
 
 
+def _installed_distributions() -> list[metadata.Distribution]:
+    """The packages installed in this interpreter's environment, by name: its site-packages
+    folders themselves, whatever ``sys.path`` holds at the time."""
+    folders = sorted({sysconfig.get_paths()[key] for key in ("purelib", "platlib")})
+    found = metadata.distributions(path=folders)
+    return sorted(found, key=lambda d: (d.metadata["Name"] or "").lower())
+
+
 def package_description_documents() -> Iterator[str]:
     """The long descriptions of the installed Python packages, one document each."""
     seen = set()
-    for dist in sorted(metadata.distributions(), key=lambda d: (d.metadata["Name"] or "").lower()):
+    for dist in _installed_distributions():
         text = (dist.metadata.get_payload() or "").strip()  # type: ignore[attr-defined]
         if len(text) >= 200 and text not in seen:
             seen.add(text)
@@ -260,7 +268,7 @@ def package_description_documents() -> Iterator[str]:
 def package_license_documents() -> Iterator[str]:
     """The license texts of the installed Python packages, each distinct text once."""
     seen = set()
-    for dist in sorted(metadata.distributions(), key=lambda d: (d.metadata["Name"] or "").lower()):
+    for dist in _installed_distributions():
         for file in dist.files or []:
             if not _LICENSE.search(file.name):
                 continue
