@@ -4,7 +4,13 @@ mixopt cv --runs RUNS.csv --weights train_the_pile_ --target metric/... [--json]
 mixopt runs import MIX.csv LOSS.csv --weights train_the_pile_ --target metric/... --study S.json
 mixopt study ask S.json -n 8          # prints mixtures to train (JSON lines)
 mixopt study tell S.json m0512 --value 5.08 [--params 1e8 --tokens 2e9]
+mixopt study fail S.json m0513 --reason "diverged"
+mixopt study enqueue S.json --weights '{"web": 0.5, "code": 0.3, "math": 0.2}'
 mixopt study best S.json [--params 1e9 --tokens 2e10]   # at a target scale
+mixopt study best S.json --observed                      # the best result told
+
+Every command that changes a study holds its file's lock from load to save (``StudyFile``), so
+workers on several machines can ask and tell on one shared study file.
 """
 
 from __future__ import annotations
@@ -15,7 +21,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mixopt.atomic import replace_with
 from mixopt.cli.common import WeightsOption, echo_err, user_errors
 from mixopt.errors import MixoptError
 from mixopt.proposers.registry import DEFAULT_STRATEGY, strategy_names
@@ -34,12 +39,6 @@ study_app = typer.Typer(
 )
 
 StudyArg = Annotated[Path, typer.Argument(metavar="STUDY", help="A study file (JSON).")]
-
-
-def save_study(study: Study, path: Path) -> None:
-    """Save through :func:`mixopt.atomic.replace_with`: a study file that is a symbolic link
-    is written through (the link stays), and what is not a regular file is never replaced."""
-    replace_with(path, study.save)
 
 
 # ------------------------------------------------------------------------------------------- cv
@@ -131,7 +130,7 @@ def import_runs(
     """Bring past runs (CSV/Parquet; e.g. RegMix's mixture + loss files) into a study; with
     --params-column and --tokens-column, each run at its own scale (one mixture, many sizes)."""
     from mixopt.runs_table import numeric_column, read_joined, weights_and_target
-    from mixopt.study import Study
+    from mixopt.study import Study, StudyFile
 
     if (params_column is None) != (tokens_column is None):
         raise MixoptError("give both --params-column and --tokens-column, or neither")
@@ -143,12 +142,9 @@ def import_runs(
     assert y is not None
     prefix = weights if "," not in weights and weights not in columns else ""
     domains = [c[len(prefix) :] if prefix else c for c in columns]
-    if study.exists():
-        s = Study.load(study)
-        if s.domains != domains:
-            raise MixoptError(f"{study}: its domains {s.domains} differ from the table's {domains}")
-    else:
-        s = Study(
+
+    def create() -> Study:
+        return Study(
             domains,
             objective=target,
             direction="maximize" if maximize else "minimize",
@@ -156,10 +152,15 @@ def import_runs(
             natural=dict(zip(domains, X.mean(axis=0).to_numpy(), strict=True)),
             name=study.stem,
         )
-    for i, (row, value) in enumerate(zip(X.to_numpy(), y.to_numpy(), strict=True)):
-        scale = {} if sizes is None or tokens is None else {"params": sizes[i], "tokens": tokens[i]}
-        s.add(dict(zip(domains, row, strict=True)), {target: float(value)}, **scale)
-    save_study(s, study)
+
+    with StudyFile(study, create=create) as s:
+        if s.domains != domains:
+            raise MixoptError(f"{study}: its domains {s.domains} differ from the table's {domains}")
+        for i, (row, value) in enumerate(zip(X.to_numpy(), y.to_numpy(), strict=True)):
+            scale = (
+                {} if sizes is None or tokens is None else {"params": sizes[i], "tokens": tokens[i]}
+            )
+            s.add(dict(zip(domains, row, strict=True)), {target: float(value)}, **scale)
     echo_err(f"imported {len(y)} runs into {study} ({len(s.suggestions)} mixtures in all)")
 
 
@@ -178,21 +179,25 @@ def study_new(
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """Create an empty study."""
-    from mixopt.study import Study
+    from mixopt.study import Study, StudyFile
 
-    if path.exists():
-        raise MixoptError(f"{path}: already exists (mixopt never overwrites a study)")
     names = [d.strip() for d in domains.split(",") if d.strip()]
-    new = Study(
-        names,
-        objective=objective,
-        direction="maximize" if maximize else "minimize",
-        strategy=strategy,
-        initial=initial,
-        seed=seed,
-        name=path.stem,
-    )
-    save_study(new, path)
+
+    def create() -> Study:
+        return Study(
+            names,
+            objective=objective,
+            direction="maximize" if maximize else "minimize",
+            strategy=strategy,
+            initial=initial,
+            seed=seed,
+            name=path.stem,
+        )
+
+    handle = StudyFile(path, create=create)
+    with handle:
+        if not handle.created:
+            raise MixoptError(f"{path}: already exists (mixopt never overwrites a study)")
     echo_err(f"created {path} over {len(names)} domains")
 
 
@@ -202,11 +207,10 @@ def study_ask(
     path: StudyArg, n: Annotated[int, typer.Option("-n", help="How many mixtures.")] = 1
 ) -> None:
     """Print N new mixtures to train, one JSON object per line."""
-    from mixopt.study import Study
+    from mixopt.study import StudyFile
 
-    s = Study.load(path)
-    suggestions = s.ask(n)
-    save_study(s, path)
+    with StudyFile(path) as s:
+        suggestions = s.ask(n)
     for suggestion in suggestions:
         typer.echo(json.dumps({"mixture_id": suggestion.mixture_id, "weights": suggestion.weights}))
 
@@ -226,11 +230,11 @@ def study_tell(
     tokens: Annotated[float | None, typer.Option(help="Training tokens D of the result.")] = None,
 ) -> None:
     """Report a trained mixture's result (with --params and --tokens: at that scale)."""
-    from mixopt.study import Study
+    from mixopt.study import StudyFile
 
     if (value is None) == (metrics is None):
         raise MixoptError("give exactly one of --value and --metrics")
-    s = Study.load(path)
+    parsed: float | dict[str, float] | None = value
     if metrics is not None:
         try:
             parsed = json.loads(metrics)
@@ -238,12 +242,46 @@ def study_tell(
             raise MixoptError(f"--metrics is not JSON: {error}") from None
         if not isinstance(parsed, dict):
             raise MixoptError("--metrics must be a JSON object of metric: value")
+    assert parsed is not None
+    with StudyFile(path) as s:
         objective = s.tell(mixture_id, parsed, params=params, tokens=tokens)
-    else:
-        assert value is not None
-        objective = s.tell(mixture_id, value, params=params, tokens=tokens)
-    save_study(s, path)
     echo_err(f"{mixture_id}: objective {objective:.6g}")
+
+
+@study_app.command("fail")
+@user_errors
+def study_fail(
+    path: StudyArg,
+    mixture_id: Annotated[str, typer.Argument(help="The id printed by ask.")],
+    reason: Annotated[str, typer.Option(help="Why the run failed.")] = "failed",
+) -> None:
+    """Mark an asked mixture's run as failed: no longer pending, never an observation."""
+    from mixopt.study import StudyFile
+
+    with StudyFile(path) as s:
+        s.fail(mixture_id, reason)
+    echo_err(f"{mixture_id}: failed ({reason})")
+
+
+@study_app.command("enqueue")
+@user_errors
+def study_enqueue(
+    path: StudyArg,
+    weights: Annotated[str, typer.Option(help='A mixture as JSON, e.g. {"web": 0.6, ...}.')],
+) -> None:
+    """Have the next ask return this mixture first (e.g. the production mixture)."""
+    from mixopt.study import StudyFile
+
+    try:
+        parsed = json.loads(weights)
+    except json.JSONDecodeError as error:
+        raise MixoptError(f"--weights is not JSON: {error}") from None
+    if not isinstance(parsed, dict):
+        raise MixoptError("--weights must be a JSON object of domain: weight")
+    with StudyFile(path) as s:
+        s.enqueue(parsed)
+        queued = len(s.queue)
+    echo_err(f"enqueued ({queued} in the queue)")
 
 
 @study_app.command("best")
@@ -254,13 +292,19 @@ def study_best(
         float | None, typer.Option(help="Target model size N: recommend for that scale.")
     ] = None,
     tokens: Annotated[float | None, typer.Option(help="Target training tokens D.")] = None,
+    observed: Annotated[
+        bool, typer.Option("--observed", help="The best result told, not the model's optimum.")
+    ] = False,
 ) -> None:
     """Print the recommended mixture with its predicted objective (JSON); with --params and
-    --tokens, the optimum of a scale-aware law at that target."""
+    --tokens, the optimum of a scale-aware law at that target; with --observed, the best
+    result told (at --params/--tokens, or the largest scale told)."""
     from dataclasses import asdict
 
     from mixopt.study import Study
     from mixopt.study.records import scale_of
 
     target = scale_of(params, tokens, where="study best --params/--tokens")
-    typer.echo(json.dumps(asdict(Study.load(path).best(target)), indent=2))
+    study = Study.load(path)
+    answer = study.best_observed(target) if observed else study.best(target)
+    typer.echo(json.dumps(asdict(answer), indent=2))

@@ -11,6 +11,9 @@ A caller (the search driver, ``mixopt.replay``, ``Study``) drives every strategy
   with the level to run each at (multi-fidelity proposers) and, when a finite
   :class:`Candidates` set is given, the distinct rows of it that were chosen.
 - ``recommend()``: the best mixture by the proposer's model, with its evidence.
+- ``X_pending_`` (k, m): mixtures being evaluated whose results are not known yet; a proposer
+  with ``takes_pending`` (``bo``) conditions its proposals on them, the others ignore it (their
+  callers tell them a lie instead, see ``mixopt.study.pending``).
 - ``report(context)``: what the strategy chose and why, as JSON values for recommendation.json
   (``{}`` for strategies with nothing to add; ``pareto`` returns its front and guard rails).
 
@@ -104,6 +107,7 @@ class Proposer(ABC):
     Options: ClassVar[type[ProposerOptions]] = ProposerOptions
     min_observations: ClassVar[int] = 2  # finished trials a proposal needs
     stream: ClassVar[int] = 0  # this strategy's random stream (proposals; recommend: + 1)
+    takes_pending: ClassVar[bool] = False  # proposals condition on X_pending_
 
     def __init__(
         self,
@@ -119,6 +123,7 @@ class Proposer(ABC):
         self.Y_: np.ndarray | None = None  # (n, t) per-target values, when every row had them
         self.levels_ = np.zeros(0, dtype=int)  # (n,) fidelity level of each row
         self.costs_ = np.zeros(0)  # (n,) measured cost of each row, NaN where not told
+        self.X_pending_: np.ndarray | None = None  # (k, m) being evaluated (takes_pending)
         self._asked = 0
 
     # ---------------------------------------------------------------------------- fidelities

@@ -5,7 +5,8 @@ function of the mixture and is optimised where the mixture lives: box bounds fro
 (lower/upper per domain, repetition caps included), and the simplex as the equality constraint
 ``Σ w = 1``. The batch acquisition is q-log-noisy-expected-improvement (proxy losses are
 noisy), built greedily: each point is optimised with the earlier ones pending (SLSQP,
-capped in iterations and time, so a proposal step stays within seconds).
+capped in iterations and time, so a proposal step stays within seconds), and with the
+mixtures still being evaluated (``X_pending_``) pending too.
 Domains with a fixed weight are not searched: the optimiser sees only the free coordinates.
 Over a finite candidate set the same acquisition picks rows greedily (the best row, then the
 best with the chosen ones pending, as BoTorch's ``optimize_acqf_discrete`` does), so a replayed
@@ -52,6 +53,7 @@ class BOProposer(Proposer):
     Options = BOOptions
     options: BOOptions
     stream = 3
+    takes_pending = True
 
     @property
     def space(self) -> Any:
@@ -139,10 +141,18 @@ class BOProposer(Proposer):
             points.append(x.detach())
             if i + 1 < q:  # q > 1 only with Monte-Carlo acquisitions, which take pending points
                 pending = torch.cat(points).reshape(-1, len(free))
-                acquisition.set_X_pending(self._full_tensor(free, pending))
+                acquisition.set_X_pending(self._pending(self._full_tensor(free, pending)))
         if q > 1:
-            acquisition.set_X_pending(None)
+            acquisition.set_X_pending(self._pending(None))
         return points
+
+    def _pending(self, chosen: Any) -> Any:
+        """The acquisition's pending points: ``X_pending_`` and ``chosen`` (None: none)."""
+        import torch
+
+        parts = [] if self.X_pending_ is None else [torch.as_tensor(self.X_pending_)]
+        parts += [] if chosen is None else [torch.as_tensor(chosen, dtype=torch.float64)]
+        return torch.cat([p.to(torch.float64) for p in parts]) if parts else None
 
     def _full_tensor(self, free: np.ndarray, x_free: Any) -> Any:
         import torch
@@ -165,6 +175,7 @@ class BOProposer(Proposer):
             model,
             X_baseline=torch.as_tensor(X, dtype=torch.float64),
             prune_baseline=True,
+            X_pending=self._pending(None),
             sampler=SobolQMCNormalSampler(torch.Size([self.options.mc_samples]), seed=seed),
         )
 
@@ -194,7 +205,7 @@ class BOProposer(Proposer):
             chosen.append(best)
             available[best] = False
             if i + 1 < n:
-                acquisition.set_X_pending(choices[chosen])
+                acquisition.set_X_pending(self._pending(choices[chosen]))
         return np.array(chosen)
 
     def recommend(self) -> Recommendation:

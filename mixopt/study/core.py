@@ -30,8 +30,6 @@ ladder). A study's results either all have a scale or none has. Then:
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -43,16 +41,18 @@ from mixopt.proposers import Recommendation, make_proposer
 from mixopt.proposers.registry import DEFAULT_STRATEGY, STRATEGIES, strategy_names
 from mixopt.sampling import DirichletSampler
 from mixopt.space import MixtureSpace
+from mixopt.study import storage
+from mixopt.study.pending import keep_apart, tell_with_pending
 from mixopt.study.records import (
-    FORMAT_VERSION,
     OUTSIDE_L1,
     Best,
+    Observed,
     Result,
     Scale,
     Suggestion,
     as_target,
+    best_told,
     check_law,
-    check_version,
     normalised,
     objective_of,
     scale_of,
@@ -111,6 +111,7 @@ class Study:
         self.law = law
         check_law(law)
         self.suggestions: dict[str, Suggestion] = {}
+        self.queue: list[dict[str, float]] = []  # enqueued mixtures the next asks return
         self._asks = 0
 
     @property
@@ -133,24 +134,47 @@ class Study:
     # ------------------------------------------------------------------------------ ask/tell
 
     def ask(self, n: int = 1) -> list[Suggestion]:
-        """``n`` new mixtures to train (distinct from every mixture the study knows)."""
+        """``n`` mixtures to train: enqueued ones first, then new ones, none equal to a mixture
+        the study knows nor near a pending one (see ``mixopt.study.pending``)."""
         if n < 1:
             raise MixoptError("ask needs n >= 1")
         self._asks += 1
-        X, y = self._ask_observations()
-        if len(y) < self.initial:
+        out = [self._suggest(weights, "enqueued") for weights in self.queue[:n]]
+        del self.queue[: len(out)]
+        if len(out) < n:
+            X, y = self._ask_observations()
+            pending = self._rows(self.pending())
             rng = np.random.default_rng([self.seed, self._asks])
-            rows = self._sampler().sample(n, rng, exclude=self._known())
-        else:
-            proposer = make_proposer(self.strategy, self._sampler(), seed=self.seed + self._asks)
-            proposer.tell(X, y)
-            rows = proposer.ask(n)
-        out = []
-        for row in rows:
-            suggestion = Suggestion(self._next_id(), self.space.as_dict(row))
-            self.suggestions[suggestion.mixture_id] = suggestion
-            out.append(suggestion)
+            sampler = self._sampler()
+            if len(y) < self.initial:
+                rows = sampler.sample(n - len(out), rng, exclude=self._known())
+            else:
+                proposer = make_proposer(self.strategy, sampler, seed=self.seed + self._asks)
+                tell_with_pending(proposer, X, y, pending)
+                rows = proposer.ask(n - len(out))
+            rows = keep_apart(rows, pending, sampler, rng, known=self._known())
+            out += [self._suggest(self.space.as_dict(row), "asked") for row in rows]
         return out
+
+    def enqueue(self, weights: Mapping[str, float]) -> None:
+        """Have the next ``ask`` return this mixture (e.g. the production mix) before any new
+        one; enqueued mixtures come out in the order they went in."""
+        vector = self.space.check(normalised(weights), source="enqueue")
+        if not self.space.contains(vector[None])[0]:
+            raise MixoptError(f"enqueue: {weights} is outside the study's bounds {self.bounds}")
+        self.queue.append(self.space.as_dict(vector))
+
+    def fail(self, mixture_id: str, reason: str = "failed") -> None:
+        """Mark an asked mixture's run as failed: no longer pending, not an observation (a later
+        ``tell``, from a retry that worked, makes it done)."""
+        suggestion = self._get(mixture_id)
+        if suggestion.results:
+            raise MixoptError(f"fail({mixture_id!r}): it has results; only a pending one can fail")
+        suggestion.failed = str(reason) or "failed"
+
+    def pending(self) -> list[Suggestion]:
+        """The mixtures asked and not yet told (nor failed)."""
+        return [s for s in self.suggestions.values() if s.state == "pending"]
 
     def tell(
         self,
@@ -163,10 +187,9 @@ class Study:
         """Report the result of an asked mixture (at model size ``params`` N and ``tokens`` D,
         if the study tracks scales); returns its objective value. Telling a mixture again at the
         same scale replaces that result; at another scale, adds one."""
-        if mixture_id not in self.suggestions:
-            raise MixoptError(f"unknown mixture id {mixture_id!r}")
+        suggestion = self._get(mixture_id)
         result = self._result(metrics, params, tokens, where=f"tell({mixture_id!r})")
-        self.suggestions[mixture_id].record(result)
+        suggestion.record(result)
         return result.objective
 
     def add(
@@ -236,12 +259,21 @@ class Study:
             tokens=None if scale is None else scale.tokens,
         )
 
+    def best_observed(self, scale: Scale | Mapping[str, float] | None = None) -> Observed:
+        """The best result told (at ``scale``; default: the largest scale told), as trained."""
+        at = as_target(scale, where="best_observed(scale=...)")
+        found = best_told(list(self.suggestions.values()), self.direction, at)
+        if found is None:
+            raise MixoptError(f"best_observed(): no result told{f' at {at}' if at else ''}")
+        return found
+
     def trials(self) -> list[dict[str, Any]]:
         """Every result with its mixture's weights, metrics and objective (for a DataFrame);
         a mixture without a result is one row with objective None."""
         rows: list[dict[str, Any]] = []
         for s in self.suggestions.values():
             base: dict[str, Any] = {"mixture_id": s.mixture_id, "source": s.source}
+            base |= {"state": s.state} | ({"failed": s.failed} if s.failed else {})
             weights = {f"weight/{d}": w for d, w in s.weights.items()}
             if not s.results:
                 rows.append(base | {"objective": None} | weights)
@@ -255,67 +287,19 @@ class Study:
     # ---------------------------------------------------------------------------- persistence
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "version": FORMAT_VERSION,
-            "name": self.name,
-            "domains": self.domains,
-            "objective": self.objective,
-            "direction": self.direction,
-            "strategy": self.strategy,
-            "bounds": self.bounds,
-            "fixed": self.fixed,
-            "natural": self.natural,
-            "initial": self.initial,
-            "seed": self.seed,
-            "target": None if self.target is None else vars(self.target),
-            "law": self.law,
-            "asks": self._asks,
-            "suggestions": [s.to_dict() for s in self.suggestions.values()],
-        }
+        return storage.to_dict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Study:
-        version = check_version(data)
-        study = cls(
-            data["domains"],
-            objective=data["objective"],
-            direction=data["direction"],
-            strategy=data["strategy"],
-            bounds={d: (b[0], b[1]) for d, b in data["bounds"].items()},
-            fixed=data["fixed"],
-            natural=data["natural"],
-            initial=data["initial"],
-            seed=data["seed"],
-            name=data["name"],
-            target=data.get("target"),
-            law=data.get("law", DEFAULT_LAW),
-        )
-        study._asks = int(data["asks"])
-        for item in data["suggestions"]:
-            suggestion = Suggestion.from_dict(item, version)
-            study.suggestions[suggestion.mixture_id] = suggestion
-        return study
+        return storage.from_dict(data)
 
     def save(self, path: str | Path) -> None:
-        """Write the study as JSON, atomically (a crash never leaves half a file)."""
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1))
-        os.replace(tmp, path)
+        """Write the study as JSON, atomically (see ``StudyFile`` for shared files)."""
+        storage.save(self, path)
 
     @classmethod
     def load(cls, path: str | Path) -> Study:
-        path = Path(path)
-        if not path.is_file():
-            raise MixoptError(f"{path}: study file not found")
-        try:
-            data = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise MixoptError(f"{path}: not a study file: {error}") from None
-        try:
-            return cls.from_dict(data)
-        except (KeyError, TypeError) as error:
-            raise MixoptError(f"{path}: malformed study file ({error})") from None
+        return storage.load(path)
 
     # ------------------------------------------------------------------------------- helpers
 
@@ -324,9 +308,21 @@ class Study:
         return DirichletSampler(self.space, natural)
 
     def _known(self) -> np.ndarray | None:
-        if not self.suggestions:
-            return None
-        return np.array([[s.weights[d] for d in self.domains] for s in self.suggestions.values()])
+        return self._rows(list(self.suggestions.values())) if self.suggestions else None
+
+    def _rows(self, suggestions: Sequence[Suggestion]) -> np.ndarray:
+        rows = [[s.weights[d] for d in self.domains] for s in suggestions]
+        return np.array(rows, dtype=float).reshape(-1, len(self.domains))
+
+    def _get(self, mixture_id: str) -> Suggestion:
+        if mixture_id not in self.suggestions:
+            raise MixoptError(f"unknown mixture id {mixture_id!r}")
+        return self.suggestions[mixture_id]
+
+    def _suggest(self, weights: dict[str, float], source: str) -> Suggestion:
+        suggestion = Suggestion(self._next_id(), weights, source)
+        self.suggestions[suggestion.mixture_id] = suggestion
+        return suggestion
 
     def _reference(self, minimum: int) -> tuple[list[tuple[Suggestion, Result]], Scale | None]:
         """The results a scale-blind model sees: all of them in a study without scales, else

@@ -5,9 +5,13 @@ A :class:`Suggestion` is one mixture; its ``results`` are what came back for it,
 single result without a scale, in a study that does not track scales. ``Suggestion.objective``
 and ``metrics`` are those of its headline result: the one at the largest scale (N, then D).
 
+A suggestion is *pending* (asked, nothing told yet), *done* (a result came back) or *failed*
+(``Study.fail``: its run crashed; not pending, not an observation; a later ``tell`` clears it).
+
 File format (``FORMAT_VERSION`` 2): each suggestion is ``{mixture_id, weights, source,
-results: [{metrics, objective, params, tokens}]}``; version 1 files (``metrics`` and
-``objective`` on the suggestion, no scales) still load.
+results: [{metrics, objective, params, tokens}], failed}`` (``failed``: the reason, or null;
+absent in older files); the study keeps its ``queue`` of enqueued mixtures. Version 1 files
+(``metrics`` and ``objective`` on the suggestion, no scales) still load.
 """
 
 from __future__ import annotations
@@ -97,12 +101,18 @@ class Suggestion:
 
     mixture_id: str
     weights: dict[str, float]
-    source: str = "asked"  # asked | imported
+    source: str = "asked"  # asked | enqueued | imported
     results: list[Result] = field(default_factory=list)
+    failed: str | None = None  # why its run failed (None: it did not)
 
     @property
     def done(self) -> bool:
         return bool(self.results)
+
+    @property
+    def state(self) -> str:
+        """``pending`` (asked, nothing told), ``done`` or ``failed``."""
+        return "failed" if self.failed is not None else "done" if self.results else "pending"
 
     @property
     def result(self) -> Result | None:
@@ -125,8 +135,10 @@ class Suggestion:
         return next((r for r in self.results if r.scale == scale), None)
 
     def record(self, result: Result) -> None:
-        """Keep ``result``, replacing one at the same scale (a re-told result)."""
+        """Keep ``result``, replacing one at the same scale (a re-told result); a failed
+        mixture told a result (a retry that worked) is failed no more."""
         self.results = [r for r in self.results if r.scale != result.scale] + [result]
+        self.failed = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -134,6 +146,7 @@ class Suggestion:
             "weights": self.weights,
             "source": self.source,
             "results": [asdict(r) for r in self.results],
+            "failed": self.failed,
         }
 
     @classmethod
@@ -144,7 +157,14 @@ class Suggestion:
                 results.append(Result(dict(item.get("metrics") or {}), float(item["objective"])))
         else:
             results = [Result(**r) for r in item["results"]]
-        return cls(item["mixture_id"], dict(item["weights"]), item.get("source", "asked"), results)
+        failed = item.get("failed")
+        return cls(
+            item["mixture_id"],
+            dict(item["weights"]),
+            item.get("source", "asked"),
+            results,
+            None if failed is None else str(failed),
+        )
 
 
 @dataclass
@@ -160,6 +180,36 @@ class Best:
     outside_data: bool
     params: float | None = None
     tokens: float | None = None
+
+
+@dataclass
+class Observed:
+    """The best result told (``Study.best_observed``): a mixture that was trained, as it came
+    back, at ``params``/``tokens`` (None: the study has no scales)."""
+
+    mixture_id: str
+    weights: dict[str, float]
+    objective: float
+    metrics: dict[str, float]
+    params: float | None = None
+    tokens: float | None = None
+
+
+def best_told(
+    suggestions: Sequence[Suggestion], direction: str, scale: Scale | None
+) -> Observed | None:
+    """The best result at ``scale`` (None: at the largest scale told, in a study whose results
+    have scales); None when nothing was told there."""
+    scales = {r.scale for s in suggestions for r in s.results if r.scale is not None}
+    if scale is None and scales:
+        scale = max(scales, key=Scale.key)
+    told = [(s, s.result_at(scale)) for s in suggestions]
+    found = [(s, r) for s, r in told if r is not None]
+    if not found:
+        return None
+    sign = 1.0 if direction == "minimize" else -1.0
+    s, r = min(found, key=lambda sr: sign * sr[1].objective)
+    return Observed(s.mixture_id, dict(s.weights), r.objective, dict(r.metrics), r.params, r.tokens)
 
 
 def check_version(data: Mapping[str, Any]) -> int:
