@@ -256,13 +256,33 @@ def _installed_distributions() -> list[metadata.Distribution]:
 
 
 def package_description_documents() -> Iterator[str]:
-    """The long descriptions of the installed Python packages, one document each."""
+    """The long descriptions of the installed Python packages, one document each; where there
+    are none (an environment whose packages carry no descriptions), the standard library's
+    long function and class docstrings."""
     seen = set()
     for dist in _installed_distributions():
         text = (dist.metadata.get_payload() or "").strip()  # type: ignore[attr-defined]
         if len(text) >= 200 and text not in seen:
             seen.add(text)
             yield text
+    if not seen:
+        yield from _stdlib_definition_docstrings()
+
+
+def _stdlib_definition_docstrings() -> Iterator[str]:
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    for path in sorted(stdlib.rglob("*.py")):
+        if _CODE_SKIP_DIRS.intersection(path.relative_to(stdlib).parts):
+            continue
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (SyntaxError, UnicodeDecodeError, ValueError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                docstring = ast.get_docstring(node)
+                if docstring and len(docstring) >= 200:
+                    yield docstring
 
 
 def package_license_documents() -> Iterator[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -109,3 +110,13 @@ def test_without_debian_packages_every_domain_falls_back_and_says_so(
         json.loads(line)["text"] for line in Path(results["bible"]["path"]).read_text().splitlines()
     ]
     assert len(bible) == 6 and any("In the beginning God created" in t for t in bible)
+
+
+def test_packages_without_descriptions_still_give_computing_text(
+    builder: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An environment whose packages carry no long descriptions: the stand-in for the computing
+    domain is the standard library's long function and class docstrings."""
+    monkeypatch.setattr(builder, "_installed_distributions", lambda: [])
+    documents = list(itertools.islice(builder.package_description_documents(), 50))
+    assert len(documents) == 50 and all(len(d) >= 200 for d in documents)
