@@ -21,7 +21,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mixopt.cli.common import WeightsOption, echo_err, user_errors
+from mixopt.cli.common import (
+    ParamsColumnOption,
+    TokensColumnOption,
+    WeightsOption,
+    echo_err,
+    scale_columns,
+    user_errors,
+)
 from mixopt.errors import MixoptError
 from mixopt.proposers.registry import DEFAULT_STRATEGY, strategy_names
 
@@ -120,20 +127,15 @@ def import_runs(
     strategy: Annotated[
         str, typer.Option(help=f"A new study's strategy: {STUDY_STRATEGY_HELP}.")
     ] = DEFAULT_STRATEGY,
-    params_column: Annotated[
-        str | None, typer.Option(help="Column of each run's model size N (non-embedding).")
-    ] = None,
-    tokens_column: Annotated[
-        str | None, typer.Option(help="Column of each run's training tokens D.")
-    ] = None,
+    params_column: ParamsColumnOption = None,
+    tokens_column: TokensColumnOption = None,
 ) -> None:
     """Bring past runs (CSV/Parquet; e.g. RegMix's mixture + loss files) into a study; with
     --params-column and --tokens-column, each run at its own scale (one mixture, many sizes)."""
     from mixopt.runs_table import numeric_column, read_joined, weights_and_target
     from mixopt.study import Study, StudyFile
 
-    if (params_column is None) != (tokens_column is None):
-        raise MixoptError("give both --params-column and --tokens-column, or neither")
+    scale_columns(params_column, tokens_column)
     frame = read_joined(files, on=join_on)
     source = ", ".join(map(str, files))
     sizes = numeric_column(frame, params_column, source=source)

@@ -20,6 +20,19 @@ F = TypeVar("F", bound=Callable[..., Any])
 WeightsOption = Annotated[
     str, typer.Option(help="Weight columns: a prefix (e.g. train_the_pile_) or a comma list.")
 ]
+ParamsColumnOption = Annotated[
+    str | None, typer.Option(help="Column of each run's model size N (non-embedding parameters).")
+]
+TokensColumnOption = Annotated[
+    str | None, typer.Option(help="Column of each run's training tokens D.")
+]
+
+
+def scale_columns(params_column: str | None, tokens_column: str | None) -> bool:
+    """Whether a table names each run's scale: both columns, or neither (else an error)."""
+    if (params_column is None) != (tokens_column is None):
+        raise MixoptError("give both --params-column and --tokens-column, or neither")
+    return params_column is not None
 
 
 def fail(message: str, code: int = 2) -> None:

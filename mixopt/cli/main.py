@@ -14,10 +14,13 @@ import typer
 
 from mixopt.atomic import write_atomic
 from mixopt.cli.common import (
+    ParamsColumnOption,
+    TokensColumnOption,
     WeightsOption,
     cancel_on_sigterm,
     echo_err,
     preflight,
+    scale_columns,
     user_errors,
 )
 from mixopt.errors import MixoptError
@@ -181,13 +184,8 @@ def predict(
     target: Annotated[str, typer.Option(help="Target column in the train table.")],
     out: Annotated[Path, typer.Option(help="Output CSV: the test rows' predictions, in order.")],
     predictor: Annotated[str, typer.Option(help="Predictor name.")] = "auto",
-    params_column: Annotated[
-        str | None,
-        typer.Option(help="Column of each run's model size N (non-embedding parameters)."),
-    ] = None,
-    tokens_column: Annotated[
-        str | None, typer.Option(help="Column of each run's training tokens D.")
-    ] = None,
+    params_column: ParamsColumnOption = None,
+    tokens_column: TokensColumnOption = None,
 ) -> None:
     """Fit a predictor on one runs table and predict another. With --params-column and
     --tokens-column, a scale-aware law (``auto``: the one that extrapolates best; or joint,
@@ -205,9 +203,8 @@ def predict(
         raise MixoptError(f"{train}: {len(y)} row; a predictor needs at least 2 to fit")
     test_frame = read_table(test)
     X_test, _, _ = weights_and_target(test_frame, columns, None, source=str(test))
-    if (params_column is None) != (tokens_column is None):
-        raise MixoptError("give both --params-column and --tokens-column, or neither")
-    if params_column is not None and tokens_column is not None:
+    if scale_columns(params_column, tokens_column):
+        assert params_column is not None and tokens_column is not None
         from mixopt.predictors.scaling.tables import scaled_rows, scaling_predictor
 
         model = scaling_predictor(predictor)

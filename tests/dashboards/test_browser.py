@@ -300,19 +300,13 @@ def test_report_shows_the_scale_section_with_job_text_as_text(tmp_path, new_page
     """The Scale section of a job with a target: the table's numbers are recommendation.json's,
     the objective-vs-N figure is drawn on a log axis, and text from the job (a flag holding
     markup) is shown as text, never run."""
-    from mixopt.reporting.views import ViewOptions
     from tests.mixopt.reporting.jobs import target_scale_section, with_target_scale
 
     hostile = "<img src=x onerror=\"document.body.dataset.owned='yes'\">edge"
     section = target_scale_section(flags=[hostile])
     job_dir = with_target_scale(finished_job, tmp_path / "job", section)
-    report = write_report(
-        job_dir, tmp_path / "report.html", png=False, options=ViewOptions(analysis=False)
-    )
-    tab = new_page()
+    tab = open_report(new_page, job_dir, tmp_path)
     page = tab.page
-    page.goto(report.html.as_uri())
-    page.wait_for_selector("#job[data-rendered]")
     scale = page.locator('section[data-view="scale"]')
     assert scale.get_attribute("data-available") == "true"
     for label, mixture in section["mixtures"].items():
@@ -342,23 +336,30 @@ def test_report_shows_the_scale_section_with_job_text_as_text(tmp_path, new_page
     assert tab.errors == []
 
 
+def open_report(new_page: Any, job_dir: Path, tmp_path: Path) -> Any:
+    """A job's report (views only, no PNGs), opened and rendered in a new tab."""
+    from mixopt.reporting.views import ViewOptions
+
+    report = write_report(
+        job_dir, tmp_path / "report.html", png=False, options=ViewOptions(analysis=False)
+    )
+    tab = new_page()
+    tab.page.goto(report.html.as_uri())
+    tab.page.wait_for_selector("#job[data-rendered]")
+    return tab
+
+
 def test_report_shows_the_pareto_section_with_job_text_as_text(tmp_path, new_page, finished_job):
     """The Pareto section: the guard-rail table's numbers and held/not held are the job's, the
     front is drawn with the chosen point marked, and text from the job is shown as text."""
-    from mixopt.reporting.views import ViewOptions
     from tests.mixopt.reporting.test_pareto import pareto_section, validated_checks, with_pareto
 
     hostile = "<img src=x onerror=\"document.body.dataset.owned='yes'\">least violating"
     section, _ = pareto_section(reason=hostile)
     checks, _ = validated_checks()
     job_dir = with_pareto(finished_job, tmp_path / "job", section, checks)
-    report = write_report(
-        job_dir, tmp_path / "report.html", png=False, options=ViewOptions(analysis=False)
-    )
-    tab = new_page()
+    tab = open_report(new_page, job_dir, tmp_path)
     page = tab.page
-    page.goto(report.html.as_uri())
-    page.wait_for_selector("#job[data-rendered]")
     pareto = page.locator('section[data-view="pareto"]')
     assert pareto.get_attribute("data-available") == "true"
     for rail, check in zip(section["guard_rails"], checks, strict=True):
