@@ -163,12 +163,12 @@ def compare(
 
 
 def comparisons(validation: dict[str, Any], direction: str) -> dict[str, Comparison]:
-    """Each baseline (every validated mixture but the recommendation) against the
-    recommendation."""
+    """Each baseline (every validated mixture but the recommendation, and the one it was chosen
+    from at validation) against the recommendation."""
     mine = validation.get("recommended", {})
     out = {}
     for label, other in validation.items():
-        if label == "recommended":
+        if label in ("recommended", mine.get("chosen_from")):
             continue
         found = compare(mine, other, direction, label)
         if found is not None:
@@ -186,7 +186,9 @@ def verdict(
     if validation.get("recommended", {}).get("objective") is None:
         return "not validated"
     parts = [c.sentence() for c in comparisons(validation, direction).values()]
-    text = "recommended " + "; ".join(parts) if parts else "no baselines"
+    chosen = validation["recommended"].get("chosen_from")
+    head = f"recommended ({chosen}, chosen at validation) " if chosen else "recommended "
+    text = head + "; ".join(parts) if parts else "no baselines"
     return "; ".join([text, *(f"guard rail {c.sentence()}" for c in guard_rails)])
 
 

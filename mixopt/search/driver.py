@@ -112,6 +112,9 @@ class SearchJob:
                     report = strategy.report(proposer, problem)
                     recommendation, at_target = self.at_target(proxy_recommendation)
                     validated = self.validate(recommendation, proxy_recommendation)
+                    recommendation, validated, at_target = validation.choose(
+                        problem, recommendation, validated, at_target, self.model
+                    )
                 result = self.publish(
                     recommendation, validated, proxy_recommendation, at_target, report
                 )

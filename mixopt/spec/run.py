@@ -46,6 +46,19 @@ class ValidateSpec(Section):
         description="Validation learning rate (default: the search proxy's, carried to the "
         "validation proxy's size and tokens by the Step Law).",
     )
+    path: int = Field(
+        0,
+        ge=0,
+        le=9,
+        description="Mixtures validated on the way from the recommendation to the natural "
+        "mixture (1: halfway), so validation at scale chooses how far to shrink toward the prior.",
+    )
+    choose: Literal["validated", "search"] = Field(
+        "validated",
+        description="'validated': a validated mixture that beats the search's recommendation "
+        "at the validation scale (paired interval excluding zero, guard rails held) becomes the "
+        "recommendation, the search's kept as search_choice; 'search': keep the search's.",
+    )
     scale: Literal["auto", "search"] = Field(
         "auto",
         description="Where to validate when preset and train_tokens are not given: 'auto' at a "

@@ -63,6 +63,19 @@ class SamplerSpec(Section):
         )
 
 
+RUNG_TOKENS_EXPONENT = 0.5  # a rung's default tokens: the search proxy's x (N_rung / N)^this
+
+
+def rung_tokens(search: ProxySpec, rung: ProxySpec) -> int:
+    """A rung's training tokens when the spec gives none: the search proxy's, scaled by the
+    square root of the ratio of their non-embedding parameters. Rungs then differ in tokens as
+    well as in size, so the scale-aware laws see the loss move with D across runs (a curve's
+    own points under a decaying learning rate are not the losses of shorter runs), at a cost
+    that grows as N^1.5 rather than N^2."""
+    (n_search, d_search), (n_rung, _) = search.size(), rung.size()
+    return max(1, round(d_search * (n_rung / n_search) ** RUNG_TOKENS_EXPONENT))
+
+
 class FidelitySpec(Section):
     """A rung of the scale ladder besides the search proxy (``proxy``): the search proxy with
     these replacements.
@@ -75,7 +88,13 @@ class FidelitySpec(Section):
     """
 
     preset: str | None = Field(None, description="Its preset (e.g. nano under tiny).")
-    train_tokens: int | None = Field(None, gt=0, le=10**13, description="Its training tokens.")
+    train_tokens: int | None = Field(
+        None,
+        gt=0,
+        le=10**13,
+        description="Its training tokens (default: the search proxy's x the square root of the "
+        "ratio of non-embedding parameters, so tokens grow with size along the ladder).",
+    )
     lr: float | None = Field(
         None,
         gt=0,
@@ -240,6 +259,8 @@ class SearchSpec(Section):
                 proxy = target.replace(
                     **f.model_dump(exclude_none=True, exclude={"initial_trials"})
                 )
+                if f.train_tokens is None:  # tokens grow with the rung's size
+                    proxy = proxy.replace(train_tokens=rung_tokens(target, proxy))
                 if f.lr is None:  # the search proxy's lr, carried to this rung's size
                     proxy = proxy.with_lr_from(target)
             except ValidationError as error:
