@@ -128,3 +128,22 @@ def test_a_larger_proxy_gets_a_smaller_learning_rate_and_more_tokens_keep_it():
     expected = search.lr * (n_large / n_small) ** PUBLISHED_N_EXPONENT
     assert larger.lr == pytest.approx(expected, rel=1e-9)
     assert larger.lr < search.lr
+
+
+def test_ladder_rungs_grow_their_tokens_with_size_unless_the_spec_says(make_spec):
+    """A rung without train_tokens trains the search proxy's tokens x sqrt(N ratio), so the
+    rungs differ in D as well as N; a rung's own train_tokens wins."""
+    from mixopt.spec.search import RUNG_TOKENS_EXPONENT
+
+    rungs = [{"preset": "small"}, {"preset": "tiny", "train_tokens": 123_456}, {"preset": "nano"}]
+    spec = make_spec(
+        proxy={"preset": "micro", "train_tokens": 300_000},
+        search={"initial_trials": 4, "fidelities": rungs},
+    )
+    small, tiny, nano, search = spec.fidelity_proxies()
+    n_search = search.size()[0]
+    expected = 300_000 * (small.size()[0] / n_search) ** RUNG_TOKENS_EXPONENT
+    assert small.train_tokens == round(expected) and small.train_tokens > 300_000
+    assert tiny.train_tokens == 123_456
+    assert nano.train_tokens < 300_000  # a smaller rung gets fewer tokens
+    assert small.lr < search.lr  # and the larger rung a smaller learning rate, as before
