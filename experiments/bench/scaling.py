@@ -21,11 +21,12 @@ shared machine. Each finished run is appended to ``--grid`` (parquet under
 ``experiments/bench/out/``, not committed), so a re-run trains only what is missing, ``--shard
 K/P`` lets P processes share the work, and ``--fit-only`` only refits.
 
-The judgement: every law in ``mixopt.predictors.scaling`` (and the selector) is fitted on every
-evaluation of the two smaller sizes and predicts the objective (the mean validation loss over
-the six domains) of every mixture at the largest size and its final token count. Reported: MAPE
-of that objective, the Spearman correlation of the mixture ranking, the regret of the mixture
-predicted best, and 95% interval coverage, next to the scale-blind default
+The judgement: every law in ``mixopt.predictors.scaling`` (and the selector) is fitted on the
+evaluations of the two smaller sizes that a search fits (past the first quarter of each run:
+``EARLY_SHARE`` in ``mixopt.predictors.scaling.rows``) and predicts the objective (the mean
+validation loss over the six domains) of every mixture at the largest size and its final token
+count. Reported: MAPE of that objective, the Spearman correlation of the mixture ranking, the
+regret of the mixture predicted best, and 95% interval coverage, next to the scale-blind default
 (``make_predictor("auto")`` fitted on the middle size's final objectives) and the middle size's
 losses taken as they are. The last line is one JSON object.
 
@@ -217,20 +218,24 @@ def judge(pred: np.ndarray, truth: np.ndarray, std: np.ndarray | None = None) ->
 
 
 def evaluate(grid: pd.DataFrame, bootstrap: int) -> dict[str, Any]:
-    """Fit every law on the two smaller sizes (all points); judge at the largest's final point."""
+    """Fit every law on the two smaller sizes (the points a search fits); judge at the largest's
+    final point."""
     from mixopt.predictors import make_predictor
     from mixopt.predictors.scaling import LAW_NAMES, ScalingLawSelector, make_law
+    from mixopt.predictors.scaling.rows import late_enough
 
     a = grid_arrays(grid)
     X, Y, final = a["X"], a["Y"], a["final"]
     sizes = np.unique(X[:, -2])
     if len(sizes) < 3:
         raise SystemExit(f"the grid has {len(sizes)} sizes; the benchmark needs three")
-    train = X[:, -2] < sizes[-1]
+    # the rows a search would fit: each run's evaluations past the early share of its tokens
+    train = (X[:, -2] < sizes[-1]) & late_enough(grid["tokens"], grid["run_tokens"])
     test = (X[:, -2] == sizes[-1]) & final
     truth = Y[test].mean(axis=1)
     print(
-        f"fit on N = {sizes[0]:.0f}, {sizes[1]:.0f} ({train.sum()} points, every evaluation), "
+        f"fit on N = {sizes[0]:.0f}, {sizes[1]:.0f} ({train.sum()} points past the first "
+        "quarter of each run), "
         f"judged on N = {sizes[-1]:.0f} at D = {X[test, -1].max():.0f} ({test.sum()} mixtures)",
         flush=True,
     )

@@ -3,7 +3,10 @@
 A trial's result (``proxies.results.TrainResult.to_dict()``, what workers return) carries the
 per-domain validation losses of every evaluation along the run (``evals``, every ``eval_every``
 steps, the final step excluded) and at the end (``metrics``), the tokens seen at each, and N
-(``n_params``, non-embedding). ``curve_rows`` turns one result into X rows (weights, N, D) and Y
+(``n_params``, non-embedding). Evaluations in the first ``EARLY_SHARE`` of a run's tokens are
+left out: warmup and the early transient fall faster than any power law in D (as published fits
+drop a run's first steps), and fitted with the rest they pull every law's exponents.
+``curve_rows`` turns one result into X rows (weights, N, D) and Y
 rows (one ``val_loss/<domain>`` per domain, in ``domains`` order); ``stack_runs`` does it for the
 finished trials of a search. A mixture is a ``{domain: weight}`` mapping (``Trial.weights``) or a
 vector in ``domains`` order. Anything the laws could not use (a missing loss, a non-finite one, no
@@ -21,6 +24,13 @@ import numpy as np
 from mixopt.predictors.scaling.base import ScalingDataError
 
 LOSS_PREFIX = "val_loss/"
+EARLY_SHARE = 0.25  # evaluations before this share of a run's tokens are not fitted
+
+
+def late_enough(tokens: Any, run_tokens: Any) -> Any:
+    """Whether evaluations at ``tokens`` of a run of ``run_tokens`` are fitted (arrays too)."""
+    return np.asarray(tokens, dtype=float) >= EARLY_SHARE * np.asarray(run_tokens, dtype=float)
+
 
 Mixture = Mapping[str, float] | Sequence[float] | np.ndarray
 
@@ -53,7 +63,8 @@ def curve_rows(
     *,
     where: str = "result",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """X (k, m + 2) and Y (k, m) for the k evaluations of one run, the final one last."""
+    """X (k, m + 2) and Y (k, m) for the k fitted evaluations of one run (those past
+    ``EARLY_SHARE`` of its tokens), the final one last."""
     missing_keys = [k for k in ("n_params", "tokens", "metrics") if k not in result]
     if missing_keys:
         raise ScalingDataError(f"{where} has no {', '.join(missing_keys)} (a TrainResult dict?)")
@@ -61,7 +72,11 @@ def curve_rows(
     if not n_params > 0:
         raise ScalingDataError(f"{where}: n_params is {result['n_params']}, not a model size > 0")
     w = mixture_vector(weights, domains, where=f"the mixture of {where}")
-    points = [(e["tokens"], e["metrics"]) for e in result.get("evals") or []]
+    points = [
+        (e["tokens"], e["metrics"])
+        for e in result.get("evals") or []
+        if late_enough(e["tokens"], result["tokens"])
+    ]
     points.append((result["tokens"], result["metrics"]))
     X, Y = [], []
     for tokens, metrics in points:
