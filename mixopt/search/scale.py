@@ -43,9 +43,10 @@ class TargetModel:
     """A law fitted on the search's trials, in leaf weights, and what it was fitted on."""
 
     law: Any  # a fitted ScalingLawSelector
-    weights: np.ndarray  # (m,) objective weights over the domains' losses
+    weights: np.ndarray  # (t,) objective weights over the targets
     trials: list[Trial]
     note: str
+    targets: list[str]  # the metrics the law models (val_loss of domains or eval sets)
 
     def predict(
         self, W: np.ndarray, n_params: float, tokens: float
@@ -76,16 +77,32 @@ class TargetModel:
         return np.asarray(self.law.predict_targets(at_scale(w, n_params, tokens)))[0]
 
 
-def objective_over_losses(problem: SearchProblem) -> np.ndarray | None:
-    """The objective as weights over the domains' validation losses (None when it names any
-    other metric: the laws model validation losses only)."""
-    names = {f"val_loss/{d}": i for i, d in enumerate(problem.domains)}
-    if any(m not in names for m in problem.objective_weights):
+@dataclass(frozen=True)
+class Targets:
+    """What the laws model for an objective: the metrics, the objective's weight on each, and
+    the training domain each is the loss of (None: an eval set)."""
+
+    names: list[str]
+    weights: np.ndarray  # (t,)
+    domains: list[int | None] | None  # None: every domain's loss, in order (all laws apply)
+
+
+def objective_targets(problem: SearchProblem) -> Targets | None:
+    """The objective as weights over validation losses: every domain's when it names only
+    domains (zero weight on the others), else the metrics it names, domains and eval sets
+    alike. None when it names any other metric (the laws model validation losses only)."""
+    prefix = "val_loss/"
+    own = {f"{prefix}{d}": i for i, d in enumerate(problem.domains)}
+    metrics = problem.objective_weights
+    if any(not m.startswith(prefix) for m in metrics):
         return None
-    weights = np.zeros(len(names))
-    for metric, weight in problem.objective_weights.items():
-        weights[names[metric]] = weight
-    return weights
+    if all(m in own for m in metrics):
+        weights = np.zeros(len(own))
+        for metric, weight in metrics.items():
+            weights[own[metric]] = weight
+        return Targets(list(own), weights, None)
+    names = list(metrics)
+    return Targets(names, np.array([metrics[k] for k in names]), [own.get(k) for k in names])
 
 
 def fit(problem: SearchProblem, trials: list[Trial]) -> TargetModel | str:
@@ -93,8 +110,8 @@ def fit(problem: SearchProblem, trials: list[Trial]) -> TargetModel | str:
     from mixopt.predictors.scaling import ScalingDataError, ScalingLawSelector
     from mixopt.predictors.scaling.rows import stack_runs
 
-    weights = objective_over_losses(problem)
-    if weights is None:
+    targets = objective_targets(problem)
+    if targets is None:
         return "the objective names metrics other than validation losses"
     if not problem.hierarchy.trivial:
         return "a grouped search keeps within-group shares the laws do not model"
@@ -108,9 +125,13 @@ def fit(problem: SearchProblem, trials: list[Trial]) -> TargetModel | str:
     if len(done) < 4:
         return f"{len(done)} finished search trials; the laws need at least 4"
     try:
-        X, Y = stack_runs([t.result for t in done], [t.weights for t in done], problem.domains)
+        X, Y = stack_runs(
+            [t.result for t in done], [t.weights for t in done], problem.domains, targets.names
+        )
         law = ScalingLawSelector(
-            target_weights=weights.tolist(), random_state=problem.spec.search.seed
+            target_weights=targets.weights.tolist(),
+            random_state=problem.spec.search.seed,
+            target_domains=targets.domains,
         )
         law.fit(X, Y)
     except (ScalingDataError, FloatingPointError, np.linalg.LinAlgError) as error:
@@ -120,7 +141,7 @@ def fit(problem: SearchProblem, trials: list[Trial]) -> TargetModel | str:
         f"{law.choice_} law on {len(X)} evaluations of {len(done)} trials at "
         f"{len(sizes)} model size(s); {law.split_}"
     )
-    return TargetModel(law, weights, done, note)
+    return TargetModel(law, targets.weights, done, note, targets.names)
 
 
 def recommend(problem: SearchProblem, model: TargetModel) -> dict[str, Any]:
@@ -227,9 +248,7 @@ def describe(
             "objective": float(mean[0]),
             "objective_std": float(std[0]),
             "objective_at_proxy": float(at_proxy[0]),
-            "losses": {
-                f"val_loss/{dom}": float(v) for dom, v in zip(problem.domains, losses, strict=True)
-            },
+            "losses": {k: float(v) for k, v in zip(model.targets, losses, strict=True)},
         }
     return out
 

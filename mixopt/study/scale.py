@@ -5,11 +5,12 @@ The law is fitted the way ``mixopt predict --params-column --tokens-column`` fit
 extrapolates best, held out by ``extrapolation_split``; or one named law). Its rows are the
 results told with a scale: the mixture's weights, then N and D (the laws' input convention).
 
-What it fits: when the objective is a positive weighted sum of metrics, each metric is a target
-of its own and the objective's weights are the law's ``target_weights`` — and when those metrics
-are the domains' own losses (each named after one domain, ``val_loss/web`` or ``web``), each
-domain's law gets its own data term, so the optimum can move with scale (a slow-learning domain
-is worth more tokens at a larger D). Otherwise the objective value itself is the one target.
+What it fits: when the objective is a positive weighted sum of two or more metrics, each metric
+is a target of its own and the objective's weights are the law's ``target_weights`` — and a
+metric that names one domain (``val_loss/web`` or ``web``) is that domain's own loss, so its law
+gets the domain's own data term and the optimum can move with scale (a slow-learning domain is
+worth more tokens at a larger D); any other metric (an eval set) learns which domains feed it.
+Otherwise the objective value itself is the one target.
 Laws model a loss that falls with N and D, so target-scale answers need a study that minimises
 positive values.
 """
@@ -36,8 +37,16 @@ def law_columns(objective: Mapping[str, float], domains: Sequence[str]) -> list[
         ordered = [owner[d][0] for d in domains]
         if len(set(ordered)) == len(domains):
             return ordered
-    # m columns would be read as the m domains' own losses: fit the objective instead
-    return None if len(names) == len(domains) else names
+    return names
+
+
+def column_domains(columns: Sequence[str], domains: Sequence[str]) -> list[int | None]:
+    """The training domain each column is the loss of (None: no single domain)."""
+    out: list[int | None] = []
+    for name in columns:
+        found = [i for i, d in enumerate(domains) if name == d or name.endswith(f"/{d}")]
+        out.append(found[0] if len(found) == 1 else None)
+    return out
 
 
 def scaled_rows(
@@ -83,8 +92,11 @@ def fit_law(
             f"result; 3 model sizes or more extrapolate best); the study has {len(scales)}"
             + (f" ({Scale(*scales[0])})" if scales else "")
         )
-    weights = [1.0] if columns is None else [objective[c] for c in columns]
-    model = scaling_predictor(law).set_params(target_weights=weights)
+    if columns is None:
+        model = scaling_predictor(law, [1.0], [None])
+    else:
+        weights = [objective[c] for c in columns]
+        model = scaling_predictor(law, weights, column_domains(columns, domains))
     return model.fit(X, Y), told
 
 

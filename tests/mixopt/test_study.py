@@ -342,3 +342,17 @@ def test_cli_imports_a_ladder_table_one_mixture_at_many_scales(tmp_path):
     assert all(len(s.results) == 3 for s in study.suggestions.values())
     one = CliRunner().invoke(app, [*args[:-2], "--study", str(tmp_path / "t.json")])
     assert one.exit_code == 2 and "give both --params-column and --tokens-column" in one.output
+
+
+def test_a_study_law_gives_each_domain_metric_its_own_data_term_and_eval_sets_theirs():
+    from mixopt.study.scale import column_domains, law_columns
+
+    domains = ["web", "code", "math"]
+    objective = {"val_loss/code": 0.5, "val_loss/held_out": 0.5}
+    columns = law_columns(objective, domains)
+    assert columns == ["val_loss/code", "val_loss/held_out"]
+    assert column_domains(columns, domains) == [1, None]
+    every = {"val_loss/math": 1.0, "web": 1.0, "val_loss/code": 1.0}
+    assert law_columns(every, domains) == ["web", "val_loss/code", "val_loss/math"]
+    assert column_domains(law_columns(every, domains), domains) == [0, 1, 2]
+    assert law_columns({"loss": 1.0}, domains) is None

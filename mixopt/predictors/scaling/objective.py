@@ -1,8 +1,10 @@
 """One scale-aware law per target, the objective their weighted sum (as ``predictors.multi``).
 
-``ScalingObjective(law="joint")`` fits a law per column of ``Y`` (n, t). When the targets are the
-m training domains' own losses (t == m), column j's law is told ``domain=j`` (its own data term);
-otherwise every law learns its data share from scratch. The laws of one objective share their
+``ScalingObjective(law="joint")`` fits a law per column of ``Y`` (n, t). ``target_domains`` says
+which training domain each target is the loss of (None for a target that is no training domain,
+e.g. an eval set): its law is told ``domain=j`` (its own data term), the others learn their data
+share from scratch. By default, when there are as many targets as domains (t == m), target j is
+domain j's loss. The laws of one objective share their
 bootstrap draws (the same runs, resampled by the same seed), so the objective's interval is the
 spread of the weighted sum over draws, correlations between targets included. ``make_law`` is the
 one place a law name becomes an estimator, for the selector too.
@@ -35,12 +37,23 @@ def _load(target: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-def make_law(name: str, target_weights: Sequence[float] | None = None, **params: Any) -> Any:
-    """A multi-target law by name: ``capacity`` natively, the others one per target."""
+def make_law(
+    name: str,
+    target_weights: Sequence[float] | None = None,
+    target_domains: Sequence[int | None] | None = None,
+    **params: Any,
+) -> Any:
+    """A multi-target law by name: ``capacity`` natively (the training domains' own losses
+    only), the others one per target."""
     if name in JOINT_LAWS:
+        if target_domains is not None and list(target_domains) != list(range(len(target_domains))):
+            raise ScalingDataError(
+                f"the {name} law models the losses of the training domains themselves, in order; "
+                f"these targets are the losses of {list(target_domains)} (None: no training domain)"
+            )
         return _load(JOINT_LAWS[name])(target_weights=target_weights, **params)
     if name in PER_TARGET_LAWS:
-        return ScalingObjective(name, target_weights, params or None)
+        return ScalingObjective(name, target_weights, params or None, target_domains)
     raise ScalingDataError(f"unknown scaling law {name!r}; known: {', '.join(LAW_NAMES)}")
 
 
@@ -50,10 +63,12 @@ class ScalingObjective(RegressorMixin, BaseEstimator):
         law: str = "joint",
         target_weights: Sequence[float] | None = None,
         law_params: Mapping[str, Any] | None = None,
+        target_domains: Sequence[int | None] | None = None,
     ) -> None:
         self.law = law
         self.target_weights = target_weights
         self.law_params = law_params
+        self.target_domains = target_domains
 
     @property
     def has_std(self) -> bool:
@@ -75,10 +90,19 @@ class ScalingObjective(RegressorMixin, BaseEstimator):
         if self.weights_.shape != (t,):
             raise ScalingDataError(f"target_weights must have {t} entries, one per column of Y")
         cls = _load(PER_TARGET_LAWS[self.law])
-        own = "domain" in cls._get_param_names() and t == m
+        domains = self.target_domains
+        if domains is None:
+            domains = list(range(m)) if t == m else [None] * t
+        if len(domains) != t or any(d is not None and not 0 <= d < m for d in domains):
+            raise ScalingDataError(
+                f"target_domains must give one training domain index (0..{m - 1}) or None per "
+                f"column of Y ({t}); got {list(domains)}"
+            )
+        own = "domain" in cls._get_param_names()
         params = dict(self.law_params or {})
         self.models_ = [
-            cls(**params, **({"domain": j} if own else {})).fit(X, Y[:, j]) for j in range(t)
+            cls(**params, **({"domain": d} if own and d is not None else {})).fit(X, Y[:, j])
+            for j, d in enumerate(domains)
         ]
         self.n_features_in_ = m + 2
         return self

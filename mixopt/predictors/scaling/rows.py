@@ -6,12 +6,14 @@ steps, the final step excluded) and at the end (``metrics``), the tokens seen at
 (``n_params``, non-embedding). Evaluations in the first ``EARLY_SHARE`` of a run's tokens are
 left out: warmup and the early transient fall faster than any power law in D (as published fits
 drop a run's first steps), and fitted with the rest they pull every law's exponents.
-``curve_rows`` turns one result into X rows (weights, N, D) and Y
-rows (one ``val_loss/<domain>`` per domain, in ``domains`` order); ``stack_runs`` does it for the
-finished trials of a search. A mixture is a ``{domain: weight}`` mapping (``Trial.weights``) or a
-vector in ``domains`` order. Anything the laws could not use (a missing loss, a non-finite one, no
-``n_params``, a weight on a domain not in ``domains``) is an error naming the result and the
-evaluation, never a silent NaN or a dropped weight.
+
+``curve_rows`` turns one result into X rows (weights, N, D) and Y rows (one ``val_loss/<domain>``
+per domain, in ``domains`` order, or the metrics ``targets`` names, e.g. an eval set's
+``val_loss/<eval>``); ``stack_runs`` does it for the finished trials of a search. A mixture is
+a ``{domain: weight}`` mapping (``Trial.weights``) or a vector in ``domains`` order. Anything the
+laws could not use (a missing loss, a non-finite one, no ``n_params``, a weight on a domain not
+in ``domains``) is an error naming the result and the evaluation, never a silent NaN or a
+dropped weight.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ def curve_rows(
     weights: Mixture,
     domains: Sequence[str],
     *,
+    targets: Sequence[str] | None = None,
     where: str = "result",
 ) -> tuple[np.ndarray, np.ndarray]:
     """X (k, m + 2) and Y (k, m) for the k fitted evaluations of one run (those past
@@ -78,20 +81,20 @@ def curve_rows(
         if late_enough(e["tokens"], result["tokens"])
     ]
     points.append((result["tokens"], result["metrics"]))
+    names = list(targets) if targets is not None else [f"{LOSS_PREFIX}{d}" for d in domains]
     X, Y = [], []
     for tokens, metrics in points:
-        missing = [d for d in domains if f"{LOSS_PREFIX}{d}" not in metrics]
+        missing = [k for k in names if k not in metrics]
         if missing:
             raise ScalingDataError(
-                f"{where}: the evaluation at {tokens} tokens has no {LOSS_PREFIX}{missing[0]}; "
-                f"every evaluation needs every domain's loss ({', '.join(domains)})"
+                f"{where}: the evaluation at {tokens} tokens has no {missing[0]}; every "
+                f"evaluation needs every target ({', '.join(names)})"
             )
-        losses = [float(metrics[f"{LOSS_PREFIX}{d}"]) for d in domains]
+        losses = [float(metrics[k]) for k in names]
         if not np.all(np.isfinite(losses)):
-            bad = domains[int(np.argmin(np.isfinite(losses)))]
+            bad = names[int(np.argmin(np.isfinite(losses)))]
             raise ScalingDataError(
-                f"{where}: the evaluation at {tokens} tokens has {LOSS_PREFIX}{bad} = "
-                f"{metrics[LOSS_PREFIX + bad]}"
+                f"{where}: the evaluation at {tokens} tokens has {bad} = {metrics[bad]}"
             )
         X.append([*w, n_params, float(tokens)])
         Y.append(losses)
@@ -99,9 +102,13 @@ def curve_rows(
 
 
 def stack_runs(
-    results: Sequence[Mapping[str, Any]], mixtures: Sequence[Mixture], domains: Sequence[str]
+    results: Sequence[Mapping[str, Any]],
+    mixtures: Sequence[Mixture],
+    domains: Sequence[str],
+    targets: Sequence[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """X (n, m + 2) and Y (n, m) of many runs: ``results[i]`` trained on ``mixtures[i]``."""
+    """X (n, m + 2) and Y (n, t) of many runs: ``results[i]`` trained on ``mixtures[i]``; Y's
+    columns are the metrics ``targets`` (default: each domain's ``val_loss/<domain>``)."""
     if not results:
         raise ScalingDataError("no runs to stack: the laws need finished trials")
     if len(results) != len(mixtures):
@@ -109,7 +116,7 @@ def stack_runs(
             f"{len(results)} results but {len(mixtures)} mixtures: one mixture per result"
         )
     parts = [
-        curve_rows(result, weights, domains, where=f"result {i}")
+        curve_rows(result, weights, domains, targets=targets, where=f"result {i}")
         for i, (result, weights) in enumerate(zip(results, mixtures, strict=True))
     ]
     return np.vstack([x for x, _ in parts]), np.vstack([y for _, y in parts])

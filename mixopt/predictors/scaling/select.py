@@ -81,9 +81,11 @@ class ScalingLawSelector(RegressorMixin, BaseEstimator):
         target_weights: Sequence[float] | None = None,
         n_bootstrap: int = 32,
         random_state: int = 0,
+        target_domains: Sequence[int | None] | None = None,
     ) -> None:
         self.candidates = candidates
         self.target_weights = target_weights
+        self.target_domains = target_domains
         self.n_bootstrap = n_bootstrap
         self.random_state = random_state
 
@@ -93,7 +95,11 @@ class ScalingLawSelector(RegressorMixin, BaseEstimator):
 
     def _make(self, name: str, n_bootstrap: int) -> Any:
         return make_law(
-            name, self.target_weights, n_bootstrap=n_bootstrap, random_state=self.random_state
+            name,
+            self.target_weights,
+            self.target_domains,
+            n_bootstrap=n_bootstrap,
+            random_state=self.random_state,
         )
 
     def fit(self, X: Any, Y: Any) -> ScalingLawSelector:

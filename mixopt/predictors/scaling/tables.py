@@ -8,6 +8,7 @@ columns; :func:`scaled_rows` makes the laws' input (weights, N, D) from it, and
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -37,16 +38,22 @@ def scaled_rows(
     return np.column_stack([weights.to_numpy(dtype=float), *columns])
 
 
-def scaling_predictor(name: str) -> Any:
-    """``auto``: the law chosen by extrapolation; or one named law, for a single target."""
+def scaling_predictor(
+    name: str,
+    target_weights: Sequence[float] | None = None,
+    target_domains: Sequence[int | None] | None = None,
+) -> Any:
+    """``auto``: the law chosen by extrapolation; or one named law. Its targets are weighted
+    by ``target_weights`` (default: equally) and ``target_domains`` says which training domain
+    each target is the loss of (see :class:`~mixopt.predictors.scaling.ScalingObjective`)."""
     from mixopt.predictors.scaling.objective import LAW_NAMES, make_law
     from mixopt.predictors.scaling.select import ScalingLawSelector
 
     if name == "auto":
-        return ScalingLawSelector()
+        return ScalingLawSelector(target_weights=target_weights, target_domains=target_domains)
     if name not in LAW_NAMES:
         raise ScalingDataError(
             f"unknown scale-aware law {name!r} for a table with sizes and tokens; "
             f"available: auto, {', '.join(LAW_NAMES)}"
         )
-    return make_law(name)
+    return make_law(name, target_weights, target_domains)

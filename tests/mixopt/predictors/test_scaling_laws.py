@@ -15,6 +15,7 @@ from mixopt.predictors.scaling import (
     CapacityLaw,
     JointLaw,
     NestedLaw,
+    ScalingDataError,
     ScalingObjective,
     make_law,
 )
@@ -200,3 +201,24 @@ def test_capacity_law_recovers_its_floor_in_natural_units():
     law = CapacityLaw(n_bootstrap=0, n_starts=3).fit(grid.X, grid.Y)
     H = law._unpack(law.theta_, M)["H"] * law.n_ref_ / N_REF
     assert CAPACITY["H"] / 2 < H < CAPACITY["H"] * 2
+
+
+def test_targets_that_are_not_training_domains_learn_their_share():
+    """An eval set is no training domain: its law learns which domains' tokens it feeds on
+    (``target_domains`` None), beside a domain's own law; capacity refuses such targets."""
+    grid = make_grid(joint_truth, n_mixtures=8, points=4)
+    # targets: domain 2's loss, and an "eval set" whose truth is domain 0's loss
+    Y = grid.Y[:, [2, 0]]
+    model = ScalingObjective("joint", [0.5, 0.5], {"n_bootstrap": 0, "n_starts": 2}, [2, None])
+    model.fit(grid.X, Y)
+    assert [m.domain for m in model.models_] == [2, None]
+    largest = grid.rows(SIZES[-1])
+    truth = grid.true(largest)[:, [2, 0]]
+    err = np.abs(model.predict_targets(grid.X[largest]) / truth - 1)
+    assert err.max() < 0.05
+    # the eval set's law found that domain 0's tokens are what it learns from
+    assert int(np.argmax(model.models_[1].transfer())) == 0
+    with pytest.raises(ScalingDataError, match="models the losses of the training domains"):
+        make_law("capacity", [0.5, 0.5], [2, None])
+    with pytest.raises(ScalingDataError, match="one training domain index"):
+        ScalingObjective("joint", None, None, [0, 7]).fit(grid.X, Y)

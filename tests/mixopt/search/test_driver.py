@@ -523,3 +523,52 @@ def test_an_objective_on_an_eval_set_is_searched_and_recommended(make_spec, tmp_
     assert validated < np.median(search["objective"])
     # the gospel is bible-like text (synthetic_eval_losses): its optimum leans on bible
     assert rec["weights"]["bible"] > np.median(search["weight/bible"])
+
+
+def _scaled_eval_execute(request):
+    """:func:`_scaled_execute` plus an eval set, "gospel", whose loss is mostly the bible's."""
+    result = _scaled_execute(request)
+
+    def with_eval(metrics):
+        domains = [v for k, v in metrics.items() if k.startswith("val_loss/")]
+        return {
+            **metrics,
+            "val_loss/gospel": 0.8 * metrics["val_loss/bible"] + 0.2 * np.mean(domains),
+        }
+
+    result["metrics"] = with_eval(result["metrics"])
+    for point in result["evals"]:
+        point["metrics"] = with_eval(point["metrics"])
+    return result
+
+
+def test_an_eval_set_objective_is_predicted_at_the_target_scale(make_spec, tmp_path):
+    from tests.conftest import CORPUS
+
+    domains = [
+        {"name": "code", "paths": [str(CORPUS / "code")]},
+        {"name": "bible", "paths": [str(CORPUS / "bible" / "[egpr]*.txt")]},
+        {"name": "dictionary", "paths": [str(CORPUS / "dictionary")]},
+    ]
+    rungs = [{"preset": "nano", "train_tokens": 20_000, "initial_trials": 6}]
+    spec = make_spec(
+        domains=domains,
+        search={**SEARCH, "strategy": "bo", "fidelities": rungs, "rounds": 1},
+        proxy={**PROXY, "train_tokens": 20_000},
+        evals=[{"name": "gospel", "paths": [str(CORPUS / "bible" / "john_01.txt")]}],
+        objective={"metrics": {"val_loss/gospel": 1.0}},
+        target={"params": 1e8, "tokens": 1e6, "max_epochs": 1000},
+        validate={"baselines": ["uniform", "natural"], "seeds": 2},
+    )
+    job_dir = JobDir.new(spec, tmp_path / "job").path
+    outcome = SearchJob(spec, job_dir, runner=ScriptedRunner(_scaled_eval_execute)).run()
+    section = outcome.recommendation["target_scale"]
+    assert section["available"], section.get("reason")
+    mixtures = section["mixtures"]
+    assert set(mixtures["natural"]["losses"]) == {"val_loss/gospel"}
+    assert mixtures["natural"]["objective"] == pytest.approx(
+        mixtures["natural"]["losses"]["val_loss/gospel"]
+    )
+    # the law learned that the gospel feeds on bible tokens: the optimum there leans on them
+    assert mixtures["recommended"]["weights"]["bible"] > mixtures["natural"]["weights"]["bible"]
+    assert mixtures["recommended"]["objective"] < mixtures["natural"]["objective"]

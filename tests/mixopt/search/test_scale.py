@@ -85,7 +85,7 @@ def test_the_shrink_judges_the_gap_between_mixtures_not_the_shared_level():
     although it is unsure of either level (+-0.2): the gap's deviation is what shrinking uses."""
     from mixopt.search.scale import TargetModel
 
-    model = TargetModel(_LevelUncertainLaw(), np.ones(3) / 3, [], "stand-in")
+    model = TargetModel(_LevelUncertainLaw(), np.ones(3) / 3, [], "stand-in", ["a", "b", "c"])
     a, b = np.array([0.6, 0.3, 0.1]), np.array([0.1, 0.2, 0.7])
     level = float(model.predict(a[None], 1e8, 1e9)[1][0])
     gap = model.gap_std(a, b, 1e8, 1e9)
