@@ -100,7 +100,7 @@ class Comparison:
                 return f"beats {self.baseline} by {amount}, {evidence}"
             if self.outcome == "loses":
                 return f"loses to {self.baseline} by {amount}, {evidence}"
-            return f"ties {self.baseline}: {amount}, the {evidence} includes 0"
+            return f"ties {self.baseline}: {amount}, {evidence} (the interval includes 0)"
         if self.se is None:
             word = "beats" if self.gain > 0 else "does not beat"
             return f"{word} {self.baseline} by {amount}, one seed (no spread)"
