@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from mixopt.spec.objective import ConstraintSpec
 
 CONFIDENCE = 0.95
+SEARCH_CHOICE = "search_choice"  # the search's recommendation, when validation chose another
 
 
 def summarise(label: str, weights: dict[str, float], trials: list[Trial]) -> dict[str, Any]:

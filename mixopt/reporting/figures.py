@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from mixopt.verdict import SEARCH_CHOICE
+
 PALETTE = (
     "#4C78A8",
     "#F58518",
@@ -23,6 +25,7 @@ PALETTE = (
 )
 MIXTURE_COLORS = {
     "recommended": "#E45756",
+    SEARCH_CHOICE: "#72B7B2",
     "proxy_optimum": "#F58518",
     "current": "#B279A2",
     "natural": "#4C78A8",

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mixopt.trials import Stage, Trial
-from mixopt.verdict import check_guard_rails, compare, summarise
+from mixopt.verdict import SEARCH_CHOICE, check_guard_rails, compare, summarise
 
 if TYPE_CHECKING:
     from mixopt.proposers.base import Recommendation
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from mixopt.spec.objective import ConstraintSpec
 
 TOWARD_NATURAL = "toward_natural_"  # label prefix of the mixtures of validate.path
-SEARCH_CHOICE = "search_choice"  # the search's recommendation, when validation chose another
 
 
 def candidates(

@@ -104,11 +104,16 @@ def check_job_page(page: Any, job_dir: Path, *, mlflow_url: str | None) -> None:
             assert href is not None and href.startswith(mlflow_url.rstrip("/") + "/#/experiments/")
 
     # validation at scale: mean, seeds per mixture from the validation trials
+    # (trials keep the label they were planned with; when validation chose another mixture, the
+    # row "recommended" shows it and "search_choice" the trials planned as "recommended")
     validation = runs[runs["stage"] == "validate"].groupby("label")["objective"]
+    chosen = rec["validation"]["recommended"].get("chosen_from")
+    shown_as = {chosen: "recommended", "recommended": "search_choice"} if chosen else {}
     table = page.locator("#view-validation tbody tr")
-    assert table.count() == validation.ngroups
+    assert table.count() == validation.ngroups + (1 if chosen else 0)
     for label, values in validation:
-        row = page.locator(f'#view-validation tr[data-label="{label}"]')
+        shown = shown_as.get(str(label), label)
+        row = page.locator(f'#view-validation tr[data-label="{shown}"]')
         assert number(row.locator("[data-col=mean]").inner_text()) == pytest.approx(
             values.mean(), abs=6e-5
         )

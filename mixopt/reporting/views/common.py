@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mixopt.reporting.jobdata import JobData
+from mixopt.verdict import SEARCH_CHOICE
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -16,9 +17,18 @@ if TYPE_CHECKING:
 
 SCHEMA = 1
 DEFAULT_MLFLOW_URL = "http://127.0.0.1:5000"
-MIXTURE_ORDER = ("recommended", "proxy_optimum", "current", "natural", "uniform", "best_trial")
+MIXTURE_ORDER = (
+    "recommended",
+    SEARCH_CHOICE,
+    "proxy_optimum",
+    "current",
+    "natural",
+    "uniform",
+    "best_trial",
+)
 MIXTURE_NAMES = {
     "recommended": "recommended",
+    SEARCH_CHOICE: "search's choice",
     "proxy_optimum": "proxy optimum",
     "current": "current (yours)",
     "natural": "natural",

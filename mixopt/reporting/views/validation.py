@@ -13,6 +13,7 @@ from mixopt.reporting.views.common import (
     finished,
     stage_text,
 )
+from mixopt.verdict import SEARCH_CHOICE
 
 if TYPE_CHECKING:
     pass
@@ -41,6 +42,22 @@ def _validation_from_runs(job: JobData) -> dict[str, dict[str, Any]]:
     return summaries
 
 
+def _chosen_at_validation(
+    job: JobData, found: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """The runs table labels trials by what they were planned as; when validation chose another
+    mixture (``chosen_from`` in recommendation.json), it is the recommendation and the search's
+    choice is shown as such."""
+    validation = (job.recommendation or {}).get("validation") or {}
+    chosen = (validation.get("recommended") or {}).get("chosen_from")
+    if not chosen or chosen not in found or "recommended" not in found:
+        return found
+    out = {"recommended": {**found[chosen], "chosen_from": chosen}}
+    out[SEARCH_CHOICE] = found["recommended"]
+    out.update({k: v for k, v in found.items() if k != "recommended"})
+    return out
+
+
 def _validation_from_recommendation(job: JobData) -> dict[str, dict[str, Any]]:
     """The recommendation's validation summaries (when the runs table cannot be read)."""
     validation = (job.recommendation or {}).get("validation") or {}
@@ -62,7 +79,7 @@ def _validation_from_recommendation(job: JobData) -> dict[str, dict[str, Any]]:
 
 def validation_view(job: JobData) -> dict[str, Any]:
     enabled = job.job_spec.validate_.enabled if job.job_spec is not None else True
-    found = _validation_from_runs(job)
+    found = _chosen_at_validation(job, _validation_from_runs(job))
     source = "runs table"
     if not found:
         found, source = _validation_from_recommendation(job), "recommendation.json"
@@ -86,7 +103,7 @@ def validation_view(job: JobData) -> dict[str, Any]:
     for label, summary in summaries.items():
         versus = (
             None
-            if mine is None or label == "recommended"
+            if mine is None or label in ("recommended", mine.get("chosen_from"))
             else compare(mine, summary, job.direction, label)
         )
         summary["gain"] = None if versus is None else versus.gain
