@@ -7,7 +7,9 @@ counts the tokens (the job's tokenizer, one end-of-text per document) each domai
 
 - ``hf``: ``datasets.interleave_datasets`` over the hf-python snippet's own ``load_domain``
   datasets (repeated so no domain runs out), with the exported per-document probabilities; and,
-  for contrast, with the token shares used as row probabilities (what exports did before);
+  for contrast, with the token shares used as row probabilities (what exports did before,
+  ``hf_naive``). ``*_expected`` columns are the limit of infinitely many draws (row probability
+  times the domain's mean document length), which tells sampling noise from bias;
 - ``torchtitan``: the exported config's real ``InterleavedHuggingFaceTextDataLoader`` (each draw
   is one packed ``seq_len`` sequence, so draw shares are token shares);
 - ``streaming``: the domains written as MDS datasets (``--data-dir``) and read back by a real
@@ -58,12 +60,18 @@ def hf_shares(job: Path, tokenizer: str, draws: int) -> dict[str, dict[str, floa
     probabilities = namespace["PROBABILITIES"]
     token_weights = json.loads(export(job, "hf-json"))["token_shares"]
     parts = []
+    mean_tokens: dict[str, float] = {}
     for name in probabilities:
         lengths = token_lengths(tokenizer, list(namespace["load_domain"](name)["text"]))
+        mean_tokens[name] = sum(lengths) / len(lengths)
         rows = Dataset.from_dict({"domain": [name] * len(lengths), "tokens": lengths})
         parts.append(rows.repeat(draws // len(lengths) + 1))
     out = {}
     for label, weights in (("hf", list(probabilities.values())), ("hf_naive", token_weights)):
+        # what infinitely many draws give: row probability times the domain's mean document
+        # length, over the documents load_domain reads (separates sampling noise from bias)
+        expected = dict(zip(probabilities, weights, strict=True))
+        out[f"{label}_expected"] = shares({k: w * mean_tokens[k] for k, w in expected.items()})
         mixed = interleave_datasets(parts, probabilities=weights, seed=0).select(range(draws))
         counts: Counter[str] = Counter()
         for domain, n in zip(mixed["domain"], mixed["tokens"], strict=True):
@@ -197,22 +205,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("job", type=Path)
     parser.add_argument("--draws", type=int, default=20_000)
     args = parser.parse_args(argv)
+    if "HF_HOME" in os.environ:
+        return measure(args.job, args.draws)
+    # the datasets cache (load_dataset's arrow files) goes to a scratch folder, not ~/.cache
+    with tempfile.TemporaryDirectory(prefix="export-shares-hf-") as hf_home:
+        os.environ["HF_HOME"] = hf_home
+        return measure(args.job, args.draws)
 
+
+def measure(job_dir: Path, draws: int) -> int:
+    """Prints the table and the JSON line for the finished job in ``job_dir``."""
     from mixopt.export import exact_weights
     from mixopt.job import JobDir
 
-    job = JobDir(args.job)
+    job = JobDir(job_dir)
     recommended = exact_weights(job.load_recommendation()["weights"])
     manifest = job.load_manifest()
     assert manifest is not None
     results: dict[str, Any] = {"recommended": recommended}
-    results.update(hf_shares(args.job, manifest.tokenizer_path, args.draws))
-    results["torchtitan"] = torchtitan_shares(args.job, manifest.tokenizer_path, args.draws)
-    results["streaming"] = streaming_shares(args.job, manifest.tokenizer_path, args.draws)
+    results.update(hf_shares(job_dir, manifest.tokenizer_path, draws))
+    results["torchtitan"] = torchtitan_shares(job_dir, manifest.tokenizer_path, draws)
+    results["streaming"] = streaming_shares(job_dir, manifest.tokenizer_path, draws)
     columns = [k for k, v in results.items() if v is not None]
-    print(f"{'domain':<12}" + "".join(f"{c:>12}" for c in columns))
+    widths = {c: max(12, len(c) + 2) for c in columns}
+    print(f"{'domain':<12}" + "".join(f"{c:>{widths[c]}}" for c in columns))
     for domain in recommended:
-        row = "".join(f"{results[c].get(domain, 0.0):>12.4f}" for c in columns)
+        row = "".join(f"{results[c].get(domain, 0.0):>{widths[c]}.4f}" for c in columns)
         print(f"{domain:<12}{row}")
     gaps = {
         c: max(abs(results[c].get(d, 0.0) - w) for d, w in recommended.items())
@@ -220,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         if c != "recommended"
     }
     print("max |realised - recommended|: " + ", ".join(f"{c} {g:.4f}" for c, g in gaps.items()))
-    print(json.dumps({"job": str(args.job), "draws": args.draws, **results, "max_gap": gaps}))
+    print(json.dumps({"job": str(job_dir), "draws": draws, **results, "max_gap": gaps}))
     return 0
 
 
