@@ -239,7 +239,7 @@ def study_router(settings: ServiceSettings, user_dependency: Any) -> APIRouter:
         """``n`` mixtures to train: enqueued ones first, then new ones away from those pending."""
         with locked(study_id, user) as study:
             within(lambda: quotas.check_ask(body.n, len(study.suggestions)))
-            asked = study.ask(body.n)
+            asked = attempt(409, lambda: study.ask(body.n))  # e.g. a space with no new mixture
         return [
             SuggestionOut(mixture_id=s.mixture_id, weights=s.weights, source=s.source)
             for s in asked
