@@ -110,6 +110,10 @@ def user_lock(folder: Path) -> Iterator[None]:
 def summary(study_id: str, study: Study, path: Path) -> StudyOut:
     states = Counter(s.state for s in study.suggestions.values())
     try:
+        updated = iso(path.stat().st_mtime) or ""
+    except OSError:  # deleted meanwhile
+        updated = ""
+    try:
         observed: ObservedOut | None = ObservedOut(**asdict(study.best_observed()))
     except MixoptError:
         observed = None
@@ -128,7 +132,7 @@ def summary(study_id: str, study: Study, path: Path) -> StudyOut:
         failed=states["failed"],
         queued=len(study.queue),
         best_observed=observed,
-        updated=iso(path.stat().st_mtime) or "",
+        updated=updated,
     )
 
 
