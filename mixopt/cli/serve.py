@@ -4,7 +4,8 @@
 
 A shared deployment names its data roots, a tokens file (one token per user), its MLflow server
 (the only one jobs may track to; without one each job tracks to SQLite in its own directory) and
-its users' quotas (jobs at once, planned trials and proxy tokens per user).
+its users' quotas (jobs at once, planned trials and proxy tokens per user; studies per user and
+mixtures per study).
 """
 
 from __future__ import annotations
@@ -75,6 +76,12 @@ def serve(
     max_tokens_per_user: Annotated[
         float, typer.Option(help="Quota: proxy training tokens a user's active jobs may plan.")
     ] = Quotas.max_tokens,
+    max_studies_per_user: Annotated[
+        int, typer.Option(help="Quota: studies (/studies) a user keeps.")
+    ] = Quotas.max_studies,
+    max_study_mixtures: Annotated[
+        int, typer.Option(help="Limit: mixtures one study holds.")
+    ] = Quotas.max_study_mixtures,
     poll_interval: Annotated[float, typer.Option(help="Seconds between job checks.")] = 1.0,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
@@ -102,7 +109,13 @@ def serve(
         public_docs=public_docs,
         poll_interval_s=poll_interval,
         mlflow_uri=mlflow_uri,
-        quotas=Quotas(max_jobs_per_user, max_trials_per_user, max_tokens_per_user),
+        quotas=Quotas(
+            max_jobs_per_user,
+            max_trials_per_user,
+            max_tokens_per_user,
+            max_studies=max_studies_per_user,
+            max_study_mixtures=max_study_mixtures,
+        ),
     )
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s: %(name)s: %(message)s")
     echo = lambda text: typer.echo(text, err=True)  # noqa: E731

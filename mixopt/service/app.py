@@ -11,12 +11,14 @@
     GET  /jobs/{id}/logs                 the job's log (?source=process|job, ?tail=N, ?offset=B)
     GET  /jobs/{id}/spec                 the resolved spec the job runs
     GET  /docs, /openapi.json            API documentation
+    /studies/...                         ask/tell studies (see mixopt.service.studies)
 
 Every endpoint but ``/health`` needs ``Authorization: Bearer <token>``; a user sees only their
 own jobs (another user's job is a 404, like one that does not exist). Errors are JSON
 ``{"detail": "..."}`` with a 4xx status that says what was wrong, without the server's own paths
 (its state directory, Python installation and home directory are rewritten; see
-:mod:`mixopt.service.redact`). The job endpoints are in :mod:`mixopt.service.routes`.
+:mod:`mixopt.service.redact`). The job endpoints are in :mod:`mixopt.service.routes`, the study
+endpoints (a user's ask/tell studies, likewise their own) in :mod:`mixopt.service.studies`.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the endpoints' annotations, which
@@ -43,6 +45,7 @@ from mixopt.service.routes import job_router
 from mixopt.service.schemas import Health
 from mixopt.service.settings import ServiceSettings
 from mixopt.service.store import JobStore
+from mixopt.service.studies import study_router
 from mixopt.service.supervisor import Supervisor
 from mixopt.service.views import JobViews
 
@@ -134,4 +137,5 @@ def create_app(
         return get_swagger_ui_html(openapi_url="/openapi.json", title="mixopt API")
 
     app.include_router(job_router(settings, store, supervisor, views, Depends(current_user)))
+    app.include_router(study_router(settings, Depends(current_user)))
     return app

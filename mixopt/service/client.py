@@ -3,6 +3,9 @@
     client = ServiceClient("http://127.0.0.1:8000")     # token from $MIXOPT_TOKEN
     job = client.submit(Path("spec.yaml").read_text(), base_dir="/data/specs")
     client.job(job["id"])["state"]
+    study = client.create_study("team", ["web", "code", "math"], strategy="regmix")
+    for s in client.ask(study["id"], 4):
+        client.tell(study["id"], s["mixture_id"], train_and_evaluate(s["weights"]))
 
 Every failure is a :class:`ServiceError` (a MixoptError) carrying the server's message.
 """
@@ -140,3 +143,78 @@ class ServiceClient:
             params["offset"] = offset
         response = self._request("GET", f"/jobs/{job_id}/logs", params=params)
         return response.text, int(response.headers.get("X-Log-Offset", "0"))
+
+    # ------------------------------------------------------------------------------- studies
+
+    def create_study(self, name: str, domains: list[str], **config: Any) -> dict[str, Any]:
+        """A new study (``config``: what :class:`~mixopt.study.Study` takes: objective,
+        direction, strategy, bounds, fixed, natural, initial, seed, target, law)."""
+        body = {"name": name, "domains": domains, **config}
+        result: dict[str, Any] = self._request("POST", "/studies", json=body).json()
+        return result
+
+    def studies(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._request("GET", "/studies").json()
+        return result
+
+    def study(self, study_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._request("GET", f"/studies/{study_id}").json()
+        return result
+
+    def delete_study(self, study_id: str) -> None:
+        self._request("DELETE", f"/studies/{study_id}")
+
+    def ask(self, study_id: str, n: int = 1) -> list[dict[str, Any]]:
+        """``n`` mixtures to train: ``[{"mixture_id", "weights", "source"}]``."""
+        result: list[dict[str, Any]] = self._request(
+            "POST", f"/studies/{study_id}/ask", json={"n": n}
+        ).json()
+        return result
+
+    def tell(
+        self,
+        study_id: str,
+        mixture_id: str,
+        value: float | dict[str, float],
+        *,
+        params: float | None = None,
+        tokens: float | None = None,
+    ) -> dict[str, Any]:
+        """A result: the objective's ``value``, or a dict of the objective's metrics (at model
+        size ``params`` and ``tokens``, when the study tracks scales)."""
+        body: dict[str, Any] = {"mixture_id": mixture_id, "params": params, "tokens": tokens}
+        body["metrics" if isinstance(value, dict) else "value"] = value
+        result: dict[str, Any] = self._request(
+            "POST", f"/studies/{study_id}/tell", json=body
+        ).json()
+        return result
+
+    def fail(self, study_id: str, mixture_id: str, reason: str = "failed") -> dict[str, Any]:
+        body = {"mixture_id": mixture_id, "reason": reason}
+        result: dict[str, Any] = self._request(
+            "POST", f"/studies/{study_id}/fail", json=body
+        ).json()
+        return result
+
+    def enqueue(self, study_id: str, weights: dict[str, float]) -> dict[str, Any]:
+        result: dict[str, Any] = self._request(
+            "POST", f"/studies/{study_id}/enqueue", json={"weights": weights}
+        ).json()
+        return result
+
+    def best(
+        self,
+        study_id: str,
+        *,
+        observed: bool = False,
+        params: float | None = None,
+        tokens: float | None = None,
+    ) -> dict[str, Any]:
+        """The recommended mixture (at ``params``/``tokens``); ``observed``: the best result
+        told."""
+        query: dict[str, Any] = {"observed": "true"} if observed else {}
+        query |= {k: v for k, v in (("params", params), ("tokens", tokens)) if v is not None}
+        result: dict[str, Any] = self._request(
+            "GET", f"/studies/{study_id}/best", params=query
+        ).json()
+        return result

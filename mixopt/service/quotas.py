@@ -6,6 +6,11 @@ their other jobs are active waits for nothing: it is refused with 429, and may b
 once a job has finished or been cancelled. The planned tokens are an upper bound: every search
 trial at the largest search proxy's ``train_tokens``, every validation trial at the validation
 proxy's.
+
+Studies (ask/tell over REST, :mod:`mixopt.service.studies`) have limits of their own: how many
+studies a user keeps (429 until they delete one), how many mixtures one ask may return (422),
+and how many mixtures one study may hold (403: its file, and the time its lock is held, stay
+bounded).
 """
 
 from __future__ import annotations
@@ -59,9 +64,13 @@ class Quotas:
     max_active_jobs: int = 4
     max_trials: int = 5_000
     max_tokens: float = 1e12
+    max_studies: int = 100  # studies a user keeps
+    max_ask: int = 64  # mixtures one ask returns
+    max_study_mixtures: int = 5_000  # mixtures one study holds
 
     def __post_init__(self) -> None:
-        if self.max_active_jobs < 1 or self.max_trials < 1 or not self.max_tokens >= 1:
+        counts = (self.max_active_jobs, self.max_trials, self.max_studies, self.max_ask)
+        if min(counts) < 1 or self.max_study_mixtures < 1 or not self.max_tokens >= 1:
             raise MixoptError(f"quotas must be positive, got {self}")
 
     def check_job(self, spec: JobSpec) -> Usage:
@@ -97,6 +106,27 @@ class Quotas:
                 "quota: with this job you would have " + ", ".join(problems) + "; wait for a "
                 "job to finish or cancel one",
                 429,
+            )
+
+    def check_new_study(self, studies: int) -> None:
+        """:class:`QuotaExceeded` (429) when a user who keeps ``studies`` may not add one."""
+        if studies >= self.max_studies:
+            raise QuotaExceeded(
+                f"quota: you keep {studies} studies (at most {self.max_studies}); delete one "
+                "(DELETE /studies/{id}) to create another",
+                429,
+            )
+
+    def check_ask(self, n: int, mixtures: int) -> None:
+        """``n`` more mixtures for a study that holds ``mixtures``: 422 over the per-ask limit,
+        403 past the per-study one."""
+        if n > self.max_ask:
+            raise QuotaExceeded(f"n: at most {self.max_ask} mixtures per ask, got {n}", 422)
+        if mixtures + n > self.max_study_mixtures:
+            raise QuotaExceeded(
+                f"study: it holds {mixtures} mixtures; this service allows at most "
+                f"{self.max_study_mixtures} per study",
+                403,
             )
 
     def to_dict(self) -> dict[str, Any]:

@@ -100,6 +100,15 @@ class ServiceSettings:
         return self.cache_dir / user
 
     @property
+    def studies_dir(self) -> Path:
+        """The studies, one folder per user: ``<state>/studies/<user>/<id>.json``."""
+        return self.state_dir / "studies"
+
+    def user_studies_dir(self, user: str) -> Path:
+        """``user``'s studies (a user name is letters, digits and ``_.@-``: one path part)."""
+        return self.studies_dir / user
+
+    @property
     def url(self) -> str:
         return self.database_url or f"sqlite:///{self.state_dir / 'service.db'}"
 

@@ -69,7 +69,8 @@ def scaled_rows(
             targets.append(values)
             told.append((s, r))
     X = np.array(rows, dtype=float).reshape(-1, len(domains) + 2)
-    return X, np.array(targets, dtype=float).reshape(len(rows), -1), told
+    Y = np.array(targets, dtype=float).reshape(len(rows), 1 if columns is None else len(columns))
+    return X, Y, told
 
 
 def fit_law(

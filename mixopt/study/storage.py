@@ -38,6 +38,10 @@ if TYPE_CHECKING:
 LOCK_WAIT_S = 120.0  # how long a worker waits for another to release a study file
 
 
+class StudyLocked(MixoptError):
+    """Another worker held the study file's lock for longer than the wait allowed."""
+
+
 def to_dict(study: Study) -> dict[str, Any]:
     return {
         "version": FORMAT_VERSION,
@@ -183,7 +187,7 @@ class StudyFile:
             if time.monotonic() >= deadline:
                 owner = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
                 os.close(fd)
-                raise MixoptError(
+                raise StudyLocked(
                     f"{self.path}: locked by {owner} for more than {self.wait_s:g} s; a worker "
                     "holds the study (it should hold it only to ask or tell)"
                 )

@@ -295,6 +295,8 @@ def test_bad_scales_are_clear():
         Study(DOMAINS, direction="maximize", target=TARGET)
     plain = Study(DOMAINS, objective="val_loss")
     plain.tell(plain.ask(1)[0].mixture_id, 1.0)
+    with pytest.raises(MixoptError, match=r"needs results at 2 or more scales .* has 0$"):
+        plain.best(target=TARGET)  # results without a scale: no law to fit
     with pytest.raises(MixoptError, match="have no scale"):
         plain.add({"web": 0.2, "code": 0.3, "math": 0.5}, 1.0, params=1e6, tokens=1e7)
 

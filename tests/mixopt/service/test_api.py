@@ -66,6 +66,10 @@ def test_health_needs_no_token(api):
         ("GET", "/jobs/j123/export"),
         ("GET", "/jobs/j123/logs"),
         ("GET", "/jobs/j123/spec"),
+        ("GET", "/studies"),
+        ("POST", "/studies"),
+        ("POST", "/studies/s123/ask"),
+        ("GET", "/studies/s123/best"),
         ("GET", "/openapi.json"),
         ("GET", "/docs"),
     ],
@@ -82,6 +86,7 @@ def test_openapi_documents_the_api_with_a_token(api):
     assert response.status_code == 200
     doc = response.json()
     assert {"/jobs", "/jobs/{job_id}", "/jobs/{job_id}/export", "/health"} <= set(doc["paths"])
+    assert {"/studies", "/studies/{study_id}/ask", "/studies/{study_id}/best"} <= set(doc["paths"])
     assert "HTTPBearer" in doc["components"]["securitySchemes"]
     docs = api.get("/docs", headers=ALICE)
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
