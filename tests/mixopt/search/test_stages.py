@@ -78,3 +78,39 @@ def test_a_fixed_stage_then_a_searched_anneal(make_spec: Any, tmp_path: Any) -> 
     assert exported["stages"][0]["mixture"] == pytest.approx(MAIN)
     assert exported["stages"][1]["mixture"] == pytest.approx(rec["weights"], abs=1e-6)
     assert exported["mixture"] == exported["stages"][1]["mixture"]
+
+
+def test_staged_trials_train_real_proxies_alone_and_stacked(make_spec: Any) -> None:
+    """The worker trains a staged request through its stages: the fixed stage draws only its
+    domains, the searched one the trial's mixture, and a stacked group matches single runs."""
+    from mixopt.data import prepare_data
+    from mixopt.spec import ProxySpec
+    from mixopt.worker import execute_group, execute_trial
+
+    spec = make_spec(stages=[{"share": 0.5, "weights": {"code": 1.0}}, STAGES[1] | {"share": 0.5}])
+    manifest = prepare_data(spec, log=lambda _: None)
+    proxy = ProxySpec(
+        preset="tiny", overrides={"n_layer": 1}, seq_len=32, train_tokens=8 * 4 * 32,
+        batch_size=4, eval_tokens=1024, schedule="wsd",
+    )  # fmt: skip
+
+    def request(trial_id: str, weights: dict[str, float]) -> TrialRequest:
+        return TrialRequest.build(
+            trial_id, weights, seed=0, proxy=proxy, vocab_size=manifest.vocab_size,
+            domains=manifest.domain_tokens(), threads=1, stages=spec.train_stages(),
+        )  # fmt: skip
+
+    mixtures = [{"code": 0.0, "bible": 0.5, "dictionary": 0.5}, {"code": 0.0, "bible": 1.0}]
+    alone = execute_trial(request("t0", mixtures[0]))
+    assert alone["stage_steps"] == [4, 4]
+    fixed, searched = alone["stage_tokens"]
+    assert fixed == {"code": 4 * 4 * 32, "bible": 0, "dictionary": 0}
+    assert searched["code"] == 0 and searched["bible"] + searched["dictionary"] == 4 * 4 * 32
+    together = execute_group(
+        [request("t0", mixtures[0]), request("t1", mixtures[1])], stacking="on"
+    )
+    assert together[0]["n_models"] == 2  # one stacked model: the stages are a shared shape
+    assert together[0]["stage_tokens"] == alone["stage_tokens"]
+    assert together[1]["stage_tokens"][1] == {"code": 0, "bible": 4 * 4 * 32, "dictionary": 0}
+    for name, value in alone["metrics"].items():
+        assert together[0]["metrics"][name] == pytest.approx(value, rel=1e-4, abs=1e-5)
