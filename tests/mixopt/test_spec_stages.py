@@ -216,3 +216,25 @@ def test_runs_table_row_has_the_fixed_stages_and_counts_every_stage() -> None:
     assert unstaged["epochs/code"] == pytest.approx(5.0)
     assert not any(k.startswith("stage") and "/" in k for k in unstaged)
     assert np.isclose(sum(overall(spec.stages, weights).values()), 1.0)
+
+
+def test_tracked_params_name_the_stages() -> None:
+    from mixopt.tracking.mlflow_content import trial_params
+
+    spec = parse_spec(_spec())
+    weights = {"code": 0.5, "prose": 0.5, "dict": 0.0}
+    domain = DomainTokens("code", "c.train", "c.val")
+    request = TrialRequest.build(
+        "t0001", weights, seed=0, proxy=spec.proxy, vocab_size=256, domains=[domain],
+        stages=spec.train_stages(),
+    )  # fmt: skip
+    params = trial_params(Trial("t0001", 0, weights, seed=0), request=request)
+    assert params["stage0/share"] == 0.8 and params["stage1/share"] == 0.2
+    assert {d: params[f"stage0/weight/{d}"] for d in MAIN} == MAIN
+    assert params["stage1/searched"] is True and params["weight/code"] == "0.500000"
+    assert "train.stages" not in params
+    unstaged = TrialRequest.build(
+        "t0001", weights, seed=0, proxy=spec.proxy, vocab_size=256, domains=[domain]
+    )
+    plain = trial_params(Trial("t0001", 0, weights, seed=0), request=unstaged)
+    assert not any(k.startswith("stage") and "/" in k for k in plain)
