@@ -5,7 +5,10 @@ Columns: ``trial_id, job, stage, label, round, fidelity, seed, status, attempts`
 ``objective``), then ``tokens, flops, wall_s, tokens_per_s, device, started_at, finished_at,
 data_hash, error``; when the data stage's versions are given, also ``data_hash/<domain>`` (the
 domain's content hash), ``tokenizer_hash`` and ``epochs/<domain>`` (epochs of the domain the
-trial consumed: tokens × weight / the domain's train tokens). Saved atomically
+trial consumed: tokens × weight / the domain's train tokens). A job with mixture stages adds
+``stage<k>/weight/<domain>`` for each fixed stage ``k`` (0-based, in training order; the trial's
+own ``weight/<domain>`` are the searched stage's), and its epochs count every stage. Saved
+atomically
 (write a temporary file, then rename), so a crash never leaves a torn table.
 
 Also reads users' own tables (CSV or Parquet of mixture → metrics), with weight columns picked by
@@ -33,6 +36,7 @@ WEIGHT_PREFIX = "weight/"
 DOMAIN_HASH_PREFIX = "data_hash/"
 TOKENIZER_HASH = "tokenizer_hash"
 EPOCHS_PREFIX = "epochs/"
+STAGE_WEIGHT_COLUMN = "stage{index}/weight/{domain}"  # a fixed stage's weight
 WEIGHT_SUM_TOLERANCE = 0.01  # a row's weights may exceed 1 by this much (rounded tables)
 MAX_ABS_TARGET = 1e100  # squares of larger targets overflow float64
 
@@ -46,7 +50,10 @@ def trial_row(
     domain_hashes: Mapping[str, str] | None = None,
     tokenizer_hash: str | None = None,
     train_tokens: Mapping[str, int] | None = None,
+    stages: Sequence[Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    """The trial's row. ``stages``: the job's stages as ``{"share", "weights", "searched"}``
+    (:func:`mixopt.spec.stages.stage_list` of the trial's mixture), None without stages."""
     result = trial.result
     row: dict[str, Any] = {
         "trial_id": trial.trial_id,
@@ -60,6 +67,15 @@ def trial_row(
         "attempts": trial.attempts,
     }
     row.update({f"{WEIGHT_PREFIX}{d}": w for d, w in trial.weights.items()})
+    consumed: Mapping[str, float] = trial.weights  # what the whole run takes of each domain
+    if stages:
+        overall: dict[str, float] = {}
+        for index, stage in enumerate(stages):
+            for domain, weight in stage["weights"].items():
+                overall[domain] = overall.get(domain, 0.0) + stage["share"] * weight
+                if not stage["searched"]:
+                    row[STAGE_WEIGHT_COLUMN.format(index=index, domain=domain)] = weight
+        consumed = overall
     row.update(result.get("metrics", {}))
     if "objective" in result:
         row["objective"] = result["objective"]
@@ -72,7 +88,7 @@ def trial_row(
     if train_tokens is not None and result.get("tokens") is not None:
         from mixopt.data.caps import epochs_consumed
 
-        epochs = epochs_consumed(trial.weights, float(result["tokens"]), train_tokens)
+        epochs = epochs_consumed(consumed, float(result["tokens"]), train_tokens)
         row.update({f"{EPOCHS_PREFIX}{d}": e for d, e in epochs.items()})
     row["error"] = trial.error
     return row

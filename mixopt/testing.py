@@ -48,13 +48,39 @@ def synthetic_eval_losses(weights: dict[str, float], evals: list[str]) -> dict[s
     return out
 
 
+def consumed_mixture(request: TrialRequest) -> dict[str, float]:
+    """What a request's whole run trains on: its mixture, or with stages each domain's
+    share-weighted weight over the stages (the searched stage takes the request's mixture)."""
+    if not request.train.stages:
+        return dict(request.weights)
+    out = {d: 0.0 for d in request.weights}
+    for stage in request.train.stages:
+        weights = request.weights if stage.weights is None else stage.weights
+        for domain, weight in weights.items():
+            out[domain] = out.get(domain, 0.0) + stage.share * weight
+    return out
+
+
 def synthetic_execute(request: TrialRequest) -> dict[str, Any]:
     """A stand-in for :func:`mixopt.worker.execute_trial` with the shape of its result (eval
-    sets' metrics from :func:`synthetic_eval_losses`)."""
-    metrics = synthetic_losses(request.weights)
-    metrics.update(synthetic_eval_losses(request.weights, [e.name for e in request.evals]))
+    sets' metrics from :func:`synthetic_eval_losses`). A staged request's losses are those of
+    the mixture its whole run consumes (:func:`consumed_mixture`), and it reports each stage's
+    tokens per domain (nominal: tokens x share x weight)."""
+    mixture = consumed_mixture(request)
+    metrics = synthetic_losses(mixture)
+    metrics.update(synthetic_eval_losses(mixture, [e.name for e in request.evals]))
     tokens = int(request.train.train_tokens)
+    staged = {}
+    if request.train.stages:
+        staged["stage_tokens"] = [
+            {
+                d: round(tokens * stage.share * w)
+                for d, w in (request.weights if stage.weights is None else stage.weights).items()
+            }
+            for stage in request.train.stages
+        ]
     return {
+        **staged,
         "metrics": metrics,
         "curve": [(tokens // 2, 4.0), (tokens, 3.0)],
         "tokens": tokens,

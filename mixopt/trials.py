@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mixopt.spec import ProxySpec
-    from proxies.config import GPTConfig, TrainConfig
+    from proxies.config import GPTConfig, StageConfig, TrainConfig
     from proxies.tokens import DomainTokens
 
 
@@ -46,7 +46,7 @@ class TrialRequest:
     weights: dict[str, float]
     proxy: ProxySpec  # what the trial trains, as the spec says it (for provenance and tracking)
     model: GPTConfig  # proxy.gpt_config(vocab size)
-    train: TrainConfig  # proxy.train_config(seed, threads, checkpoint folder)
+    train: TrainConfig  # proxy.train_config(seed, threads, checkpoint folder, stages)
     domains: tuple[DomainTokens, ...]
     evals: tuple[DomainTokens, ...] = ()  # eval sets: evaluated, never trained on
 
@@ -63,13 +63,17 @@ class TrialRequest:
         threads: int | None = None,
         checkpoint_dir: str | None = None,
         evals: Sequence[DomainTokens] = (),
+        stages: Sequence[StageConfig] = (),
     ) -> TrialRequest:
+        """``weights`` is the trial's mixture: the searched stage's when ``stages`` are given."""
         return cls(
             trial_id=trial_id,
             weights=dict(weights),
             proxy=proxy,
             model=proxy.gpt_config(vocab_size),
-            train=proxy.train_config(seed=seed, threads=threads, checkpoint_dir=checkpoint_dir),
+            train=proxy.train_config(
+                seed=seed, threads=threads, checkpoint_dir=checkpoint_dir, stages=stages
+            ),
             domains=tuple(domains),
             evals=tuple(evals),
         )
@@ -84,7 +88,7 @@ class TrialRequest:
             "weights": self.weights,
             "proxy": self.proxy.model_dump(mode="json"),
             "model": asdict(self.model),
-            "train": asdict(self.train),
+            "train": self.train.to_dict(),
             "domains": [asdict(d) for d in self.domains],
             "evals": [asdict(d) for d in self.evals],
         }

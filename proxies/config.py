@@ -26,6 +26,12 @@ Counting conventions (documented because papers differ):
   (Chowdhery et al. 2022, App. B): QK^T and AV for every (query, key) pair, without halving for
   the causal mask.
 
+Stages (``StageConfig``): a run may change its mixture over training. ``TrainConfig.stages`` is an
+ordered list of stages, each with its share of the training tokens and its weights (``None``: the
+run's own mixture, the one passed to the trainer; the searched stage of a mixture search). The
+shares are > 0 and sum to 1; ``stage_steps`` turns them into whole optimizer steps. No stages is
+today's single mixture.
+
 ``MoEConfig`` extends GPTConfig: every block's MLP becomes ``n_experts`` SwiGLU experts of hidden
 width ``d_ff`` with token-choice top-k routing, an optional always-on shared expert, and one of
 the balancing schemes (see ``proxies.moe``).
@@ -36,6 +42,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -251,9 +258,96 @@ def _plain(value: object, kind: type[int] | type[float]) -> object:
     return value
 
 
-Schedule = Literal["cosine", "constant"]
+Schedule = Literal["cosine", "constant", "wsd"]
 Device = Literal["auto", "cpu", "cuda"]
-SCHEDULES: tuple[str, ...] = ("cosine", "constant")
+SCHEDULES: tuple[str, ...] = ("cosine", "constant", "wsd")
+STAGE_SUM_TOL = 1e-6  # stage shares, and a stage's weights, sum to 1 within this
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """One stage of a run: its ``share`` of the training tokens and its mixture.
+
+    ``weights`` maps domain names to weights >= 0 summing to 1 (a domain left out gets 0);
+    ``None`` means the run's own mixture (the one given to ``train_proxy``, per model for
+    ``train_stacked``). ``name`` only labels the stage in errors and results. Checks itself:
+    a bad value raises ValueError naming the setting.
+    """
+
+    share: float
+    weights: Mapping[str, float] | None = None
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if not _is_finite(self.share) or not 0 < self.share <= 1:
+            raise ValueError(f"share must be in (0, 1], got {self.share!r}")
+        object.__setattr__(self, "share", float(self.share))
+        if not isinstance(self.name, str):
+            raise ValueError(f"name must be a string, got {self.name!r}")
+        if self.weights is None:
+            return
+        if not isinstance(self.weights, Mapping) or not self.weights:
+            raise ValueError(f"weights must be a mapping of domain to weight, got {self.weights!r}")
+        weights: dict[str, float] = {}
+        for domain, weight in self.weights.items():
+            if not isinstance(domain, str) or not _is_finite(weight) or weight < 0:
+                raise ValueError(
+                    f"weights must map domain names to finite weights >= 0, got "
+                    f"{domain!r}: {weight!r}"
+                )
+            weights[domain] = float(weight)
+        total = sum(weights.values())
+        if abs(total - 1.0) > STAGE_SUM_TOL:
+            raise ValueError(f"weights must sum to 1 (±{STAGE_SUM_TOL}), got {total:.9g}")
+        object.__setattr__(self, "weights", weights)
+
+    @property
+    def label(self) -> str:
+        return repr(self.name) if self.name else "(unnamed)"
+
+    @classmethod
+    def coerce(cls, value: object) -> StageConfig:
+        """A StageConfig from itself or a mapping of its fields (configs read from JSON/YAML)."""
+        if isinstance(value, StageConfig):
+            return value
+        if isinstance(value, Mapping):
+            unknown = sorted(set(value) - {"share", "weights", "name"})
+            if unknown:
+                raise ValueError(f"unknown stage setting(s) {unknown}")
+            if "share" not in value:
+                raise ValueError("needs a share")
+            return cls(**value)
+        raise ValueError(f"must be a StageConfig or a mapping, got {value!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        weights = None if self.weights is None else dict(self.weights)
+        return {"share": self.share, "weights": weights, "name": self.name}
+
+
+def stage_steps(shares: Sequence[float], n_steps: int) -> list[int]:
+    """Whole steps per stage: ``share * n_steps`` rounded by largest remainder (they sum to
+    ``n_steps``), then every stage left with 0 steps takes one from the longest stage. Raises
+    ValueError when there are fewer steps than stages."""
+    if not shares:
+        return [n_steps]
+    if n_steps < len(shares):
+        raise ValueError(
+            f"{len(shares)} stages need at least one optimizer step each, but the run has "
+            f"only {n_steps} step(s): train on more tokens or use fewer stages"
+        )
+    total = sum(shares)
+    exact = [share / total * n_steps for share in shares]
+    steps = [math.floor(x) for x in exact]
+    by_remainder = sorted(range(len(shares)), key=lambda i: (steps[i] - exact[i], i))
+    for i in by_remainder[: n_steps - sum(steps)]:
+        steps[i] += 1
+    for i in range(len(steps)):
+        if steps[i] == 0:
+            steps[max(range(len(steps)), key=lambda j: steps[j])] -= 1
+            steps[i] = 1
+    return steps
+
+
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 
 
@@ -266,7 +360,7 @@ class TrainConfig:
     lr: float = 3e-3
     min_lr_ratio: float = 0.1  # cosine ends at lr * min_lr_ratio (ignored by "constant")
     warmup_ratio: float = 0.05  # fraction of steps with linear warmup
-    schedule: Schedule = "cosine"
+    schedule: Schedule = "cosine"  # "wsd": constant, then linear decay over the last stage
     weight_decay: float = 0.1
     grad_clip: float = 1.0  # max global grad norm (per model); 0 turns clipping off
     eval_tokens: int = 32_768  # validation tokens per domain (whole windows, at least one)
@@ -280,17 +374,42 @@ class TrainConfig:
     checkpoint_every: int = 0  # steps between checkpoints (0: every tenth of the run)
     keep_checkpoint: bool = False  # keep the last checkpoint after a successful run
     compile: bool = False  # torch.compile the training step on CUDA (CPU stays eager)
+    stages: tuple[StageConfig, ...] = ()  # mixture stages in order; () = one mixture throughout
 
     def __post_init__(self) -> None:
         for name in _INT_FIELDS + _FLOAT_FIELDS:
             kind = int if name in _INT_FIELDS else float
             object.__setattr__(self, name, _plain(getattr(self, name), kind))
-        problem = self._problem()
+        problem = self._stage_problem() or self._problem()
         if problem is not None:
             raise ConfigError("TrainConfig", *problem)
         object.__setattr__(self, "metrics", tuple(self.metrics))  # lists from JSON/YAML
         if self.checkpoint_dir is not None:
             object.__setattr__(self, "checkpoint_dir", os.fspath(self.checkpoint_dir))
+
+    def _stage_problem(self) -> tuple[str, str] | None:
+        """("stages", reason) when the stages are bad (coerced to StageConfigs otherwise)."""
+        if isinstance(self.stages, str | Mapping) or not isinstance(self.stages, Sequence):
+            return "stages", f"must be a list of stages, got {self.stages!r}"
+        stages = []
+        for i, value in enumerate(self.stages):
+            try:
+                stages.append(StageConfig.coerce(value))
+            except (TypeError, ValueError) as error:
+                name = value.get("name") if isinstance(value, Mapping) else None
+                label = f"stage {i}" + (f" ({name!r})" if name else "")
+                return "stages", f"{label}: {error}"
+        object.__setattr__(self, "stages", tuple(stages))
+        total = sum(stage.share for stage in stages)
+        if stages and abs(total - 1.0) > STAGE_SUM_TOL:
+            shares = [stage.share for stage in stages]
+            return "stages", f"shares must sum to 1 (±{STAGE_SUM_TOL}), got {shares} = {total:.9g}"
+        return None
+
+    def stage_steps(self, n_steps: int) -> list[int]:
+        """Optimizer steps of each stage (one stage of ``n_steps`` without stages); see
+        :func:`stage_steps`."""
+        return stage_steps([stage.share for stage in self.stages], n_steps)
 
     def _problem(self) -> tuple[str, str] | None:
         """(field, reason) of the first bad setting, or None."""
@@ -348,6 +467,7 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["metrics"] = list(self.metrics)
+        out["stages"] = [stage.to_dict() for stage in self.stages]
         return out
 
 

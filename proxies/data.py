@@ -6,7 +6,8 @@ through numpy memmaps so nothing is loaded up front. ``MixtureBatches`` is the t
 every sequence independently picks its domain with the mixture's weights and a uniform start
 offset in that domain's train tokens, all drawn from one seeded ``numpy.random.Generator`` (same
 seed and mixture, same stream; domains with weight 0 are never opened, so they may be short or
-missing; ``state``/``set_state`` save and resume a stream). ``ValidationWindows`` is the
+missing; ``state``/``set_state`` save and resume a stream; ``stream`` picks an independent
+stream of the same seed, one per stage of a staged run). ``ValidationWindows`` is the
 evaluation set: the first non-overlapping (T+1)-token windows of each domain's val file (and of
 each eval set's, a ``DomainTokens`` that is never trained on), the same for every trial, so losses
 are comparable.
@@ -36,6 +37,10 @@ class MixtureBatches:
     window under any mixture that assigns it the same domain, and two nearby mixtures with the
     same seed differ only in the few rows whose first uniform falls between their CDFs: the
     difference between their proxies measures the mixture rather than sampling noise.
+
+    ``stream`` (default 0) selects an independent generator of the same seed: a staged run
+    draws stage ``k`` from stream ``k``, so stages do not replay each other's windows while two
+    runs with the same seed still share their random numbers stage by stage.
     """
 
     def __init__(
@@ -45,6 +50,7 @@ class MixtureBatches:
         seq_len: int,
         batch_size: int,
         seed: int,
+        stream: int = 0,
     ) -> None:
         if seq_len <= 0 or batch_size <= 0:
             raise ValueError(
@@ -64,7 +70,7 @@ class MixtureBatches:
                     f"domain {d.name!r} has weight > 0 but only {len(toks)} train tokens; "
                     f"need at least seq_len + 1 = {seq_len + 1}"
                 )
-        self.rng = np.random.default_rng([seed, 0])
+        self.rng = np.random.default_rng([seed, stream])
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         return self

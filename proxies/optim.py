@@ -1,5 +1,5 @@
 """The optimizer and its learning rate: ``build_optimizer`` (AdamW) and ``lr_at`` (warmup, then
-cosine or constant).
+cosine, constant, or warmup-stable-decay).
 
 Weight decay applies to the block matrices (and an untied lm head); RMSNorm gains and the token
 embedding (with the tied head, which is the same tensor) are not decayed, as in LLaMA/OLMo recipes.
@@ -26,18 +26,31 @@ def lr_at(
     lr: float,
     warmup_steps: int,
     min_lr_ratio: float,
-    schedule: Literal["cosine", "constant"],
+    schedule: Literal["cosine", "constant", "wsd"],
+    decay_steps: int | None = None,
 ) -> float:
     """Learning rate at 0-based ``step`` of ``n_steps``.
 
     Linear warmup ``lr * (step + 1) / warmup_steps`` for the first ``warmup_steps`` steps; then
     ``constant`` stays at ``lr`` while ``cosine`` decays from ``lr`` to ``lr * min_lr_ratio``,
     reached exactly at the last step (if any step follows the peak).
+
+    ``wsd`` (warmup-stable-decay) stays at ``lr`` and then decays linearly to zero over the last
+    ``decay_steps`` steps (the trainer passes the last stage's; ``None``: every step after the
+    warmup): decay step ``i`` of ``d`` uses ``lr * (d - i) / d``, so the decay starts at ``lr``
+    and the rate reaches zero just after the last step (which still trains, at ``lr / d``).
+    ``min_lr_ratio`` is not used. A decay that would overlap the warmup starts after it.
     """
     if step < warmup_steps:
         return lr * (step + 1) / warmup_steps
     if schedule == "constant":
         return lr
+    if schedule == "wsd":
+        decay_start = warmup_steps if decay_steps is None else n_steps - decay_steps
+        decay_start = max(warmup_steps, decay_start)
+        if step < decay_start:
+            return lr
+        return lr * (n_steps - step) / (n_steps - decay_start)
     decay_steps = n_steps - 1 - warmup_steps
     if decay_steps <= 0:  # no step after the peak to decay over
         return lr

@@ -42,6 +42,8 @@ class TrainResult:
     resumed_from_step: int = 0  # > 0 when this call continued from a checkpoint
     n_models: int = 1  # models trained together (stacked)
     group_wall_s: float = 0.0
+    stage_steps: list[int] = field(default_factory=list)  # optimizer steps of each stage
+    stage_tokens: list[dict[str, int]] = field(default_factory=list)  # per stage: domain -> tokens
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -59,6 +61,7 @@ class StepInfo:
     loss: float  # this step's train cross-entropy (the mean over models when stacked)
     lr: float
     losses: tuple[float, ...] = ()  # per model
+    stage: int = 0  # index of the stage the step was in (0 for an unstaged run)
 
 
 def smooth_curve(losses: list[float], tokens_per_step: int) -> list[tuple[int, float]]:

@@ -5,12 +5,21 @@ denormals and use ``threads`` torch threads (``proxies.runtime.cpu_settings``); 
 streams (validation windows first, so bad files fail before training) and resolve the metric
 hooks; seed torch with each model's seed and build it (dense or MoE, from the config); resume from
 the checkpoint if ``checkpoint_dir`` holds one of this run; run ``ceil(train_tokens / (batch_size
-* seq_len))`` optimizer steps of warmup + cosine (or constant) lr with gradient clipping, fp32 on
+* seq_len))`` optimizer steps of warmup + cosine (constant, or warmup-stable-decay) lr with
+gradient clipping, fp32 on
 CPU and bf16 autocast on CUDA (optionally ``torch.compile``d), each step's batch optionally split
 into micro-batches (gradient accumulation); evaluate every ``eval_every`` steps and at the end:
 ``val_loss/<domain>`` and ``bpb/<domain>`` for every domain, weight 0 included, and for every
 evaluation set (``evals``: validation tokens never trained on), MoE expert loads and the metric
 hooks (``proxies.evaluate``).
+
+Stages (``TrainConfig.stages``): the steps are split between the stages by their shares
+(``TrainConfig.stage_steps``: every stage gets at least one step, else a ValueError before any
+model is built) and each stage draws its batches from its own mixture (a stage without weights
+uses the run's mixture) through its own ``MixtureBatches`` stream (stream ``k`` of the seed for
+stage ``k``): within a stage, runs with the same seed keep common random numbers. The ``wsd``
+schedule decays over the last stage. ``TrainResult.stage_tokens`` counts the tokens actually
+drawn from each domain in each stage (one stage for an unstaged run).
 
 Stacked training (``train_stacked``) runs K models of one config as one ``StackedGPT``: model k
 starts from the weights ``train_proxy`` would build with seed k, draws its own mixture's stream,
@@ -30,17 +39,20 @@ The pieces live in their own modules, all re-exported here: ``proxies.config`` (
 
 from __future__ import annotations
 
+import bisect
 import functools
+import itertools
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 from proxies.checkpoint import load_checkpoint, remove_checkpoint, run_fingerprint, save_checkpoint
-from proxies.config import GPTConfig, TrainConfig
+from proxies.config import GPTConfig, StageConfig, TrainConfig
 from proxies.data import DomainTokens, MixtureBatches, ValidationWindows
 from proxies.evaluate import Evaluation, MetricHook, evaluate, evaluate_models, metric_hooks
 from proxies.optim import Model, build_optimizer, lr_at
@@ -136,6 +148,7 @@ class _Progress:
     step: int = 0
     losses: list[list[float]] = field(default_factory=list)  # per model, one per step
     evals: list[list[dict[str, Any]]] = field(default_factory=list)  # per model
+    stage_tokens: list[list[dict[str, int]]] = field(default_factory=list)  # model, stage, domain
 
     def __post_init__(self) -> None:
         self.losses = self.losses or [[] for _ in range(self.n_models)]
@@ -168,6 +181,8 @@ def _fingerprint(
         "keep_checkpoint",
     }
     train = {k: v for k, v in asdict(train_cfg).items() if k not in volatile and k != "seed"}
+    if not train_cfg.stages:  # an unstaged run keeps the fingerprint it had before stages
+        del train["stages"]
     extra = {"evals": [(d.name, str(d.val_path), d.dtype) for d in evals]} if evals else {}
     return run_fingerprint(
         {
@@ -192,6 +207,56 @@ def _eval_record(step: int, tokens: int, evaluation: Evaluation) -> dict[str, An
     }
 
 
+def _stage_stream(
+    domains: list[DomainTokens],
+    stage: StageConfig,
+    index: int,
+    run_weights: Mapping[str, float],
+    seq_len: int,
+    batch_size: int,
+    seed: int,
+    staged: bool,
+) -> MixtureBatches:
+    """Stage ``index``'s stream: its weights (the run's mixture when it has none), stream
+    ``index`` of the seed. Bad weights raise ValueError naming the stage."""
+    weights = run_weights if stage.weights is None else stage.weights
+    try:
+        return MixtureBatches(domains, weights, seq_len, batch_size, seed=seed, stream=index)
+    except ValueError as error:
+        if not staged:
+            raise  # the error is the run's mixture's, as before stages
+        raise ValueError(f"stage {index} {stage.label}: {error}") from None
+
+
+def _zero_counts(
+    domains: list[DomainTokens], n_models: int, n_stages: int
+) -> list[list[dict[str, int]]]:
+    return [[{d.name: 0 for d in domains} for _ in range(n_stages)] for _ in range(n_models)]
+
+
+def _draw(stream: MixtureBatches, counts: dict[str, int], seq_len: int) -> torch.Tensor:
+    """The stream's next batch; adds the tokens each domain contributed (T per row) to counts."""
+    batch, which = stream.sample()
+    for d, rows in zip(
+        stream.domains, np.bincount(which, minlength=len(stream.domains)), strict=True
+    ):
+        counts[d.name] += int(rows) * seq_len
+    return torch.from_numpy(batch)
+
+
+def _stream_states(streams: list[list[MixtureBatches]]) -> list[Any]:
+    """Per model, its stream's state (one stage, the format before stages) or its list of
+    per-stage states."""
+    return [[s.state() for s in per_model] if len(per_model) > 1 else per_model[0].state()
+            for per_model in streams]  # fmt: skip
+
+
+def _set_stream_states(streams: list[list[MixtureBatches]], states: list[Any]) -> None:
+    for per_model, state in zip(streams, states, strict=True):
+        for stream, one in zip(per_model, state if len(per_model) > 1 else [state], strict=True):
+            stream.set_state(one)
+
+
 def _train(
     model_cfg: GPTConfig,
     train_cfg: TrainConfig,
@@ -210,11 +275,18 @@ def _train(
     windows = ValidationWindows([*domains, *evals], T, train_cfg.eval_tokens)
     for name, array in windows.windows.items():
         _check_token_ids(torch.from_numpy(array), model_cfg.vocab_size, f"{name!r} val file")
-    streams = [
-        MixtureBatches(domains, w, T, B, seed=s) for w, s in zip(mixtures, seeds, strict=True)
+    stages = train_cfg.stages or (StageConfig(1.0),)
+    streams = [  # streams[k][j]: model k's batches in stage j
+        [
+            _stage_stream(domains, stage, j, weights, T, B, seed, bool(train_cfg.stages))
+            for j, stage in enumerate(stages)
+        ]
+        for weights, seed in zip(mixtures, seeds, strict=True)
     ]
     hooks: dict[str, MetricHook] = metric_hooks(train_cfg.metrics)
     n_steps = math.ceil(train_cfg.train_tokens / (B * T))
+    steps_per_stage = train_cfg.stage_steps(n_steps)
+    stage_ends = list(itertools.accumulate(steps_per_stage))  # first step after each stage
     tokens_per_step = B * T
     schedule = functools.partial(
         lr_at,
@@ -223,6 +295,7 @@ def _train(
         warmup_steps=int(train_cfg.warmup_ratio * n_steps),
         min_lr_ratio=train_cfg.min_lr_ratio,
         schedule=train_cfg.schedule,
+        decay_steps=steps_per_stage[-1] if train_cfg.stages else None,
     )
     ckpt_dir = train_cfg.checkpoint_dir
     ckpt_every = train_cfg.checkpoint_every or max(1, n_steps // 10)
@@ -238,7 +311,7 @@ def _train(
         model = model.to(device).train()
         del models
         optimizer = build_optimizer(model, train_cfg, device)
-        progress = _Progress(K)
+        progress = _Progress(K, stage_tokens=_zero_counts(domains, K, len(stages)))
 
         def evaluate_now(step: int) -> list[Evaluation]:
             return evaluate_models(
@@ -253,7 +326,8 @@ def _train(
                 "step": step,
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
-                "streams": [s.state() for s in streams],
+                "streams": _stream_states(streams),
+                "stage_tokens": progress.stage_tokens,
                 "losses": progress.losses,
                 "evals": progress.evals,
                 "torch_rng": torch.get_rng_state(),
@@ -265,10 +339,12 @@ def _train(
             if saved is not None:
                 model.load_state_dict(saved["model"])
                 optimizer.load_state_dict(saved["optimizer"])
-                for stream, state in zip(streams, saved["streams"], strict=True):
-                    stream.set_state(state)
+                _set_stream_states(streams, saved["streams"])
                 torch.set_rng_state(saved["torch_rng"])
-                progress = _Progress(K, saved["step"], saved["losses"], saved["evals"])
+                progress = _Progress(
+                    K, saved["step"], saved["losses"], saved["evals"],
+                    saved.get("stage_tokens") or progress.stage_tokens,
+                )  # fmt: skip
         resumed_from = progress.step
         loss_fn = maybe_compile(model.train_loss, device, train_cfg.compile)
 
@@ -278,7 +354,11 @@ def _train(
             lr = schedule(step)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            parts = [next(s) for s in streams]  # each (B, T+1) on the CPU
+            stage = bisect.bisect_right(stage_ends, step)
+            parts = [  # each (B, T+1) on the CPU
+                _draw(model_streams[stage], progress.stage_tokens[k][stage], T)
+                for k, model_streams in enumerate(streams)
+            ]
             batch = torch.stack(parts) if stacked else parts[0]
             _check_token_ids(batch, model_cfg.vocab_size, "training batch")
             ce = train_step(
@@ -292,8 +372,9 @@ def _train(
             if on_step is not None:
                 values = ce.reshape(-1).float().tolist()
                 info = StepInfo(
-                    step, n_steps, done * tokens_per_step, sum(values) / K, lr, tuple(values)
-                )
+                    step, n_steps, done * tokens_per_step, sum(values) / K, lr, tuple(values),
+                    stage,
+                )  # fmt: skip
                 on_step(info)
             if train_cfg.eval_every and done % train_cfg.eval_every == 0 and done < n_steps:
                 for k, evaluation in enumerate(evaluate_now(done)):
@@ -342,6 +423,8 @@ def _train(
             resumed_from_step=resumed_from,
             n_models=K,
             group_wall_s=wall_s,
+            stage_steps=steps_per_stage,
+            stage_tokens=progress.stage_tokens[k],
         )
         for k, evaluation in enumerate(final)
     ]

@@ -33,6 +33,9 @@ class Exporter(ABC):
     writes_data: ClassVar[bool] = False
     """Accepts a data directory to write the domains into, in the framework's own format."""
     comment: ClassVar[str] = "#"
+    staged: ClassVar[bool] = False
+    """Writes every stage of a staged recommendation (others write the searched stage only, and
+    their header says so)."""
 
     @abstractmethod
     def render(self, blend: Blend) -> str:
@@ -41,6 +44,14 @@ class Exporter(ABC):
     def header(self, blend: Blend, *notes: str) -> str:
         """The header lines as comments, then ``notes`` (one comment line each)."""
         lines = [*header_lines(blend, self.unit, self.title), *notes]
+        stages = blend.stages
+        if stages and not self.staged:
+            searched = next(s for s in stages if s.searched)
+            lines.append(
+                f"this job's mixture has {len(stages)} stages; this file holds only the searched "
+                f"{searched.label.removesuffix(' (searched)')} ({searched.share:g} of the tokens): "
+                "the json, yaml, megatron and hf exports hold the whole schedule"
+            )
         return "".join(f"{self.comment} {line}".rstrip() + "\n" for line in lines)
 
 

@@ -5,10 +5,17 @@ A :class:`Blend` is read from the job directory through :class:`~mixopt.job.JobD
 export can be repeated at any time and gives the same answer. Weights are kept as the exact
 6-decimal token shares of the recommendation; :meth:`Blend.shares` gives them in the unit an
 export needs (:mod:`mixopt.export.units`).
+
+A job with mixture stages has :attr:`Blend.stages` (from the recommendation's ``stages``: each
+stage's name, share, whether it was searched and its exact weights); :meth:`Blend.for_stage` is
+the blend of one stage, so a format renders each stage the way it renders a single mixture. The
+blend's own weights stay the searched stage's. A single-stage job has no stages.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,6 +62,63 @@ class Source:
 
 
 @dataclass(frozen=True)
+class StageBlend:
+    """One stage of a staged recommendation (token shares of the job's tokenizer)."""
+
+    index: int
+    name: str | None
+    share: float  # of the training tokens
+    start: float  # where the stage starts, as a fraction of the training run
+    searched: bool
+    weights: dict[str, float]  # exact 6-decimal token shares over every domain
+
+    @property
+    def end(self) -> float:
+        return min(1.0, self.start + self.share)
+
+    @property
+    def label(self) -> str:
+        """E.g. ``stage 1 'anneal' (searched)``."""
+        name = f" {self.name!r}" if self.name else ""
+        return f"stage {self.index}{name} ({'searched' if self.searched else 'fixed'})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "share": self.share,
+            "start": round(self.start, 9),
+            "end": round(self.end, 9),
+            "searched": self.searched,
+            "mixture": self.weights,
+        }
+
+
+def read_stages(rec: Mapping[str, Any], domains: list[str], where: str) -> tuple[StageBlend, ...]:
+    """The recommendation's stages (none for a single-stage job); MixoptError when malformed."""
+    raw = rec.get("stages")
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not raw:
+        raise MixoptError(f"{where}: stages must be a non-empty list, got {raw!r}")
+    stages, start = [], 0.0
+    for i, stage in enumerate(raw):
+        try:
+            share, weights = float(stage["share"]), dict(stage["weights"])
+            searched, name = bool(stage.get("searched", False)), stage.get("name")
+        except (KeyError, TypeError, ValueError):
+            raise MixoptError(
+                f"{where}: stages.{i} must have a share and weights, got {stage!r}"
+            ) from None
+        unknown = sorted(set(weights) - set(domains))
+        if unknown:
+            raise MixoptError(f"{where}: stages.{i}.weights: unknown domain(s) {unknown}")
+        exact = exact_weights({d: float(weights.get(d, 0.0)) for d in domains})
+        stages.append(StageBlend(i, name, share, start, searched, exact))
+        start += share
+    return tuple(stages)
+
+
+@dataclass(frozen=True)
 class Retokenized:
     """The domains re-measured under a team's tokenizer (``--tokenizer``)."""
 
@@ -87,6 +151,35 @@ class Blend:
     @property
     def has_data(self) -> bool:
         return self.manifest is not None
+
+    @property
+    def stages(self) -> tuple[StageBlend, ...]:
+        """The mixture stages in training order (empty for a single-stage job)."""
+        where = f"{self.job_dir}: recommendation"
+        return read_stages(self.recommendation, [s.name for s in self.sources], where)
+
+    def for_stage(self, stage: StageBlend) -> Blend:
+        """This blend with ``stage``'s weights (everything else the same)."""
+        sources = tuple(dataclasses.replace(s, weight=stage.weights[s.name]) for s in self.sources)
+        return dataclasses.replace(self, sources=sources)
+
+    def any_stage(self) -> Blend:
+        """This blend with each domain's largest weight over the stages (what a schedule's
+        header lists as left out is what no stage trains on); itself without stages."""
+        stages = self.stages
+        if not stages:
+            return self
+        sources = tuple(
+            dataclasses.replace(s, weight=max(st.weights[s.name] for st in stages))
+            for s in self.sources
+        )
+        return dataclasses.replace(self, sources=sources)
+
+    def stage_tokens(self, stage: StageBlend) -> tuple[float, float] | None:
+        """The stage's range of the target run's tokens (None without ``target.tokens``)."""
+        if self.target_tokens is None:
+            return None
+        return stage.start * self.target_tokens, stage.end * self.target_tokens
 
     @property
     def weights(self) -> dict[str, float]:

@@ -6,11 +6,16 @@ shares that realise the recommended token shares in expectation (each domain's r
 share divided by its mean tokens per document, renormalised; :mod:`mixopt.export.units`).
 Document shares do not depend on the tokenizer. The snippet loads each domain from the files
 mixopt read, keeps its text as a ``text`` column and interleaves the domains.
+
+A staged job adds ``stages`` (hf-json) / ``STAGES`` (hf-python): each stage's name, share, range
+of the run and per-example probabilities, and the snippet builds one interleaved dataset per
+stage; ``datasets``/``probabilities`` (``mixed``) stay the searched stage's.
 """
 
 from __future__ import annotations
 
 import json
+import pprint
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -64,9 +69,34 @@ def hf_sources(sources: Iterable[Source]) -> dict[str, dict[str, Any]]:
     return {s.name: {"text_field": s.text_field, "data_files": hf_files(s)} for s in sources}
 
 
+def hf_stages(blend: Blend) -> list[dict[str, Any]]:
+    """Each stage with its per-example probabilities (empty for a single-stage job)."""
+    out = []
+    for stage in blend.stages:
+        active = blend.for_stage(stage).active("examples")
+        out.append(
+            {
+                "name": stage.name,
+                "share": stage.share,
+                "start": round(stage.start, 9),
+                "end": round(stage.end, 9),
+                "searched": stage.searched,
+                "probabilities": {s.name: w for s, w in active},
+                "token_shares": {s.name: stage.weights[s.name] for s, _ in active},
+            }
+        )
+    return out
+
+
 def hf_document(blend: Blend) -> dict[str, Any]:
     active = blend.active("examples")
     tokens = blend.weights  # the recommendation (the job's tokenizer), for reference
+    stages = hf_stages(blend)
+    if stages:
+        used = {name for stage in stages for name in stage["probabilities"]}
+        sources = hf_sources(s for s in blend.sources if s.name in used)
+    else:
+        sources = hf_sources(s for s, _ in active)
     return {
         "format": "datasets.interleave_datasets",
         "unit": "probabilities per example (one document per row)",
@@ -75,8 +105,9 @@ def hf_document(blend: Blend) -> dict[str, Any]:
         "token_shares": [tokens[s.name] for s, _ in active],
         "seed": blend.seed,
         "stopping_strategy": STOPPING,
-        "sources": hf_sources(s for s, _ in active),
+        "sources": sources,
         "job": blend.job,
+        **({"stages": stages} if stages else {}),
     }
 
 
@@ -84,6 +115,7 @@ class HFJsonExport(Exporter):
     name = "hf-json"
     title = "Hugging Face datasets.interleave_datasets (JSON)"
     unit = "examples"
+    staged = True
 
     def render(self, blend: Blend) -> str:
         return json.dumps({**hf_document(blend), "provenance": provenance(blend)}, indent=2) + "\n"
@@ -93,6 +125,7 @@ class HFPythonExport(Exporter):
     name = "hf-python"
     title = "Hugging Face datasets.interleave_datasets"
     unit = "examples"
+    staged = True
 
     def render(self, blend: Blend) -> str:
         doc = hf_document(blend)
@@ -121,4 +154,28 @@ mixed = interleave_datasets(
     stopping_strategy="{doc["stopping_strategy"]}",  # or "all_exhausted" (repeats small domains)
 )
 """
+            + (_stages_snippet(doc) if "stages" in doc else "")
         )
+
+
+def _stages_snippet(doc: dict[str, Any]) -> str:
+    """The staged job's schedule: one interleaved dataset per stage, in training order."""
+    stages = [
+        {k: stage[k] for k in ("name", "share", "start", "end", "searched", "probabilities")}
+        for stage in doc["stages"]
+    ]
+    return f"""
+# The mixture changes over training: train on stage k's dataset for its share of the tokens
+# (from start to end, as fractions of the run); `mixed` above is the searched stage's.
+STAGES = {pprint.pformat(stages, sort_dicts=False)}
+
+stage_datasets = [
+    interleave_datasets(
+        [load_domain(name) for name in stage["probabilities"]],
+        probabilities=list(stage["probabilities"].values()),
+        seed={doc["seed"]},
+        stopping_strategy="{doc["stopping_strategy"]}",
+    )
+    for stage in STAGES
+]
+"""

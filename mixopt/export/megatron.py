@@ -5,6 +5,11 @@ Without a data directory the prefixes are mixopt's flat token files (which Megat
 without an ``.idx``: the header says how to get one); with ``--data-dir`` every domain is written
 there as a Megatron indexed dataset (``<prefix>.bin`` + ``<prefix>.idx``), one document per
 sequence entry, and the blend points at them.
+
+A staged job gets one ``--data-path`` per stage, in training order, each under a comment with its
+range of the run (a fraction of ``--train-iters``, and of the target's tokens when the job has
+``target.tokens``): train each stage on its blend (switching ``--data-path`` when resuming from
+the previous stage's checkpoint). A single-stage job exports one ``--data-path`` as always.
 """
 
 from __future__ import annotations
@@ -31,8 +36,34 @@ class MegatronExport(Exporter):
     title = "Megatron-LM data blend"
     unit = "tokens"
     writes_data = True
+    staged = True
 
     def render(self, blend: Blend) -> str:
+        if not blend.stages:
+            note, line = self._blend(blend, {})
+            return self.header(blend, *note) + line
+        written: dict[str, str] = {}  # a domain's dataset is written once for every stage
+        parts: list[str] = []
+        notes: tuple[str, ...] = ()
+        for stage in blend.stages:
+            notes, line = self._blend(blend.for_stage(stage), written)
+            tokens = blend.stage_tokens(stage)
+            where = f"iterations [{stage.start:.6g}, {stage.end:.6g}) x --train-iters"
+            if tokens is not None:
+                where += f", tokens [{tokens[0]:,.0f}, {tokens[1]:,.0f}) of target.tokens"
+            parts.append(f"{self.comment} {stage.label}: {stage.share:g} of the tokens, {where}\n")
+            parts.append(line)
+        schedule = (
+            f"{len(blend.stages)} stages, one --data-path each, in training order: train each "
+            "stage on its blend",
+            "for its range of the run (switch --data-path when resuming from the previous "
+            "stage's checkpoint)",
+        )
+        return self.header(blend.any_stage(), *notes, *schedule) + "".join(parts)
+
+    def _blend(self, blend: Blend, written: dict[str, str]) -> tuple[tuple[str, ...], str]:
+        """(header notes, ``--data-path ...`` line) of one mixture; datasets written with
+        ``--data-dir`` are remembered in ``written`` (domain -> prefix)."""
         active = blend.active(self.unit)
         if blend.data_dir is not None:
             if blend.retokenized is not None:
@@ -41,8 +72,11 @@ class MegatronExport(Exporter):
                     "with --tokenizer the shares are for your tokenization of the domains: export "
                     "without --data-dir and point the prefixes at your datasets"
                 )
+            data_dir, eot_id = blend.data_dir, blend.eot_id
             prefixes = [
-                write_megatron_dataset(s, blend.data_dir / s.name, blend.eot_id) for s, _ in active
+                written.get(s.name)
+                or written.setdefault(s.name, write_megatron_dataset(s, data_dir / s.name, eot_id))
+                for s, _ in active
             ]
             note: tuple[str, ...] = (
                 "prefixes: Megatron indexed datasets (<prefix>.bin + <prefix>.idx) written by "
@@ -65,7 +99,7 @@ class MegatronExport(Exporter):
         pairs = " ".join(
             f"{number(w)} {shlex.quote(p)}" for (_, w), p in zip(active, prefixes, strict=True)
         )
-        return self.header(blend, *note) + f"--data-path {pairs}\n"
+        return note, f"--data-path {pairs}\n"
 
 
 def write_megatron_dataset(source: Source, prefix: Path, eot_id: int | None) -> str:

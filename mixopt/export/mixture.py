@@ -5,6 +5,10 @@ hash and vocabulary under ``tokenizer``). Beside it: ``byte_shares`` and ``docum
 same mixture of text, tokenizer-independent), each domain's measured size, and with
 ``--tokenizer`` the token shares under that tokenizer. A unit that cannot be computed (no data
 manifest, or one without the counts it needs) is null, and ``notes`` says why.
+
+A staged job adds ``stages`` after ``mixture`` (which stays the searched stage's): each stage's
+name, share, start and end (fractions of the run), whether it was searched, its token shares
+(``mixture``) and, with ``target.tokens``, its ``tokens`` range of the target run.
 """
 
 from __future__ import annotations
@@ -87,10 +91,19 @@ def mixture_document(blend: Blend) -> dict[str, Any]:
     }
     doc["provenance"] = provenance(blend)
     doc["notes"] = notes
+    if blend.stages:
+        stages = []
+        for stage in blend.stages:
+            tokens = blend.stage_tokens(stage)
+            stages.append({**stage.to_dict(), "tokens": None if tokens is None else list(tokens)})
+        first, *rest = doc.items()
+        doc = dict([first, ("stages", stages), *rest])
+        doc["unit"] += "; mixture is the searched stage's, stages the whole schedule"
     return doc
 
 
 class JsonExport(Exporter):
+    staged = True
     name = "json"
     title = "mixopt mixture (JSON)"
     unit = "all"
@@ -101,6 +114,7 @@ class JsonExport(Exporter):
 
 
 class YamlExport(Exporter):
+    staged = True
     name = "yaml"
     title = "mixopt mixture (YAML)"
     unit = "all"

@@ -41,6 +41,7 @@ from mixopt.search.outcome import JobOutcome, objective_value
 from mixopt.search.problem import SearchProblem
 from mixopt.search.requests import RequestBuilder
 from mixopt.search.scheduler import Scheduler, SchedulerHooks
+from mixopt.spec.stages import stage_list
 from mixopt.tracking import job_run
 from mixopt.tracking.base import Tracker
 from mixopt.trials import Trial, TrialStatus
@@ -176,7 +177,9 @@ class SearchJob:
         for line in problem.describe():
             self.say(line)
         self.problem, self.ladder = problem, ladder
-        self.requests = RequestBuilder(manifest, ladder, self.spec.resources, self.job)
+        self.requests = RequestBuilder(
+            manifest, ladder, self.spec.resources, self.job, stages=self.spec.train_stages()
+        )
         self.scheduler = self._scheduler()
         self._start_tracking(problem, ladder)
         return problem, ladder
@@ -339,6 +342,7 @@ class SearchJob:
             domain_hashes=manifest.domain_hashes(),
             tokenizer_hash=manifest.tokenizer_hash[:16],
             train_tokens=manifest.train_tokens(),
+            stages=stage_list(self.spec.stages, trial.weights) if self.spec.stages else None,
         )
         if self._recorded.get(trial.trial_id) != (trial.status, trial.attempts):
             self._recorded[trial.trial_id] = (trial.status, trial.attempts)

@@ -1,4 +1,6 @@
 """``recommendation.json``: the mixture, its predicted objective, the trials it rests on, the
+whole stage schedule when the job has mixture stages (``stages``: each stage's name, share and
+weights, the recommendation in the searched one; ``weights`` stays the searched stage's), the
 validation against baselines, the guard rails checked on what validation measured, the verdict,
 and what the strategy says about its choice (:meth:`~mixopt.proposers.Proposer.report`, under
 the strategy's name: ``pareto`` writes its front, guard rails and chosen point)."""
@@ -9,6 +11,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from mixopt.data.caps import epochs_consumed
+from mixopt.spec.stages import overall, stage_list
 from mixopt.verdict import check_guard_rails, comparisons, verdict
 
 if TYPE_CHECKING:
@@ -64,6 +67,7 @@ def document(
             "direction": spec.objective.direction,
         },
         "weights": weights,
+        **({"stages": stage_list(spec.stages, weights)} if spec.stages else {}),
         "predicted_objective": problem.sign * recommendation.predicted,
         "predicted_std": recommendation.predicted_std,
         "method": recommendation.method,
@@ -74,7 +78,9 @@ def document(
         "repetition_caps": None if caps is None else caps.caps,
         "target_epochs": None
         if caps is None
-        else epochs_consumed(weights, caps.target_tokens, manifest.train_tokens()),
+        else epochs_consumed(
+            overall(spec.stages, weights), caps.target_tokens, manifest.train_tokens()
+        ),
         "validation_proxy": {
             "arch": validation_proxy.arch,
             "preset": validation_proxy.preset,

@@ -1,8 +1,10 @@
 """From a trial to what a worker trains: its proxy (by stage and fidelity level), the data (and
-the eval sets it is evaluated on), the threads it was granted and its checkpoint folder."""
+the eval sets it is evaluated on), the threads it was granted, its checkpoint folder and the
+job's mixture stages (the trial's mixture in the searched one)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -13,14 +15,21 @@ if TYPE_CHECKING:
     from mixopt.job import JobDir
     from mixopt.search.ladder import Ladder
     from mixopt.spec import ResourcesSpec
+    from proxies.config import StageConfig
     from proxies.tokens import DomainTokens
 
 
 class RequestBuilder:
     def __init__(
-        self, manifest: DataManifest, ladder: Ladder, resources: ResourcesSpec, job: JobDir
+        self,
+        manifest: DataManifest,
+        ladder: Ladder,
+        resources: ResourcesSpec,
+        job: JobDir,
+        stages: Sequence[StageConfig] = (),
     ) -> None:
         self.manifest = manifest
+        self.stages = tuple(stages)
         self.ladder = ladder
         self.threads = max(1, int(resources.cpus_per_trial))
         self.job = job
@@ -44,4 +53,5 @@ class RequestBuilder:
             evals=self.evals,
             threads=self.threads,
             checkpoint_dir=str(self.job.checkpoint_dir(trial.trial_id)),
+            stages=self.stages,
         )

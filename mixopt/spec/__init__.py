@@ -10,7 +10,8 @@ resolved against the spec file's folder by :func:`load_spec`, so a spec can be r
 
 Modules: ``section`` (the base), ``data`` (domains, tokenizer, data stage, target, groups),
 ``objective`` (objective, guard rails, space), ``proxy``, ``search`` (sampler, strategy,
-fidelities), ``run`` (validation, resources, tracking), ``job`` (the whole spec), ``load``.
+fidelities), ``run`` (validation, resources, tracking), ``stages`` (mixture stages over training),
+``job`` (the whole spec), ``load``.
 """
 
 from mixopt.spec.data import DataSpec, DomainSpec, GroupsSpec, TargetSpec, TokenizerSpec
@@ -21,6 +22,7 @@ from mixopt.spec.objective import ConstraintSpec, ObjectiveSpec, SpaceSpec
 from mixopt.spec.proxy import ProxySpec
 from mixopt.spec.run import DEFAULT_BASELINES, ResourcesSpec, TrackingSpec, ValidateSpec
 from mixopt.spec.search import FidelitySpec, SamplerSpec, SearchSpec
+from mixopt.spec.stages import StageSpec
 
 __all__ = [
     "DEFAULT_BASELINES",
@@ -36,6 +38,7 @@ __all__ = [
     "SamplerSpec",
     "SearchSpec",
     "SpaceSpec",
+    "StageSpec",
     "TargetSpec",
     "TokenizerSpec",
     "TrackingSpec",

@@ -8,10 +8,10 @@ what needs two sections is checked here, by asking the section that owns the rul
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from mixopt.spec.data import (
     DataSpec,
@@ -26,6 +26,10 @@ from mixopt.spec.proxy import ProxySpec
 from mixopt.spec.run import ResourcesSpec, TrackingSpec, ValidateSpec
 from mixopt.spec.search import SearchSpec
 from mixopt.spec.section import NAME_PATTERN, Section
+from mixopt.spec.stages import StageSpec, check_domains, check_stages, check_steps
+
+if TYPE_CHECKING:
+    from proxies.config import StageConfig
 
 
 class JobSpec(Section):
@@ -52,6 +56,12 @@ class JobSpec(Section):
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
     target: TargetSpec = Field(default_factory=TargetSpec)
     groups: GroupsSpec = Field(default_factory=GroupsSpec)
+    stages: list[StageSpec] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Mixture stages in training order (see mixopt.spec.stages): each a share of "
+        "the tokens with fixed weights, exactly one with search: true; none = one mixture.",
+    )
 
     model_config = ConfigDict(
         extra="forbid", validate_assignment=True, populate_by_name=True, allow_inf_nan=False
@@ -64,6 +74,12 @@ class JobSpec(Section):
     @property
     def eval_names(self) -> list[str]:
         return [e.name for e in self.evals]
+
+    @field_validator("stages")
+    @classmethod
+    def _stages(cls, value: list[StageSpec]) -> list[StageSpec]:
+        check_stages(value)
+        return value
 
     @model_validator(mode="after")
     def _cross_checks(self) -> JobSpec:
@@ -98,6 +114,11 @@ class JobSpec(Section):
         except ValueError as error:
             raise ValueError(f"validate: validation proxy: {error}") from None
         self.search.fidelity_proxies(self.proxy)
+        check_domains(self.stages, names)
+        for proxy in {
+            p.fidelity: p for p in (*self.fidelity_proxies(), self.validation_proxy())
+        }.values():
+            check_steps(self.stages, proxy.steps, f"proxy {proxy.fidelity}")
         # Feasibility of the space is checked by mixopt.space.MixtureSpace (a clear message there).
         from mixopt.errors import MixoptError
         from mixopt.space import MixtureSpace
@@ -155,6 +176,12 @@ class JobSpec(Section):
     def objective_weights(self) -> dict[str, float]:
         """Metric name → weight of the scalar objective (mean val loss when none are given)."""
         return self.objective.weights(self.domain_names)
+
+    def train_stages(self) -> tuple[StageConfig, ...]:
+        """The stages every trial trains through (empty: one mixture throughout)."""
+        from mixopt.spec.stages import train_stages
+
+        return train_stages(self.stages)
 
     def max_epochs(self, domain: str) -> float:
         """The repetition limit of ``domain`` (its own, else the target's default)."""

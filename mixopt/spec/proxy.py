@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, model_validator
@@ -10,7 +11,7 @@ from pydantic import Field, model_validator
 from mixopt.spec.section import Section
 
 if TYPE_CHECKING:
-    from proxies.config import GPTConfig, TrainConfig
+    from proxies.config import GPTConfig, StageConfig, TrainConfig
 
 
 class ProxySpec(Section):
@@ -34,7 +35,11 @@ class ProxySpec(Section):
     lr: float = Field(3e-3, gt=0)
     min_lr_ratio: float = Field(0.1, ge=0, le=1)
     warmup_ratio: float = Field(0.05, ge=0, lt=1)
-    schedule: Literal["cosine", "constant"] = "cosine"
+    schedule: Literal["cosine", "constant", "wsd"] = Field(
+        "cosine",
+        description="Learning rate after warmup: cosine decay, constant, or wsd (constant, then "
+        "linear decay to zero over the last stage: the whole run without stages).",
+    )
     weight_decay: float = Field(0.1, ge=0)
     grad_clip: float = Field(1.0, ge=0)
     eval_tokens: int = Field(32_768, gt=0, description="Validation tokens per domain.")
@@ -97,10 +102,21 @@ class ProxySpec(Section):
             **self.overrides,
         )
 
+    @property
+    def steps(self) -> int:
+        """Optimizer steps of one trial: ``ceil(train_tokens / (batch_size * seq_len))``."""
+        return math.ceil(self.train_tokens / (self.batch_size * self.seq_len))
+
     def train_config(
-        self, *, seed: int = 0, threads: int | None = None, checkpoint_dir: str | None = None
+        self,
+        *,
+        seed: int = 0,
+        threads: int | None = None,
+        checkpoint_dir: str | None = None,
+        stages: Sequence[StageConfig] = (),
     ) -> TrainConfig:
-        """How one trial trains; ``checkpoint_dir`` is used when ``checkpoint_every`` > 0."""
+        """How one trial trains; ``checkpoint_dir`` is used when ``checkpoint_every`` > 0;
+        ``stages`` are the job's (``JobSpec.train_stages``; none: one mixture)."""
         from proxies.config import TrainConfig  # torch-free
 
         checkpoints = self.checkpoint_every > 0 and checkpoint_dir is not None
@@ -123,6 +139,7 @@ class ProxySpec(Section):
             checkpoint_dir=checkpoint_dir if checkpoints else None,
             checkpoint_every=self.checkpoint_every if checkpoints else 0,
             compile=self.compile,
+            stages=tuple(stages),
         )
 
     def size(self) -> tuple[int, int]:

@@ -78,9 +78,15 @@ def trial_params(
                 f"train.{k}": v
                 for k, v in dataclasses.asdict(request.train).items()
                 if isinstance(v, str | int | float | bool | list | tuple)
-                and k not in ("checkpoint_dir", "seed")
+                and k not in ("checkpoint_dir", "seed", "stages")
             }
         )
+        for index, stage in enumerate(request.train.stages):  # mixture stages, when the job has
+            params[f"stage{index}/share"] = stage.share
+            if stage.weights is None:  # the searched stage: the trial's weight/<domain>
+                params[f"stage{index}/searched"] = True
+            else:
+                params.update({f"stage{index}/weight/{d}": w for d, w in stage.weights.items()})
     result = trial.result
     params.update({f"proxy.{k}": result[k] for k in _RESULT_PARAMS if k in result})
     for key, value in (row or {}).items():

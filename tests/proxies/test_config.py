@@ -199,7 +199,7 @@ def test_train_config_defaults_and_normalisation(tmp_path: Path) -> None:
         (
             {"schedule": "linear"},
             "schedule",
-            "must be one of 'cosine', 'constant', got 'linear'",
+            "must be one of 'cosine', 'constant', 'wsd', got 'linear'",
         ),
         ({"device": "tpu"}, "device", "must be one of 'auto', 'cpu', 'cuda', got 'tpu'"),
         ({"threads": 0}, "threads", "must be None or an integer >= 1, got 0"),
