@@ -26,11 +26,8 @@ Counting conventions (documented because papers differ):
   (Chowdhery et al. 2022, App. B): QK^T and AV for every (query, key) pair, without halving for
   the causal mask.
 
-Stages (``StageConfig``): a run may change its mixture over training. ``TrainConfig.stages`` is an
-ordered list of stages, each with its share of the training tokens and its weights (``None``: the
-run's own mixture, the one passed to the trainer; the searched stage of a mixture search). The
-shares are > 0 and sum to 1; ``stage_steps`` turns them into whole optimizer steps. No stages is
-today's single mixture.
+Stages (``proxies.stages.StageConfig``, importable from here too): a run may change its mixture
+over training; ``TrainConfig.stages`` is their ordered list (none: one mixture throughout).
 
 ``MoEConfig`` extends GPTConfig: every block's MLP becomes ``n_experts`` SwiGLU experts of hidden
 width ``d_ff`` with token-choice top-k routing, an optional always-on shared expert, and one of
@@ -45,6 +42,8 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
+
+from proxies.stages import STAGE_SUM_TOL, StageConfig, is_finite, stage_steps
 
 if TYPE_CHECKING:
     from proxies.gpt import GPT
@@ -243,12 +242,6 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_finite(value: object) -> bool:
-    """A real number (bools are not) that is neither inf nor nan."""
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    return ok and math.isfinite(value)  # type: ignore[arg-type]
-
-
 def _plain(value: object, kind: type[int] | type[float]) -> object:
     """numpy integers and floats as Python ones (configs are hashed as JSON); others unchanged."""
     if kind is int and isinstance(value, numbers.Integral) and not isinstance(value, bool | int):
@@ -261,93 +254,6 @@ def _plain(value: object, kind: type[int] | type[float]) -> object:
 Schedule = Literal["cosine", "constant", "wsd"]
 Device = Literal["auto", "cpu", "cuda"]
 SCHEDULES: tuple[str, ...] = ("cosine", "constant", "wsd")
-STAGE_SUM_TOL = 1e-6  # stage shares, and a stage's weights, sum to 1 within this
-
-
-@dataclass(frozen=True)
-class StageConfig:
-    """One stage of a run: its ``share`` of the training tokens and its mixture.
-
-    ``weights`` maps domain names to weights >= 0 summing to 1 (a domain left out gets 0);
-    ``None`` means the run's own mixture (the one given to ``train_proxy``, per model for
-    ``train_stacked``). ``name`` only labels the stage in errors and results. Checks itself:
-    a bad value raises ValueError naming the setting.
-    """
-
-    share: float
-    weights: Mapping[str, float] | None = None
-    name: str = ""
-
-    def __post_init__(self) -> None:
-        if not _is_finite(self.share) or not 0 < self.share <= 1:
-            raise ValueError(f"share must be in (0, 1], got {self.share!r}")
-        object.__setattr__(self, "share", float(self.share))
-        if not isinstance(self.name, str):
-            raise ValueError(f"name must be a string, got {self.name!r}")
-        if self.weights is None:
-            return
-        if not isinstance(self.weights, Mapping) or not self.weights:
-            raise ValueError(f"weights must be a mapping of domain to weight, got {self.weights!r}")
-        weights: dict[str, float] = {}
-        for domain, weight in self.weights.items():
-            if not isinstance(domain, str) or not _is_finite(weight) or weight < 0:
-                raise ValueError(
-                    f"weights must map domain names to finite weights >= 0, got "
-                    f"{domain!r}: {weight!r}"
-                )
-            weights[domain] = float(weight)
-        total = sum(weights.values())
-        if abs(total - 1.0) > STAGE_SUM_TOL:
-            raise ValueError(f"weights must sum to 1 (±{STAGE_SUM_TOL}), got {total:.9g}")
-        object.__setattr__(self, "weights", weights)
-
-    @property
-    def label(self) -> str:
-        return repr(self.name) if self.name else "(unnamed)"
-
-    @classmethod
-    def coerce(cls, value: object) -> StageConfig:
-        """A StageConfig from itself or a mapping of its fields (configs read from JSON/YAML)."""
-        if isinstance(value, StageConfig):
-            return value
-        if isinstance(value, Mapping):
-            unknown = sorted(set(value) - {"share", "weights", "name"})
-            if unknown:
-                raise ValueError(f"unknown stage setting(s) {unknown}")
-            if "share" not in value:
-                raise ValueError("needs a share")
-            return cls(**value)
-        raise ValueError(f"must be a StageConfig or a mapping, got {value!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        weights = None if self.weights is None else dict(self.weights)
-        return {"share": self.share, "weights": weights, "name": self.name}
-
-
-def stage_steps(shares: Sequence[float], n_steps: int) -> list[int]:
-    """Whole steps per stage: ``share * n_steps`` rounded by largest remainder (they sum to
-    ``n_steps``), then every stage left with 0 steps takes one from the longest stage. Raises
-    ValueError when there are fewer steps than stages."""
-    if not shares:
-        return [n_steps]
-    if n_steps < len(shares):
-        raise ValueError(
-            f"{len(shares)} stages need at least one optimizer step each, but the run has "
-            f"only {n_steps} step(s): train on more tokens or use fewer stages"
-        )
-    total = sum(shares)
-    exact = [share / total * n_steps for share in shares]
-    steps = [math.floor(x) for x in exact]
-    by_remainder = sorted(range(len(shares)), key=lambda i: (steps[i] - exact[i], i))
-    for i in by_remainder[: n_steps - sum(steps)]:
-        steps[i] += 1
-    for i in range(len(steps)):
-        if steps[i] == 0:
-            steps[max(range(len(steps)), key=lambda j: steps[j])] -= 1
-            steps[i] = 1
-    return steps
-
-
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 
 
@@ -425,15 +331,15 @@ class TrainConfig:
             value = getattr(self, name)
             if not _is_int(value) or value < 0:
                 return name, f"must be >= 0 (an integer; {what}), got {value!r}"
-        if not _is_finite(self.lr) or self.lr <= 0:
+        if not is_finite(self.lr) or self.lr <= 0:
             return "lr", f"must be > 0 and finite, got {self.lr!r}"
-        if not _is_finite(self.min_lr_ratio) or not 0 <= self.min_lr_ratio <= 1:
+        if not is_finite(self.min_lr_ratio) or not 0 <= self.min_lr_ratio <= 1:
             return "min_lr_ratio", f"must be in [0, 1], got {self.min_lr_ratio!r}"
-        if not _is_finite(self.warmup_ratio) or not 0 <= self.warmup_ratio < 1:
+        if not is_finite(self.warmup_ratio) or not 0 <= self.warmup_ratio < 1:
             return "warmup_ratio", f"must be in [0, 1), got {self.warmup_ratio!r}"
         for name, what in (("weight_decay", ""), ("grad_clip", " (0 = off)")):
             value = getattr(self, name)
-            if not _is_finite(value) or value < 0:
+            if not is_finite(value) or value < 0:
                 return name, f"must be >= 0 and finite{what}, got {value!r}"
         for name, valid in (("schedule", SCHEDULES), ("device", DEVICES)):
             if getattr(self, name) not in valid:

@@ -11,6 +11,9 @@ stream of the same seed, one per stage of a staged run). ``ValidationWindows`` i
 evaluation set: the first non-overlapping (T+1)-token windows of each domain's val file (and of
 each eval set's, a ``DomainTokens`` that is never trained on), the same for every trial, so losses
 are comparable.
+
+With mixture stages (``proxies.stages``) a run draws from one stream per stage
+(``stage_stream``), counting the tokens each domain gave each stage (``draw_counted``).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from proxies.stages import StageConfig
 from proxies.tokens import DomainTokens, TokenDtype, check_weights
 
 __all__ = ["DomainTokens", "MixtureBatches", "TokenDtype", "ValidationWindows", "check_weights"]
@@ -153,3 +157,56 @@ class ValidationWindows:
         windows = self.windows[name]
         for i in range(0, len(windows), batch_size):
             yield torch.from_numpy(windows[i : i + batch_size])
+
+
+# -- mixture stages: a stream per stage, counting what each stage drew ---------------------------
+
+
+def stage_stream(
+    domains: list[DomainTokens],
+    stage: StageConfig,
+    index: int,
+    run_weights: Mapping[str, float],
+    seq_len: int,
+    batch_size: int,
+    seed: int,
+    staged: bool,
+) -> MixtureBatches:
+    """Stage ``index``'s stream: its weights (the run's mixture when it has none), stream
+    ``index`` of the seed. Bad weights raise ValueError naming the stage."""
+    weights = run_weights if stage.weights is None else stage.weights
+    try:
+        return MixtureBatches(domains, weights, seq_len, batch_size, seed=seed, stream=index)
+    except ValueError as error:
+        if not staged:
+            raise  # the error is the run's mixture's, as before stages
+        raise ValueError(f"stage {index} {stage.label}: {error}") from None
+
+
+def zero_counts(
+    domains: list[DomainTokens], n_models: int, n_stages: int
+) -> list[list[dict[str, int]]]:
+    return [[{d.name: 0 for d in domains} for _ in range(n_stages)] for _ in range(n_models)]
+
+
+def draw_counted(stream: MixtureBatches, counts: dict[str, int], seq_len: int) -> torch.Tensor:
+    """The stream's next batch; adds the tokens each domain contributed (T per row) to counts."""
+    batch, which = stream.sample()
+    for d, rows in zip(
+        stream.domains, np.bincount(which, minlength=len(stream.domains)), strict=True
+    ):
+        counts[d.name] += int(rows) * seq_len
+    return torch.from_numpy(batch)
+
+
+def stream_states(streams: list[list[MixtureBatches]]) -> list[Any]:
+    """Per model, its stream's state (one stage, the format before stages) or its list of
+    per-stage states."""
+    return [[s.state() for s in per_model] if len(per_model) > 1 else per_model[0].state()
+            for per_model in streams]  # fmt: skip
+
+
+def set_stream_states(streams: list[list[MixtureBatches]], states: list[Any]) -> None:
+    for per_model, state in zip(streams, states, strict=True):
+        for stream, one in zip(per_model, state if len(per_model) > 1 else [state], strict=True):
+            stream.set_state(one)

@@ -48,12 +48,19 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 
 from proxies.checkpoint import load_checkpoint, remove_checkpoint, run_fingerprint, save_checkpoint
 from proxies.config import GPTConfig, StageConfig, TrainConfig
-from proxies.data import DomainTokens, MixtureBatches, ValidationWindows
+from proxies.data import (
+    DomainTokens,
+    ValidationWindows,
+    draw_counted,
+    set_stream_states,
+    stage_stream,
+    stream_states,
+    zero_counts,
+)
 from proxies.evaluate import Evaluation, MetricHook, evaluate, evaluate_models, metric_hooks
 from proxies.optim import Model, build_optimizer, lr_at
 from proxies.results import CURVE_POINTS, StepInfo, TrainResult, smooth_curve
@@ -207,56 +214,6 @@ def _eval_record(step: int, tokens: int, evaluation: Evaluation) -> dict[str, An
     }
 
 
-def _stage_stream(
-    domains: list[DomainTokens],
-    stage: StageConfig,
-    index: int,
-    run_weights: Mapping[str, float],
-    seq_len: int,
-    batch_size: int,
-    seed: int,
-    staged: bool,
-) -> MixtureBatches:
-    """Stage ``index``'s stream: its weights (the run's mixture when it has none), stream
-    ``index`` of the seed. Bad weights raise ValueError naming the stage."""
-    weights = run_weights if stage.weights is None else stage.weights
-    try:
-        return MixtureBatches(domains, weights, seq_len, batch_size, seed=seed, stream=index)
-    except ValueError as error:
-        if not staged:
-            raise  # the error is the run's mixture's, as before stages
-        raise ValueError(f"stage {index} {stage.label}: {error}") from None
-
-
-def _zero_counts(
-    domains: list[DomainTokens], n_models: int, n_stages: int
-) -> list[list[dict[str, int]]]:
-    return [[{d.name: 0 for d in domains} for _ in range(n_stages)] for _ in range(n_models)]
-
-
-def _draw(stream: MixtureBatches, counts: dict[str, int], seq_len: int) -> torch.Tensor:
-    """The stream's next batch; adds the tokens each domain contributed (T per row) to counts."""
-    batch, which = stream.sample()
-    for d, rows in zip(
-        stream.domains, np.bincount(which, minlength=len(stream.domains)), strict=True
-    ):
-        counts[d.name] += int(rows) * seq_len
-    return torch.from_numpy(batch)
-
-
-def _stream_states(streams: list[list[MixtureBatches]]) -> list[Any]:
-    """Per model, its stream's state (one stage, the format before stages) or its list of
-    per-stage states."""
-    return [[s.state() for s in per_model] if len(per_model) > 1 else per_model[0].state()
-            for per_model in streams]  # fmt: skip
-
-
-def _set_stream_states(streams: list[list[MixtureBatches]], states: list[Any]) -> None:
-    for per_model, state in zip(streams, states, strict=True):
-        for stream, one in zip(per_model, state if len(per_model) > 1 else [state], strict=True):
-            stream.set_state(one)
-
-
 def _train(
     model_cfg: GPTConfig,
     train_cfg: TrainConfig,
@@ -278,7 +235,7 @@ def _train(
     stages = train_cfg.stages or (StageConfig(1.0),)
     streams = [  # streams[k][j]: model k's batches in stage j
         [
-            _stage_stream(domains, stage, j, weights, T, B, seed, bool(train_cfg.stages))
+            stage_stream(domains, stage, j, weights, T, B, seed, bool(train_cfg.stages))
             for j, stage in enumerate(stages)
         ]
         for weights, seed in zip(mixtures, seeds, strict=True)
@@ -311,7 +268,7 @@ def _train(
         model = model.to(device).train()
         del models
         optimizer = build_optimizer(model, train_cfg, device)
-        progress = _Progress(K, stage_tokens=_zero_counts(domains, K, len(stages)))
+        progress = _Progress(K, stage_tokens=zero_counts(domains, K, len(stages)))
 
         def evaluate_now(step: int) -> list[Evaluation]:
             return evaluate_models(
@@ -326,7 +283,7 @@ def _train(
                 "step": step,
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
-                "streams": _stream_states(streams),
+                "streams": stream_states(streams),
                 "stage_tokens": progress.stage_tokens,
                 "losses": progress.losses,
                 "evals": progress.evals,
@@ -339,7 +296,7 @@ def _train(
             if saved is not None:
                 model.load_state_dict(saved["model"])
                 optimizer.load_state_dict(saved["optimizer"])
-                _set_stream_states(streams, saved["streams"])
+                set_stream_states(streams, saved["streams"])
                 torch.set_rng_state(saved["torch_rng"])
                 progress = _Progress(
                     K, saved["step"], saved["losses"], saved["evals"],
@@ -356,7 +313,7 @@ def _train(
                 group["lr"] = lr
             stage = bisect.bisect_right(stage_ends, step)
             parts = [  # each (B, T+1) on the CPU
-                _draw(model_streams[stage], progress.stage_tokens[k][stage], T)
+                draw_counted(model_streams[stage], progress.stage_tokens[k][stage], T)
                 for k, model_streams in enumerate(streams)
             ]
             batch = torch.stack(parts) if stacked else parts[0]

@@ -4,7 +4,9 @@
     design    the sampler's initial mixtures (+ the baselines guard rails are relative to)
     rounds    the strategy proposes from every finished trial; the batch trains
     recommend the strategy's best mixture (and its report: what it chose and why)
-    validate  the recommendation next to baselines on the validation proxy, several seeds
+    at_target with a target scale: a scale-aware law's optimum there (mixopt.search.scale)
+    validate  the recommendation next to baselines on the validation proxy, several seeds; a
+              mixture that beats it there beyond noise replaces it (mixopt.search.validation)
     publish   recommendation.json (guard rails checked on what validation measured)
 
 The driver owns all state: workers return result dicts, and the driver tells its listeners
@@ -222,7 +224,7 @@ class SearchJob:
             if self.ladder.multi_fidelity:
                 chosen = [self.ladder.target if v is None else v for v in batch.levels]
                 self.say(f"round {index}: {s.strategy} runs {self.ladder.describe(chosen)}")
-            self._log_predictor(proposer, index)
+            job_run.log_predictor_fit(self.tracker, proposer, s.predictor, index)
         trials = self._plan(batch.X, index, batch.levels)
         self._train(trials, stage)
         self._tell(proposer, trials)
@@ -377,15 +379,6 @@ class SearchJob:
             raise MixoptError(
                 f"only {proposer.n_observed} trial(s) finished, at least 2 are needed to go on; "
                 f"the errors are in {self.job.log_path} and the runs table"
-            )
-
-    def _log_predictor(self, proposer: Proposer, round_index: int) -> None:
-        """The fitted predictor's cross-validated scores, where the proposer has them."""
-        fit = job_run.predictor_fit(proposer)
-        if fit is not None:
-            scores, params = fit
-            self.tracker.log_predictor_fit(
-                self.spec.search.predictor, scores, params, round=round_index
             )
 
     def _start_tracking(self, problem: SearchProblem, ladder: Ladder) -> None:

@@ -61,6 +61,15 @@ def predictor_fit(proposer: Any) -> tuple[dict[str, float], dict[str, Any]] | No
     return {f"spearman/{name}": value for name, value in scores.items()}, params
 
 
+def log_predictor_fit(tracker: Any, proposer: Any, predictor: str, round_index: int) -> None:
+    """The fitted predictor's cross-validated scores to the tracker, where the proposer has
+    them (:func:`predictor_fit`)."""
+    fit = predictor_fit(proposer)
+    if fit is not None:
+        scores, params = fit
+        tracker.log_predictor_fit(predictor, scores, params, round=round_index)
+
+
 def system_tags(cwd: str | Path | None = None) -> dict[str, str]:
     """MLflow's system tags for a run started here, and mixopt's version."""
     from mixopt import __version__
