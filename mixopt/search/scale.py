@@ -115,6 +115,8 @@ def fit(problem: SearchProblem, trials: list[Trial]) -> TargetModel | str:
         return "the objective names metrics other than validation losses"
     if not problem.hierarchy.trivial:
         return "a grouped search keeps within-group shares the laws do not model"
+    if problem.spec.stages:
+        return "the laws model one mixture throughout training, not a schedule of stages"
     done = [
         t
         for t in trials

@@ -114,3 +114,21 @@ def test_staged_trials_train_real_proxies_alone_and_stacked(make_spec: Any) -> N
     assert together[1]["stage_tokens"][1] == {"code": 0, "bible": 4 * 4 * 32, "dictionary": 0}
     for name, value in alone["metrics"].items():
         assert together[0]["metrics"][name] == pytest.approx(value, rel=1e-4, abs=1e-5)
+
+
+def test_a_staged_job_says_the_target_scale_laws_do_not_apply(make_spec: Any, tmp_path: Any):
+    spec = make_spec(
+        search=QUICK_SEARCH,
+        proxy={"seq_len": 16},
+        stages=STAGES,
+        target={"params": 1e8, "tokens": 1e6, "max_epochs": 1000},
+        validate={"enabled": False},
+    )
+    job_dir = JobDir.new(spec, tmp_path / "job").path
+    outcome = SearchJob(spec, job_dir, runner=ScriptedRunner()).run()
+    section = outcome.recommendation["target_scale"]
+    assert section == {
+        "available": False,
+        "reason": "the laws model one mixture throughout training, not a schedule of stages",
+    }
+    assert outcome.recommendation["stages"][1]["searched"]
