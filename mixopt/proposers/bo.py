@@ -54,7 +54,7 @@ class BOOptions(ProposerOptions):
     num_restarts: int = 1  # SLSQP starts per point (greedy) or per optimisation (joint)
     raw_samples: int = 256  # simulated mixtures scored once; the starts are their best
     candidates: int = 20_000  # simulated mixtures behind the recommendation's fallback
-    maxiter: int = 50  # SLSQP iterations of a proposal
+    maxiter: int = 30  # SLSQP iterations of each optimisation (the first point; the rest)
     timeout_s: float | None = None  # wall-clock cap of one proposal's optimisation; None: none
     mc_samples: int = 512  # quasi-Monte-Carlo samples of qLogNEI
     chunk: int = 2048  # candidate rows scored at once over a finite set
