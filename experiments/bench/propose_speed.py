@@ -1,13 +1,14 @@
 """Propose-step speed of the default strategy (``bo``) on RegMix's 512 runs.
 
-The real ``bo`` proposer (GP fit + a greedy batch of 8 continuous mixtures) is told the first
-64 and then all 512 RegMix runs (17 weights → Pile-CC validation loss, read as
+The real ``bo`` proposer (GP fit + a batch of 8 continuous mixtures) is told the first 64 and
+then all 512 RegMix runs (17 weights → Pile-CC validation loss, read as
 ``experiments/bench/replay.py`` reads it), and ``propose(8)`` is timed ``--repeats`` times in
-one process (median reported; each repeat is a fresh proposer told the same runs, so a warm
-start from an earlier round does not flatter it). The fit is timed inside the proposal (the
-proposer's ``_fit``), so the split is fit vs everything else (acquisition: building qLogNEI,
-raw samples, SLSQP restarts, the greedy batch). Options may be overridden as ``KEY=VALUE``
-(e.g. ``--option timeout_s=None``) to compare settings under the same conditions.
+one process after one untimed warm-up proposal (imports, first-call set-up); the median is
+reported. Each repeat is a fresh proposer told the same runs. The fit is timed inside the
+proposal (the proposer's ``_fit``), so the split is fit vs everything else (acquisition:
+building qLogNEI, scoring the simulated starts, SLSQP). Options may be overridden as
+``KEY=VALUE`` (e.g. ``--option maxiter=50``) to compare settings under the same conditions; run
+the script with another checkout on ``PYTHONPATH`` to compare versions.
 
 Timings depend on the machine and its load: compare settings as ratios in one run. The last
 line is one JSON object: ``propose_s_64``, ``propose_s_512``, ``fit_s_64``, ``fit_s_512``,
@@ -90,6 +91,7 @@ def main() -> None:
     sampler = DirichletSampler(MixtureSpace.from_bounds(columns), X.mean(axis=0))
     options = dict(option(text) for text in args.option)
     results: dict[str, Any] = {"options": options, "repeats": {}}
+    one_step(sampler, X[: min(args.sizes)], y[: min(args.sizes)], options)  # warm-up: imports
     for n in args.sizes:
         runs = [one_step(sampler, X[:n], y[:n], options) for _ in range(args.repeats)]
         results["repeats"][str(n)] = runs
