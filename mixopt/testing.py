@@ -116,13 +116,15 @@ def quick_synthetic_execute(request: TrialRequest) -> dict[str, Any]:
 class ScriptedRunner(Runner):
     """Runs requests with an executor, in order, and fails chosen attempts as a dead worker would.
 
-    ``die`` maps a trial id to how many of its attempts die (retryable) before one succeeds.
+    ``die`` maps a trial id to how many of its attempts die (retryable) before one succeeds;
+    ``finished`` lists the trials that completed, in the order they did.
     """
 
     def __init__(self, execute: Any = synthetic_execute, die: dict[str, int] | None = None) -> None:
         self.execute = execute
         self.die = dict(die or {})
         self.submitted: list[str] = []
+        self.finished: list[str] = []
         self._queue: deque[TrialRequest] = deque()
 
     def submit(self, request: TrialRequest) -> None:
@@ -141,8 +143,13 @@ class ScriptedRunner(Runner):
                     )
                 )
             else:
-                events.append(RunnerEvent(request.trial_id, result=self.execute(request)))
+                events.append(self._run(request))
         return events
+
+    def _run(self, request: TrialRequest) -> RunnerEvent:
+        event = RunnerEvent(request.trial_id, result=self.execute(request))
+        self.finished.append(request.trial_id)
+        return event
 
     def cancel(self, trial_id: str) -> None:
         self._queue = deque(r for r in self._queue if r.trial_id != trial_id)

@@ -4,15 +4,31 @@ The GP sees raw weights through a log-weights input transform, so the acquisitio
 function of the mixture and is optimised where the mixture lives: box bounds from the space
 (lower/upper per domain, repetition caps included), and the simplex as the equality constraint
 ``Σ w = 1``. The batch acquisition is q-log-noisy-expected-improvement (proxy losses are
-noisy), built greedily: each point is optimised with the earlier ones pending (SLSQP,
-capped in iterations and time, so a proposal step stays within seconds), and with the
-mixtures still being evaluated (``X_pending_``) pending too.
-Domains with a fixed weight are not searched: the optimiser sees only the free coordinates.
-Over a finite candidate set the same acquisition picks rows greedily (the best row, then the
-best with the chosen ones pending, as BoTorch's ``optimize_acqf_discrete`` does), so a replayed
-``bo`` is the ``bo`` a job runs, with a discrete optimiser. The Monte-Carlo samples of the
-acquisition are seeded per proposal; with ``timeout_s=None`` a proposal is deterministic (the
-time cap, when it binds, stops SLSQP at a point that depends on the machine's speed).
+noisy), with the mixtures still being evaluated (``X_pending_``) pending. The starts come from
+the space's own sampler: ``raw_samples`` simulated mixtures are scored once and the best
+``4 × num_restarts × n`` are the shortlist. A batch (``batch="joint"``, the default) is the
+best single mixture (SLSQP from the shortlist's best ``num_restarts``), then the other
+``n - 1`` at once with it pending (one SLSQP over the rest of the batch, started from
+shortlist rows picked greedily); ``batch="greedy"`` optimises point by point, each with the
+earlier ones pending (slower: one SLSQP per point). SLSQP is capped at ``maxiter``
+iterations. Domains with a fixed weight are not searched: the optimiser sees
+only the free coordinates. Over a finite candidate set the same acquisition picks rows greedily
+(the best row, then the best with the chosen ones pending, as BoTorch's
+``optimize_acqf_discrete`` does), so a replayed ``bo`` is the ``bo`` a job runs, with a
+discrete optimiser.
+
+The GP is fitted once per proposal (hyperparameters on at most ``fit_rows`` told rows, L-BFGS
+capped at ``fit_maxiter``; the GP then conditions on every row), so a propose step takes
+seconds at 64 trials and at 512 (``experiments/bench/propose_speed.py``).
+
+Proposals are reproducible: the same options, observations (told in the same order; the search
+driver tells them in trial order) and proposal count give the same batch, whatever the
+machine's core count (same software stack). Every
+torch draw (pruning the baseline, the quasi-Monte-Carlo samples) is seeded from
+``(seed, proposal count)`` in a forked generator (the caller's torch state is untouched), GP
+work runs on one torch thread below a thousand rows, and the optimiser stops on iterations, not
+time. ``timeout_s`` adds a wall-clock cap for callers that prefer a bound to reproducibility
+(when it binds, the answer depends on the machine's speed).
 
 ``recommend()`` minimises the GP's posterior mean over the same space (the best *predicted*
 mixture, not the best observed, which would reward a lucky seed), starting from the best
@@ -21,7 +37,9 @@ simulated candidates, and reports the posterior standard deviation there.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,20 +51,30 @@ from mixopt.proposers.options import ProposerOptions
 
 @dataclass(frozen=True, kw_only=True)
 class BOOptions(ProposerOptions):
-    num_restarts: int = 8  # SLSQP starts per point of a batch
-    raw_samples: int = 256  # simulated mixtures per point the starts are picked from
+    num_restarts: int = 1  # SLSQP starts per point (greedy) or per optimisation (joint)
+    raw_samples: int = 256  # simulated mixtures scored once; the starts are their best
     candidates: int = 20_000  # simulated mixtures behind the recommendation's fallback
-    maxiter: int = 100  # SLSQP iterations per start
-    timeout_s: float | None = 20.0  # time cap of one proposal's optimisation; None: no cap
+    maxiter: int = 30  # SLSQP iterations of each optimisation (the first point; the rest)
+    timeout_s: float | None = None  # wall-clock cap of one proposal's optimisation; None: none
     mc_samples: int = 512  # quasi-Monte-Carlo samples of qLogNEI
     chunk: int = 2048  # candidate rows scored at once over a finite set
+    fit_maxiter: int = 100  # L-BFGS iterations of the GP's hyperparameter fit
+    fit_rows: int = 256  # told rows the hyperparameters are fitted on (a seeded subset beyond)
+    batch: str = "joint"  # joint: the best point, then the rest at once; greedy: point by point
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("num_restarts", "raw_samples", "candidates", "maxiter", "mc_samples", "chunk"):
+        names = ("num_restarts", "raw_samples", "candidates", "maxiter", "mc_samples", "chunk")
+        for name in (*names, "fit_maxiter", "fit_rows"):
             self._int(name)
+        if self.batch not in ("greedy", "joint"):
+            self.fail("batch", f"'greedy' or 'joint', got {self.batch!r}")
         if self.timeout_s is not None:
             self._positive("timeout_s")
+
+
+SHORTLIST = 4  # shortlisted simulated mixtures per point of a starting batch
+RECOMMEND_RESTARTS = 8  # SLSQP starts of the recommendation (once per job, not per round)
 
 
 class BOProposer(Proposer):
@@ -63,7 +91,19 @@ class BOProposer(Proposer):
         from mixopt.predictors.gp import fit_gp
 
         X, y = self._require_observations(2)
-        return fit_gp(X, -y, seed=self.options.seed)  # BoTorch maximises
+        options = self.options
+        return fit_gp(  # BoTorch maximises
+            X, -y, seed=options.seed, maxiter=options.fit_maxiter, max_rows=options.fit_rows
+        )
+
+    @contextlib.contextmanager
+    def _torch(self, seed: int) -> Iterator[None]:
+        """Torch seeded with ``seed`` (in a forked generator) and on the threads GP work on
+        the told rows takes: what makes a proposal the same on every machine."""
+        from mixopt.predictors.gp import gp_threads, seeded_torch, torch_threads
+
+        with seeded_torch(seed), torch_threads(gp_threads(self.n_observed)):
+            yield
 
     def _free_problem(self) -> tuple[np.ndarray, Any, Any, float]:
         """Indices of free domains, their bounds, the simplex constraint on them, fixed mass."""
@@ -84,7 +124,11 @@ class BOProposer(Proposer):
         out[:, free] = x_free
         return self.space.project(out)
 
-    def _optimize(self, acquisition: Any, q: int, rng: np.random.Generator) -> np.ndarray:
+    def _optimize(
+        self, acquisition: Any, q: int, rng: np.random.Generator, restarts: int | None = None
+    ) -> np.ndarray:
+        """The best ``q`` mixtures by ``acquisition`` (SLSQP from ``restarts`` starts, None:
+        the options'; ``batch`` says whether point by point or the batch at once)."""
         import torch
 
         free, bounds, simplex, _ = self._free_problem()
@@ -99,19 +143,42 @@ class BOProposer(Proposer):
                 acquisition, self.space.dim, fixed.tolist(), self.space.lower[fixed].tolist()
             )
         # start inside the polytope, off its faces: SLSQP stalls on points at a bound
-        raw = self.sampler.candidates(self.options.raw_samples * q, rng)
-        starts = (0.95 * raw + 0.05 * self.space.uniform())[:, free]
-        with torch.no_grad():
-            values = wrapped(torch.as_tensor(starts, dtype=torch.float64).reshape(-1, q, len(free)))
-        best = torch.argsort(values, descending=True)[: self.options.num_restarts]
-        initial = torch.as_tensor(starts, dtype=torch.float64).reshape(-1, q, len(free))[best]
+        raw = self.sampler.candidates(max(self.options.raw_samples, SHORTLIST * q), rng)
+        starts = torch.as_tensor(
+            (0.95 * raw + 0.05 * self.space.uniform())[:, free], dtype=torch.float64
+        )
+        restarts = self.options.num_restarts if restarts is None else restarts
+        shortlist = starts[self._best_rows(wrapped, starts, SHORTLIST * restarts * q)]
         with warnings.catch_warnings():
             # SLSQP "failed" line searches are routine at the simplex's faces; the best point
             # found is kept either way, so the warnings only add noise to a job's log
             warnings.simplefilter("ignore", category=RuntimeWarning)
             warnings.simplefilter("ignore", category=UserWarning)
-            points = self._greedy(wrapped, acquisition, bounds, simplex, initial, free, q)
-        return self._full(free, torch.cat(points).reshape(q, len(free)).numpy())
+            if self.options.batch == "joint":
+                x = self._joint(wrapped, acquisition, bounds, simplex, shortlist, free, q, restarts)
+            else:
+                x = self._greedy(
+                    wrapped, acquisition, bounds, simplex, shortlist, free, q, restarts
+                )
+        return self._full(free, x.reshape(q, len(free)).numpy())
+
+    def _slsqp(
+        self, acquisition: Any, bounds: Any, simplex: Any, initial: Any, timeout: float | None
+    ) -> Any:
+        """SLSQP from the starting batches ``initial`` (r, q, k): the best batch (q, k)."""
+        from botorch.optim import optimize_acqf
+
+        x, _ = optimize_acqf(
+            acquisition,
+            bounds=bounds,
+            q=initial.shape[1],
+            num_restarts=len(initial),
+            batch_initial_conditions=initial,
+            equality_constraints=simplex,  # on each point of the batch
+            options={"maxiter": self.options.maxiter},
+            timeout_sec=timeout,
+        )
+        return x.detach()
 
     def _greedy(
         self,
@@ -119,32 +186,103 @@ class BOProposer(Proposer):
         acquisition: Any,
         bounds: Any,
         simplex: Any,
-        initial: Any,
+        shortlist: Any,
         free: np.ndarray,
         q: int,
-    ) -> list[Any]:
+        restarts: int,
+    ) -> Any:
+        """Point by point, each optimised from the shortlist's best rows with the points chosen
+        before pending (rescored: the shortlist is in score order for the first)."""
         import torch
-        from botorch.optim import optimize_acqf
 
+        restarts = min(restarts, len(shortlist))
+        timeout = self.options.timeout_s
         points: list[Any] = []
-        for i in range(q):  # greedy batch: each point conditioned on the ones chosen before
-            x, _ = optimize_acqf(
-                wrapped,
-                bounds=bounds,
-                q=1,
-                num_restarts=len(initial),
-                batch_initial_conditions=initial[:, i : i + 1, :],
-                equality_constraints=simplex,
-                options={"maxiter": self.options.maxiter},
-                timeout_sec=None if self.options.timeout_s is None else self.options.timeout_s / q,
+        for i in range(q):
+            if i == 0:
+                order = torch.arange(restarts)
+            else:  # q > 1 only with Monte-Carlo acquisitions, which take pending points
+                pending = self._full_tensor(free, torch.cat(points))
+                acquisition.set_X_pending(self._pending(pending))
+                order = self._best_rows(wrapped, shortlist, restarts)
+            initial = shortlist[order].unsqueeze(-2)
+            points.append(
+                self._slsqp(
+                    wrapped, bounds, simplex, initial, None if timeout is None else timeout / q
+                )
             )
-            points.append(x.detach())
-            if i + 1 < q:  # q > 1 only with Monte-Carlo acquisitions, which take pending points
-                pending = torch.cat(points).reshape(-1, len(free))
-                acquisition.set_X_pending(self._pending(self._full_tensor(free, pending)))
         if q > 1:
             acquisition.set_X_pending(self._pending(None))
-        return points
+        return torch.cat(points)
+
+    @staticmethod
+    def _best_rows(acquisition: Any, rows: Any, k: int) -> Any:
+        """Indices of the ``k`` rows (r, d) with the highest acquisition value, each row on its
+        own (ties: the earlier row)."""
+        import torch
+
+        with torch.no_grad():
+            values = acquisition(rows.unsqueeze(-2))
+        values = torch.nan_to_num(values, nan=-torch.inf)
+        return torch.argsort(values, descending=True, stable=True)[:k]
+
+    def _joint(
+        self,
+        wrapped: Any,
+        acquisition: Any,
+        bounds: Any,
+        simplex: Any,
+        shortlist: Any,
+        free: np.ndarray,
+        q: int,
+        restarts: int,
+    ) -> Any:
+        """The batch's first point optimised alone (the best single mixture), then the other
+        ``q - 1`` at once with it pending: one SLSQP over the rest of the batch."""
+        import torch
+
+        timeout = self.options.timeout_s
+        share = None if timeout is None else timeout / 2
+        first = self._slsqp(wrapped, bounds, simplex, shortlist[:restarts].unsqueeze(-2), share)
+        if q == 1:
+            return first
+        initial = self._greedy_starts(wrapped, acquisition, shortlist, free, q - 1, restarts, first)
+        acquisition.set_X_pending(self._pending(self._full_tensor(free, first)))
+        rest = self._slsqp(wrapped, bounds, simplex, initial, share)
+        acquisition.set_X_pending(self._pending(None))
+        return torch.cat([first, rest])
+
+    def _greedy_starts(
+        self,
+        wrapped: Any,
+        acquisition: Any,
+        shortlist: Any,
+        free: np.ndarray,
+        q: int,
+        r: int,
+        chosen_before: Any,
+    ) -> Any:
+        """``r`` starting batches (r, q, k) from the shortlist, each chosen greedily with
+        ``chosen_before`` (free coordinates) and its own earlier rows pending; an earlier
+        batch's rows are taken."""
+        import torch
+
+        r = max(1, min(r, len(shortlist) // q))
+        taken: list[int] = []
+        batches = []
+        for _batch in range(r):
+            chosen: list[int] = []
+            for _ in range(q):
+                # q > 1 only with Monte-Carlo acquisitions, which take pending points
+                pending = self._full_tensor(free, torch.cat([chosen_before, shortlist[chosen]]))
+                acquisition.set_X_pending(self._pending(pending))
+                order = self._best_rows(wrapped, shortlist, len(shortlist)).tolist()
+                pick = next(int(j) for j in order if int(j) not in taken)
+                chosen.append(pick)
+                taken.append(pick)
+            batches.append(shortlist[chosen])
+        acquisition.set_X_pending(self._pending(None))
+        return torch.stack(batches)
 
     def _pending(self, chosen: Any) -> Any:
         """The acquisition's pending points: ``X_pending_`` and ``chosen`` (None: none)."""
@@ -169,8 +307,7 @@ class BOProposer(Proposer):
 
         X, _ = self._require_observations(2)
         model = self._fit()
-        seed = self._torch_seed()
-        torch.manual_seed(seed)  # pruning the baseline draws its own samples
+        seed = self._torch_seed()  # pruning the baseline draws from torch, seeded by _torch
         return qLogNoisyExpectedImprovement(
             model,
             X_baseline=torch.as_tensor(X, dtype=torch.float64),
@@ -180,10 +317,15 @@ class BOProposer(Proposer):
         )
 
     def _propose(self, n: int, rng: np.random.Generator) -> Batch:
-        return Batch(self._optimize(self._acquisition(), n, rng))
+        with self._torch(self._torch_seed()):
+            return Batch(self._optimize(self._acquisition(), n, rng))
 
     def _select(self, n: int, candidates: Candidates, rng: np.random.Generator) -> np.ndarray:
         """Greedy over rows: the best row, then the best with those chosen pending."""
+        with self._torch(self._torch_seed()):
+            return self._select_rows(n, candidates)
+
+    def _select_rows(self, n: int, candidates: Candidates) -> np.ndarray:
         import torch
 
         acquisition = self._acquisition()
@@ -209,14 +351,18 @@ class BOProposer(Proposer):
         return np.array(chosen)
 
     def recommend(self) -> Recommendation:
+        X, y = self._require_observations(2)
+        rng = self._recommend_rng()
+        with self._torch(int(rng.integers(0, 2**31 - 1))):
+            return self._recommend(X, y, rng)
+
+    def _recommend(self, X: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> Recommendation:
         from botorch.acquisition import PosteriorMean
 
         from mixopt.predictors.gp import posterior_mean_std
 
-        X, y = self._require_observations(2)
-        rng = self._recommend_rng()
         model = self._fit()
-        weights = self._optimize(PosteriorMean(model), 1, rng)[0]
+        weights = self._optimize(PosteriorMean(model), 1, rng, RECOMMEND_RESTARTS)[0]
         pool = np.vstack([self.sampler.candidates(self.options.candidates, rng), X])
         mean, _ = posterior_mean_std(model, pool, observation_noise=False)
         if mean.max() > posterior_mean_std(model, weights[None], observation_noise=False)[0][0]:
