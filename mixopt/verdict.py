@@ -163,6 +163,16 @@ def compare(
     )
 
 
+def switch(validation: dict[str, Any], label: str) -> dict[str, Any]:
+    """The summaries with ``label``'s as the recommendation's (``chosen_from`` names it; it
+    stays under its own label too, for guard rails relative to it) and the search's
+    recommendation kept as ``search_choice``."""
+    out = {"recommended": {**validation[label], "label": "recommended", "chosen_from": label}}
+    out[SEARCH_CHOICE] = {**validation["recommended"], "label": SEARCH_CHOICE}
+    out.update({k: v for k, v in validation.items() if k != "recommended"})
+    return out
+
+
 def comparisons(validation: dict[str, Any], direction: str) -> dict[str, Comparison]:
     """Each baseline (every validated mixture but the recommendation, and the one it was chosen
     from at validation) against the recommendation."""

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mixopt.trials import Stage, Trial
-from mixopt.verdict import SEARCH_CHOICE, check_guard_rails, compare, summarise
+from mixopt.verdict import SEARCH_CHOICE, check_guard_rails, compare, summarise, switch
 
 if TYPE_CHECKING:
     from mixopt.proposers.base import Recommendation
@@ -120,16 +120,6 @@ def decide(
                 continue
         winners.append((found.gain, label))
     return max(winners)[1] if winners else None
-
-
-def switch(validation: dict[str, Any], label: str) -> dict[str, Any]:
-    """The summaries with ``label``'s as the recommendation's (``chosen_from`` names it; it
-    stays under its own label too, for guard rails relative to it) and the search's
-    recommendation kept as ``search_choice``."""
-    out = {"recommended": {**validation[label], "label": "recommended", "chosen_from": label}}
-    out[SEARCH_CHOICE] = {**validation["recommended"], "label": SEARCH_CHOICE}
-    out.update({k: v for k, v in validation.items() if k != "recommended"})
-    return out
 
 
 def choose(

@@ -31,7 +31,6 @@ import re
 import secrets
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -44,12 +43,10 @@ from mixopt.service.schemas import ErrorOut
 from mixopt.service.settings import ServiceSettings
 from mixopt.service.study_schemas import (
     AskIn,
-    BestOut,
     EnqueueIn,
     EnqueueOut,
     FailIn,
     FailOut,
-    ObservedOut,
     StudyIn,
     StudyList,
     StudyOut,
@@ -59,7 +56,7 @@ from mixopt.service.study_schemas import (
 )
 from mixopt.service.views import iso
 from mixopt.study import Study, StudyFile
-from mixopt.study.records import scale_of
+from mixopt.study.records import Best, Observed, scale_of
 from mixopt.study.storage import StudyLocked
 
 log = logging.getLogger("mixopt.service")
@@ -114,7 +111,7 @@ def summary(study_id: str, study: Study, path: Path) -> StudyOut:
     except OSError:  # deleted meanwhile
         updated = ""
     try:
-        observed: ObservedOut | None = ObservedOut(**asdict(study.best_observed()))
+        observed: Observed | None = study.best_observed()
     except MixoptError:
         observed = None
     return StudyOut(
@@ -285,7 +282,7 @@ def study_router(settings: ServiceSettings, user_dependency: Any) -> APIRouter:
             attempt(422, lambda: study.enqueue(body.weights))
             return EnqueueOut(weights=study.queue[-1], queued=len(study.queue))
 
-    @router.get("/studies/{study_id}/best", response_model=BestOut | ObservedOut)
+    @router.get("/studies/{study_id}/best", response_model=Best | Observed)
     def best(
         study_id: str,
         user: User,
@@ -296,14 +293,14 @@ def study_router(settings: ServiceSettings, user_dependency: Any) -> APIRouter:
             float | None, Query(gt=0, description="Target model size N (with tokens).")
         ] = None,
         tokens: Annotated[float | None, Query(gt=0, description="Target tokens D.")] = None,
-    ) -> BestOut | ObservedOut:
+    ) -> Best | Observed:
         """The recommended mixture: the strategy's model optimum at the largest told scale, or a
         scale-aware law's at ``params``/``tokens`` (the study's target by default); with
         ``observed``, the best result told (at that scale, or the largest told)."""
         target = attempt(422, lambda: scale_of(params, tokens, where="params/tokens"))
         study, _ = load(study_id, user)
         if observed:
-            return ObservedOut(**asdict(attempt(409, lambda: study.best_observed(target))))
-        return BestOut(**asdict(attempt(409, lambda: study.best(target))))
+            return attempt(409, lambda: study.best_observed(target))
+        return attempt(409, lambda: study.best(target))
 
     return router

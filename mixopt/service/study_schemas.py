@@ -9,7 +9,7 @@ app's handler joins pydantic's errors as ``body.strategy: ...``). What only the 
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     BaseModel,
@@ -22,6 +22,7 @@ from pydantic import (
 
 from mixopt.proposers.registry import DEFAULT_STRATEGY
 from mixopt.study import DEFAULT_LAW, study_strategies
+from mixopt.study.records import Observed  # responses reuse the study's own records
 
 MAX_DOMAINS = 256
 MAX_METRICS = 256
@@ -137,31 +138,6 @@ class SuggestionOut(BaseModel):
     source: str = Field(description="asked or enqueued (imported: a run added from a table).")
 
 
-class ObservedOut(BaseModel):
-    """The best result told, as trained."""
-
-    mixture_id: str
-    weights: dict[str, float]
-    objective: float
-    metrics: dict[str, float]
-    params: float | None = None
-    tokens: float | None = None
-
-
-class BestOut(BaseModel):
-    """The study's recommendation (the strategy's model optimum, or a law's at a target)."""
-
-    weights: dict[str, float]
-    predicted: float
-    predicted_std: float | None
-    method: str
-    supported_by: list[str]
-    nearest: list[dict[str, Any]]
-    outside_data: bool
-    params: float | None = None
-    tokens: float | None = None
-
-
 class StudyOut(BaseModel):
     id: str
     name: str
@@ -176,7 +152,7 @@ class StudyOut(BaseModel):
     pending: int = Field(description="Asked, neither told nor failed: training somewhere.")
     failed: int
     queued: int = Field(description="Enqueued mixtures the next asks return first.")
-    best_observed: ObservedOut | None
+    best_observed: Observed | None
     updated: str
 
 

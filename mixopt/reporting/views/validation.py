@@ -13,7 +13,7 @@ from mixopt.reporting.views.common import (
     finished,
     stage_text,
 )
-from mixopt.verdict import SEARCH_CHOICE
+from mixopt.verdict import switch
 
 if TYPE_CHECKING:
     pass
@@ -52,10 +52,7 @@ def _chosen_at_validation(
     chosen = (validation.get("recommended") or {}).get("chosen_from")
     if not chosen or chosen not in found or "recommended" not in found:
         return found
-    out = {"recommended": {**found[chosen], "chosen_from": chosen}}
-    out[SEARCH_CHOICE] = found["recommended"]
-    out.update({k: v for k, v in found.items() if k != "recommended"})
-    return out
+    return switch(found, chosen)
 
 
 def _validation_from_recommendation(job: JobData) -> dict[str, dict[str, Any]]:

@@ -6,10 +6,10 @@ import pytest
 
 from mixopt.job import JobDir
 from mixopt.search import SearchJob
-from mixopt.search.validation import TOWARD_NATURAL, decide, path, switch
+from mixopt.search.validation import TOWARD_NATURAL, decide, path
 from mixopt.spec.objective import ConstraintSpec
 from mixopt.testing import ScriptedRunner, synthetic_execute
-from mixopt.verdict import SEARCH_CHOICE, check_guard_rails, comparisons, verdict
+from mixopt.verdict import SEARCH_CHOICE, check_guard_rails, comparisons, switch, verdict
 from tests.conftest import QUICK_SEARCH
 
 SEEDS = {0: 0.0, 1: 0.08, 2: -0.05, 3: 0.03}  # shared by every mixture (common random numbers)
