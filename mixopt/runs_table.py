@@ -39,6 +39,12 @@ EPOCHS_PREFIX = "epochs/"
 STAGE_WEIGHT_COLUMN = "stage{index}/weight/{domain}"  # a fixed stage's weight
 WEIGHT_SUM_TOLERANCE = 0.01  # a row's weights may exceed 1 by this much (rounded tables)
 MAX_ABS_TARGET = 1e100  # squares of larger targets overflow float64
+# what a trial's result adds to its row besides metrics (trunk_steps: of its steps, those a
+# staged trial took from a shared trunk instead of training them)
+RESULT_COLUMNS = (
+    "tokens", "flops", "wall_s", "tokens_per_s", "steps", "trunk_steps", "device",
+    "started_at", "finished_at",
+)  # fmt: skip
 
 
 def trial_row(
@@ -79,7 +85,7 @@ def trial_row(
     row.update(result.get("metrics", {}))
     if "objective" in result:
         row["objective"] = result["objective"]
-    for key in ("tokens", "flops", "wall_s", "tokens_per_s", "device", "started_at", "finished_at"):
+    for key in RESULT_COLUMNS:
         row[key] = result.get(key)
     row["data_hash"] = data_hash
     row.update({f"{DOMAIN_HASH_PREFIX}{d}": h for d, h in (domain_hashes or {}).items()})

@@ -64,6 +64,7 @@ class TrialRequest:
         checkpoint_dir: str | None = None,
         evals: Sequence[DomainTokens] = (),
         stages: Sequence[StageConfig] = (),
+        trunk_dir: str | None = None,
     ) -> TrialRequest:
         """``weights`` is the trial's mixture: the searched stage's when ``stages`` are given."""
         return cls(
@@ -72,7 +73,11 @@ class TrialRequest:
             proxy=proxy,
             model=proxy.gpt_config(vocab_size),
             train=proxy.train_config(
-                seed=seed, threads=threads, checkpoint_dir=checkpoint_dir, stages=stages
+                seed=seed,
+                threads=threads,
+                checkpoint_dir=checkpoint_dir,
+                stages=stages,
+                trunk_dir=trunk_dir,
             ),
             domains=tuple(domains),
             evals=tuple(evals),

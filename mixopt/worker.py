@@ -12,6 +12,7 @@ task's ``num_cpus``, so that value wins over the machine's core count.
   faster (small proxies on a GPU), else one at a time. Returns one dict per request, in order:
   the result of ``execute_trial``, or ``{"trial_id", "error", "retryable": False}`` for a trial
   that failed (bad mixture, non-finite loss, ...), so one bad trial does not sink its group.
+  Staged trials that branch from a shared trunk (``proxies.branch``) are never stacked.
 
 Workers live long (a Ray worker trains trial after trial), so each entry point hands back what a
 trial allocated before it returns (:func:`release_memory`): Python's garbage, the C heap's free
@@ -176,6 +177,13 @@ def _check_request(request: TrialRequest) -> None:
     )
 
 
+def _branches(request: TrialRequest) -> bool:
+    """A staged trial that branches from a shared trunk trains alone (stacking does not)."""
+    from proxies.branch import trunk_stage_count
+
+    return request.train.trunk_dir is not None and trunk_stage_count(request.train.stages) > 0
+
+
 def execute_group(
     requests: list[TrialRequest], *, stacking: str = "auto", max_stack: int = 16
 ) -> list[dict[str, Any]]:
@@ -209,7 +217,7 @@ def execute_group(
             policy=stacking,  # type: ignore[arg-type]
             max_group=max_stack,
         )
-        if plan.mode == "sequential":
+        if plan.mode == "sequential" or _branches(first):
             for request in valid:
                 out[request.trial_id] = _attempt(request, execute_trial)
             continue

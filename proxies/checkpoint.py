@@ -20,10 +20,16 @@ import json
 import os
 import shutil
 import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:
+    from proxies.config import GPTConfig, TrainConfig
+    from proxies.tokens import DomainTokens
 
 CHECKPOINT_FILE = "checkpoint.pt"
 FORMAT = 1
@@ -33,6 +39,41 @@ def run_fingerprint(parts: dict[str, Any]) -> str:
     """A short stable hash of plain data describing a run."""
     text = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def run_parts(
+    model_cfg: GPTConfig,
+    train_cfg: TrainConfig,
+    domains: list[DomainTokens],
+    mixtures: Sequence[Mapping[str, float]],
+    seeds: Sequence[int],
+    stacked: bool,
+    evals: Sequence[DomainTokens] = (),
+) -> dict[str, Any]:
+    """What a run's result depends on, as plain data (its checkpoint fingerprint hashes it)."""
+    volatile = {
+        "threads",
+        "device",
+        "compile",
+        "checkpoint_dir",
+        "checkpoint_every",
+        "keep_checkpoint",
+        "trunk_dir",
+    }
+    train = {k: v for k, v in asdict(train_cfg).items() if k not in volatile and k != "seed"}
+    if not train_cfg.stages:  # an unstaged run keeps the fingerprint it had before stages
+        del train["stages"]
+    extra = {"evals": [(d.name, str(d.val_path), d.dtype) for d in evals]} if evals else {}
+    return {
+        **extra,
+        "arch": model_cfg.arch,
+        "model": model_cfg.to_dict(),
+        "train": train,
+        "mixtures": [dict(sorted(m.items())) for m in mixtures],
+        "seeds": list(seeds),
+        "domains": [(d.name, str(d.train_path), d.dtype) for d in domains],
+        "stacked": stacked,
+    }
 
 
 def checkpoint_path(directory: str | Path) -> Path:

@@ -281,6 +281,7 @@ class TrainConfig:
     keep_checkpoint: bool = False  # keep the last checkpoint after a successful run
     compile: bool = False  # torch.compile the training step on CUDA (CPU stays eager)
     stages: tuple[StageConfig, ...] = ()  # mixture stages in order; () = one mixture throughout
+    trunk_dir: str | None = None  # share the fixed leading stages' state here (proxies.branch)
 
     def __post_init__(self) -> None:
         for name in _INT_FIELDS + _FLOAT_FIELDS:
@@ -290,8 +291,9 @@ class TrainConfig:
         if problem is not None:
             raise ConfigError("TrainConfig", *problem)
         object.__setattr__(self, "metrics", tuple(self.metrics))  # lists from JSON/YAML
-        if self.checkpoint_dir is not None:
-            object.__setattr__(self, "checkpoint_dir", os.fspath(self.checkpoint_dir))
+        for name in ("checkpoint_dir", "trunk_dir"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, os.fspath(getattr(self, name)))
 
     def _stage_problem(self) -> tuple[str, str] | None:
         """("stages", reason) when the stages are bad (coerced to StageConfigs otherwise)."""
@@ -355,10 +357,10 @@ class TrainConfig:
         for name in ("keep_checkpoint", "compile"):
             if not isinstance(getattr(self, name), bool):
                 return name, f"must be a bool, got {getattr(self, name)!r}"
-        if self.checkpoint_dir is not None and not isinstance(
-            self.checkpoint_dir, str | os.PathLike
-        ):
-            return "checkpoint_dir", f"must be None or a path, got {self.checkpoint_dir!r}"
+        for name in ("checkpoint_dir", "trunk_dir"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str | os.PathLike):
+                return name, f"must be None or a path, got {value!r}"
         if self.checkpoint_dir is None:
             if self.checkpoint_every:
                 return "checkpoint_every", "would need a checkpoint_dir, got none"

@@ -44,6 +44,8 @@ class TrainResult:
     group_wall_s: float = 0.0
     stage_steps: list[int] = field(default_factory=list)  # optimizer steps of each stage
     stage_tokens: list[dict[str, int]] = field(default_factory=list)  # per stage: domain -> tokens
+    trunk_steps: int = 0  # steps loaded from a shared trunk (proxies.branch) instead of trained
+    trunk_trained: bool = False  # this call trained that trunk (and saved it for the others)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

@@ -19,7 +19,9 @@ model is built) and each stage draws its batches from its own mixture (a stage w
 uses the run's mixture) through its own ``MixtureBatches`` stream (stream ``k`` of the seed for
 stage ``k``): within a stage, runs with the same seed keep common random numbers. The ``wsd``
 schedule decays over the last stage. ``TrainResult.stage_tokens`` counts the tokens actually
-drawn from each domain in each stage (one stage for an unstaged run).
+drawn from each domain in each stage (one stage for an unstaged run). With ``trunk_dir`` set, the
+fixed stages before the run's own mixture are trained once per seed and shared
+(``proxies.branch``): a run then trains only its own stages and gets the same result.
 
 Stacked training (``train_stacked``) runs K models of one config as one ``StackedGPT``: model k
 starts from the weights ``train_proxy`` would build with seed k, draws its own mixture's stream,
@@ -45,12 +47,19 @@ import itertools
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from proxies.checkpoint import load_checkpoint, remove_checkpoint, run_fingerprint, save_checkpoint
+from proxies.branch import Trunk
+from proxies.checkpoint import (
+    load_checkpoint,
+    remove_checkpoint,
+    run_fingerprint,
+    run_parts,
+    save_checkpoint,
+)
 from proxies.config import GPTConfig, StageConfig, TrainConfig
 from proxies.data import (
     DomainTokens,
@@ -170,41 +179,6 @@ class _Progress:
             pending.clear()
 
 
-def _fingerprint(
-    model_cfg: GPTConfig,
-    train_cfg: TrainConfig,
-    domains: list[DomainTokens],
-    mixtures: Sequence[Mapping[str, float]],
-    seeds: Sequence[int],
-    stacked: bool,
-    evals: Sequence[DomainTokens] = (),
-) -> str:
-    volatile = {
-        "threads",
-        "device",
-        "compile",
-        "checkpoint_dir",
-        "checkpoint_every",
-        "keep_checkpoint",
-    }
-    train = {k: v for k, v in asdict(train_cfg).items() if k not in volatile and k != "seed"}
-    if not train_cfg.stages:  # an unstaged run keeps the fingerprint it had before stages
-        del train["stages"]
-    extra = {"evals": [(d.name, str(d.val_path), d.dtype) for d in evals]} if evals else {}
-    return run_fingerprint(
-        {
-            **extra,
-            "arch": model_cfg.arch,
-            "model": model_cfg.to_dict(),
-            "train": train,
-            "mixtures": [dict(sorted(m.items())) for m in mixtures],
-            "seeds": list(seeds),
-            "domains": [(d.name, str(d.train_path), d.dtype) for d in domains],
-            "stacked": stacked,
-        }
-    )
-
-
 def _eval_record(step: int, tokens: int, evaluation: Evaluation) -> dict[str, Any]:
     return {
         "step": step,
@@ -256,7 +230,9 @@ def _train(
     )
     ckpt_dir = train_cfg.checkpoint_dir
     ckpt_every = train_cfg.checkpoint_every or max(1, n_steps // 10)
-    fingerprint = _fingerprint(model_cfg, train_cfg, domains, mixtures, seeds, stacked, evals)
+    parts = run_parts(model_cfg, train_cfg, domains, mixtures, seeds, stacked, evals)
+    fingerprint = run_fingerprint(parts)
+    trunk = None if stacked else Trunk.of(train_cfg.trunk_dir, stages, steps_per_stage, parts)
 
     with cpu_settings(device, train_cfg.threads):
         threads = torch.get_num_threads()
@@ -276,10 +252,9 @@ def _train(
                 tokens=step * tokens_per_step,
             )  # fmt: skip
 
-        def save(step: int) -> None:
-            assert ckpt_dir is not None
+        def state_now(step: int) -> dict[str, Any]:
             progress.step = step
-            state = {
+            return {
                 "step": step,
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
@@ -289,56 +264,79 @@ def _train(
                 "evals": progress.evals,
                 "torch_rng": torch.get_rng_state(),
             }
-            save_checkpoint(ckpt_dir, state, fingerprint=fingerprint)
+
+        def save(step: int) -> None:
+            assert ckpt_dir is not None
+            save_checkpoint(ckpt_dir, state_now(step), fingerprint=fingerprint)
+
+        def restore(saved: dict[str, Any]) -> _Progress:
+            model.load_state_dict(saved["model"])
+            optimizer.load_state_dict(saved["optimizer"])
+            set_stream_states(streams, saved["streams"])
+            torch.set_rng_state(saved["torch_rng"])
+            return _Progress(
+                K, saved["step"], saved["losses"], saved["evals"],
+                saved.get("stage_tokens") or progress.stage_tokens,
+            )  # fmt: skip
 
         if ckpt_dir is not None:
             saved = load_checkpoint(ckpt_dir, fingerprint=fingerprint, map_location=device)
             if saved is not None:
-                model.load_state_dict(saved["model"])
-                optimizer.load_state_dict(saved["optimizer"])
-                set_stream_states(streams, saved["streams"])
-                torch.set_rng_state(saved["torch_rng"])
-                progress = _Progress(
-                    K, saved["step"], saved["losses"], saved["evals"],
-                    saved.get("stage_tokens") or progress.stage_tokens,
-                )  # fmt: skip
+                progress = restore(saved)
         resumed_from = progress.step
         loss_fn = maybe_compile(model.train_loss, device, train_cfg.compile)
+        pending: list[torch.Tensor] = []  # per-step (K,) losses still on the device
+
+        def advance(stop: int) -> None:
+            """Train from ``progress.step`` up to step ``stop``."""
+            for step in range(progress.step, stop):
+                lr = schedule(step)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                stage = bisect.bisect_right(stage_ends, step)
+                parts = [  # each (B, T+1) on the CPU
+                    draw_counted(model_streams[stage], progress.stage_tokens[k][stage], T)
+                    for k, model_streams in enumerate(streams)
+                ]
+                batch = torch.stack(parts) if stacked else parts[0]
+                _check_token_ids(batch, model_cfg.vocab_size, "training batch")
+                ce = train_step(
+                    model, optimizer, batch, grad_clip=train_cfg.grad_clip, device=device,
+                    micro_batches=train_cfg.micro_batches, loss_fn=loss_fn,
+                )  # fmt: skip
+                pending.append(ce)
+                if len(pending) >= LOSS_FLUSH_STEPS:  # bounded: a tensor per step adds up to GBs
+                    progress.add_losses(pending)
+                done = step + 1
+                if on_step is not None:
+                    values = ce.reshape(-1).float().tolist()
+                    info = StepInfo(
+                        step, n_steps, done * tokens_per_step, sum(values) / K, lr,
+                        tuple(values), stage,
+                    )  # fmt: skip
+                    on_step(info)
+                if train_cfg.eval_every and done % train_cfg.eval_every == 0 and done < n_steps:
+                    for k, evaluation in enumerate(evaluate_now(done)):
+                        record = _eval_record(done, done * tokens_per_step, evaluation)
+                        progress.evals[k].append(record)
+                if ckpt_dir is not None and done % ckpt_every == 0 and done < n_steps:
+                    progress.add_losses(pending)
+                    save(done)
+            progress.add_losses(pending)
+            progress.step = stop
 
         t_train = time.perf_counter()
-        pending: list[torch.Tensor] = []  # per-step (K,) losses still on the device
-        for step in range(progress.step, n_steps):
-            lr = schedule(step)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            stage = bisect.bisect_right(stage_ends, step)
-            parts = [  # each (B, T+1) on the CPU
-                draw_counted(model_streams[stage], progress.stage_tokens[k][stage], T)
-                for k, model_streams in enumerate(streams)
-            ]
-            batch = torch.stack(parts) if stacked else parts[0]
-            _check_token_ids(batch, model_cfg.vocab_size, "training batch")
-            ce = train_step(
-                model, optimizer, batch, grad_clip=train_cfg.grad_clip, device=device,
-                micro_batches=train_cfg.micro_batches, loss_fn=loss_fn,
-            )  # fmt: skip
-            pending.append(ce)
-            if len(pending) >= LOSS_FLUSH_STEPS:  # bounded: a tensor per step adds up to GBs
-                progress.add_losses(pending)
-            done = step + 1
-            if on_step is not None:
-                values = ce.reshape(-1).float().tolist()
-                info = StepInfo(
-                    step, n_steps, done * tokens_per_step, sum(values) / K, lr, tuple(values),
-                    stage,
-                )  # fmt: skip
-                on_step(info)
-            if train_cfg.eval_every and done % train_cfg.eval_every == 0 and done < n_steps:
-                for k, evaluation in enumerate(evaluate_now(done)):
-                    progress.evals[k].append(_eval_record(done, done * tokens_per_step, evaluation))
-            if ckpt_dir is not None and done % ckpt_every == 0 and done < n_steps:
-                progress.add_losses(pending)
-                save(done)
+        trunk_from, trunk_trained = 0, False  # steps loaded from a shared trunk; trained it here
+        if trunk is not None and progress.step < trunk.steps:
+            with trunk.lock():  # one run per seed trains the trunk, the others wait and load it
+                shared = trunk.load(device)
+                if shared is not None:
+                    progress, trunk_from = restore(shared), trunk.steps
+                else:
+                    advance(trunk.steps)
+                    trunk.save(state_now(trunk.steps))
+                    trunk_trained = True
+        advance(n_steps)
         progress.add_losses(pending)
         train_s = time.perf_counter() - t_train
         for k, losses in enumerate(progress.losses):
@@ -357,7 +355,7 @@ def _train(
         save(n_steps)
     wall_s = time.perf_counter() - t_start
     tokens = n_steps * tokens_per_step
-    trained_now = (n_steps - resumed_from) * tokens_per_step * K
+    trained_now = (n_steps - max(resumed_from, trunk_from)) * tokens_per_step * K
     return [
         TrainResult(
             metrics=evaluation.metrics,
@@ -382,6 +380,8 @@ def _train(
             group_wall_s=wall_s,
             stage_steps=steps_per_stage,
             stage_tokens=progress.stage_tokens[k],
+            trunk_steps=trunk_from,
+            trunk_trained=trunk_trained,
         )
         for k, evaluation in enumerate(final)
     ]

@@ -9,6 +9,7 @@
         job.json             live status (see :class:`~mixopt.job.status.StatusRecord`)
         job.log              the driver's log
         checkpoints/<trial>  resumable trial checkpoints
+        trunks/<hash>        shared trunks of staged runs (the fixed stages, once per seed)
         mlflow.db, mlartifacts/   MLflow's local store (unless the spec names a server)
 
 Writers replace files atomically (:mod:`mixopt.atomic`), so a reader never sees half a file.
@@ -53,6 +54,7 @@ MANIFEST_FILE = "data_manifest.json"
 LOG_FILE = "job.log"
 LOCK_FILE = ".lock"
 CHECKPOINTS_DIR = "checkpoints"
+TRUNKS_DIR = "trunks"
 MLFLOW_DB = "mlflow.db"
 ARTIFACTS_DIR = "mlartifacts"
 
@@ -304,6 +306,11 @@ class JobDir:
 
     def checkpoint_dir(self, trial_id: str) -> Path:
         return (self.path / CHECKPOINTS_DIR / trial_id).resolve()
+
+    @property
+    def trunks_dir(self) -> Path:
+        """Where staged runs share their fixed leading stages (``proxies.branch``)."""
+        return (self.path / TRUNKS_DIR).resolve()
 
     @property
     def mlflow_db(self) -> Path:

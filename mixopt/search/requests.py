@@ -53,5 +53,6 @@ class RequestBuilder:
             evals=self.evals,
             threads=self.threads,
             checkpoint_dir=str(self.job.checkpoint_dir(trial.trial_id)),
+            trunk_dir=str(self.job.trunks_dir) if self.stages else None,
             stages=self.stages,
         )

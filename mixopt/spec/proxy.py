@@ -114,9 +114,11 @@ class ProxySpec(Section):
         threads: int | None = None,
         checkpoint_dir: str | None = None,
         stages: Sequence[StageConfig] = (),
+        trunk_dir: str | None = None,
     ) -> TrainConfig:
         """How one trial trains; ``checkpoint_dir`` is used when ``checkpoint_every`` > 0;
-        ``stages`` are the job's (``JobSpec.train_stages``; none: one mixture)."""
+        ``stages`` are the job's (``JobSpec.train_stages``; none: one mixture); ``trunk_dir``
+        is the job's folder of shared trunks (``proxies.branch``), never the spec's."""
         from proxies.config import TrainConfig  # torch-free
 
         checkpoints = self.checkpoint_every > 0 and checkpoint_dir is not None
@@ -140,6 +142,7 @@ class ProxySpec(Section):
             checkpoint_every=self.checkpoint_every if checkpoints else 0,
             compile=self.compile,
             stages=tuple(stages),
+            trunk_dir=trunk_dir,
         )
 
     def size(self) -> tuple[int, int]:

@@ -24,6 +24,7 @@ _RESULT_SCALARS = (
     "steps",
     "group_wall_s",
     "resumed_from_step",
+    "trunk_steps",
 )
 _RESULT_PARAMS = (
     "device",

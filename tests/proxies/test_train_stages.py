@@ -26,10 +26,15 @@ FIXED = {"web": 0.9, "code": 0.1}  # the first stage's fixed mixture
 ANNEAL = {"web": 0.2, "code": 0.3, "math": 0.5}  # the run's mixture, used by the second stage
 
 
-@pytest.fixture
-def domains(make_domain: MakeDomain) -> list[DomainTokens]:
+def three_domains(make_domain: MakeDomain) -> list[DomainTokens]:
+    """web, code and math token files."""
     math_ = make_domain("math", pattern(11, 20_000, VOCAB, 2), pattern(11, 3_000, VOCAB, 2))
     return [*web_and_code(make_domain, VOCAB), math_]
+
+
+@pytest.fixture
+def domains(make_domain: MakeDomain) -> list[DomainTokens]:
+    return three_domains(make_domain)
 
 
 def staged(**changes: object) -> TrainConfig:

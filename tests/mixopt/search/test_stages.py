@@ -37,8 +37,10 @@ def test_a_fixed_stage_then_a_searched_anneal(make_spec: Any, tmp_path: Any) -> 
     job_dir = JobDir.new(spec, tmp_path / "job").path
     outcome = SearchJob(spec, job_dir, runner=ScriptedRunner(execute)).run()
 
-    # Every trial, search and validation alike, trains the fixed stage, then its own mixture.
+    # Every trial, search and validation alike, trains the fixed stage, then its own mixture,
+    # branching from the job's shared trunks.
     assert requests and {r.train.schedule for r in requests} == {"wsd"}
+    assert {r.train.trunk_dir for r in requests} == {str(JobDir(job_dir).trunks_dir)}
     for request in requests:
         main, anneal = request.train.stages
         assert (main.share, main.weights, anneal.share, anneal.weights) == (0.75, MAIN, 0.25, None)
@@ -114,6 +116,47 @@ def test_staged_trials_train_real_proxies_alone_and_stacked(make_spec: Any) -> N
     assert together[1]["stage_tokens"][1] == {"code": 0, "bible": 4 * 4 * 32, "dictionary": 0}
     for name, value in alone["metrics"].items():
         assert together[0]["metrics"][name] == pytest.approx(value, rel=1e-4, abs=1e-5)
+
+
+def test_staged_trials_branch_from_a_shared_trunk(make_spec: Any, tmp_path: Any) -> None:
+    """Real proxies: with a trunk folder the first trial of a seed trains the fixed stage and
+    saves it, the next branches from it (training only the anneal), neither is stacked, and both
+    equal their runs from scratch."""
+    import dataclasses
+
+    from mixopt.data import prepare_data
+    from mixopt.spec import ProxySpec
+    from mixopt.worker import execute_group, execute_trial
+
+    spec = make_spec(stages=STAGES)
+    manifest = prepare_data(spec, log=lambda _: None)
+    proxy = ProxySpec(
+        preset="tiny", overrides={"n_layer": 1}, seq_len=32, train_tokens=8 * 4 * 32,
+        batch_size=4, eval_tokens=1024, schedule="wsd",
+    )  # fmt: skip
+    trunks = str(tmp_path / "trunks")
+
+    def request(trial_id: str, weights: dict[str, float]) -> TrialRequest:
+        return TrialRequest.build(
+            trial_id, weights, seed=0, proxy=proxy, vocab_size=manifest.vocab_size,
+            domains=manifest.domain_tokens(), threads=1, stages=spec.train_stages(),
+            trunk_dir=trunks,
+        )  # fmt: skip
+
+    mixtures = [{"code": 0.0, "bible": 0.5, "dictionary": 0.5}, {"code": 1.0}]
+    first, second = execute_group(
+        [request(f"t{i}", m) for i, m in enumerate(mixtures)], stacking="on"
+    )
+    assert first["n_models"] == second["n_models"] == 1
+    assert first["trunk_trained"] and first["trunk_steps"] == 0
+    assert not second["trunk_trained"] and second["trunk_steps"] == 6  # 0.75 of 8 steps
+    for result, weights in zip((first, second), mixtures, strict=True):
+        alone = request("scratch", weights)
+        alone = dataclasses.replace(alone, train=dataclasses.replace(alone.train, trunk_dir=None))
+        scratch = execute_trial(alone)
+        assert scratch["trunk_steps"] == 0 and not scratch["trunk_trained"]
+        assert result["metrics"] == scratch["metrics"]
+        assert result["stage_tokens"] == scratch["stage_tokens"]
 
 
 def test_a_staged_job_says_the_target_scale_laws_do_not_apply(make_spec: Any, tmp_path: Any):

@@ -1,0 +1,100 @@
+"""Shared trunks: train a staged run's fixed leading stages once per seed, branch every run there.
+
+A staged run whose leading stages have fixed weights, followed by a stage that takes the run's own
+mixture (the searched stage of an anneal-stage search), reaches the same state at the end of the
+fixed stages whatever its mixture: stage ``k`` draws from stream ``k`` of the seed, so the
+searched stage's stream is untouched until that stage starts. With ``TrainConfig.trunk_dir``
+set, the first run of a seed trains those stages (the *trunk*) and saves the state at their end
+to ``<trunk_dir>/<fingerprint>/checkpoint.pt``; every other run of the same seed loads it and
+trains only its own stages. A run then costs its own stages' tokens, and its result is the one
+it would have had from scratch (the same state, the same streams: exactly so on CPU).
+
+The fingerprint covers everything the trunk's state depends on (model, training settings, all
+stages, seed, data files) and not the run's mixture, so trunks are content-addressed: a resumed
+job, or another job of the same settings, finds them. A file lock per trunk makes concurrent
+runs of one seed wait for the run that trains it instead of training it twice. Trunks are kept
+(the job directory owns them); a trunk that cannot be read is moved aside and trained again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from proxies.checkpoint import load_checkpoint, run_fingerprint, save_checkpoint
+from proxies.stages import StageConfig
+
+
+def trunk_stage_count(stages: Sequence[StageConfig]) -> int:
+    """How many leading stages form a trunk: the fixed-weight stages before the first stage
+    that takes the run's mixture (0 when the first stage takes it, or no stage does)."""
+    for index, stage in enumerate(stages):
+        if stage.weights is None:
+            return index
+    return 0
+
+
+@dataclass(frozen=True)
+class Trunk:
+    """The shared trunk of one run: the first ``steps`` optimizer steps, saved under
+    ``<trunk_dir>/<fingerprint>``."""
+
+    trunk_dir: Path
+    steps: int
+    fingerprint: str
+
+    @classmethod
+    def of(
+        cls,
+        trunk_dir: str | None,
+        stages: Sequence[StageConfig],
+        steps_per_stage: Sequence[int],
+        run_parts: dict[str, Any],
+    ) -> Trunk | None:
+        """The run's trunk, or None (no trunk folder, or no fixed leading stage).
+        ``run_parts`` describes the run as its checkpoint fingerprint does; its ``mixtures``
+        entry is dropped (the trunk does not depend on the run's mixture)."""
+        count = trunk_stage_count(stages)
+        if trunk_dir is None or count == 0:
+            return None
+        steps = sum(steps_per_stage[:count])
+        parts = {k: v for k, v in run_parts.items() if k != "mixtures"}
+        return cls(Path(trunk_dir), steps, run_fingerprint({**parts, "trunk_steps": steps}))
+
+    @property
+    def directory(self) -> Path:
+        return self.trunk_dir / self.fingerprint
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Held while a run looks for the trunk and, when it is missing, trains and saves it."""
+        self.trunk_dir.mkdir(parents=True, exist_ok=True)
+        path = self.trunk_dir / f"{self.fingerprint}.lock"
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def load(self, map_location: Any = "cpu") -> dict[str, Any] | None:
+        """The trunk's saved state, or None when it was not trained yet (or was unreadable)."""
+        state = load_checkpoint(
+            self.directory, fingerprint=self.fingerprint, map_location=map_location
+        )
+        if state is not None and state.get("step") != self.steps:
+            raise ValueError(
+                f"trunk {self.directory} holds step {state.get('step')}, not {self.steps}"
+            )
+        return state
+
+    def save(self, state: dict[str, Any]) -> Path:
+        if state.get("step") != self.steps:
+            raise ValueError(f"a trunk is saved at step {self.steps}, got {state.get('step')}")
+        return save_checkpoint(self.directory, state, fingerprint=self.fingerprint)
