@@ -10,7 +10,9 @@ exactly one stage is searched (its mixture is what the search proposes, tries an
 the others train on their fixed ``weights``. No stages (the default) is one searched mixture
 throughout. Pair it with ``proxy.schedule: wsd`` for a learning rate that decays over the last
 stage. The stages build the trainer's stage list (:func:`train_stages`); the search's mixture
-becomes the searched stage's at training time.
+becomes the searched stage's at training time. Fixed stages before the searched one form a trunk
+that every trial of a seed shares (``proxies.branch``, under the job's ``trunks/``): it trains
+once, and each trial trains only from the searched stage on, with the same result.
 """
 
 from __future__ import annotations
