@@ -3,7 +3,8 @@
 The HTML inlines Plotly.js, the page script the dashboard uses (``reporting/assets/views.js``),
 its style and the job's view model (:func:`mixopt.reporting.views.build_views`), so it opens
 offline in any browser and shows the same numbers as the dashboard: the spec, the
-recommendation with its interval, the validation verdict, the trace, mixtures, predictor
+recommendation with its interval, the validation verdict, the trace, mixtures (and, for a
+staged job, the mixture over training), predictor
 quality, domain effects, validation at scale, the recommendation at the target scale, MoE
 expert load and the trials with MLflow links.
 The PNGs (``<report>-figures/*.png``) are drawn from the same figures with matplotlib.
@@ -46,6 +47,7 @@ def figures(model: dict[str, Any]) -> dict[str, dict[str, Any]]:
     add("trace", "trace", "figure")
     add("mixtures", "mixtures", "figure_bars")
     add("trial_mixtures", "mixtures", "figure_trials")
+    add("stages", "stages", "figure")
     add("predictor", "predictor", "figure")
     add("partial_dependence", "effects", "figure_dependence")
     add("sensitivity", "effects", "figure_sensitivity")

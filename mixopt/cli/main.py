@@ -143,12 +143,22 @@ def export(
             "re-measured on each domain's text."
         ),
     ] = None,
+    batch_tokens: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="nanotron: your global batch in tokens (sequences x sequence length); with the "
+            "spec's target.tokens a staged job's stages start at absolute steps.",
+        ),
+    ] = None,
 ) -> None:
     """Write the recommended mixture of a finished job, in the unit the format's consumer needs
     (weights sum to 1 at 6 decimals; the header says the unit and the tokenizer)."""
     from mixopt.export import export as render
 
-    text = render(job_dir, format, data_dir=data_dir, tokenizer=tokenizer)
+    text = render(
+        job_dir, format, data_dir=data_dir, tokenizer=tokenizer, batch_tokens=batch_tokens
+    )
     if out is None:
         typer.echo(text, nl=False)
     else:

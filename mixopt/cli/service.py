@@ -269,6 +269,8 @@ def _remote_export(server: str, args: dict[str, Any]) -> None:
         raise MixoptError(
             "--data-dir writes datasets on the machine that exports: use it without --server"
         )
+    if args.get("batch_tokens") is not None:
+        raise MixoptError("--batch-tokens is not sent to a server: use it without --server")
     job = str(args.get("job_dir"))
     with _client(server) as client:
         text = client.export(job, str(args.get("format", "json")))

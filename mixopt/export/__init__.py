@@ -14,7 +14,8 @@ megatron       tokens       Megatron-LM ``--data-path w1 prefix1 ...``; ``--data
 hf-python      examples     a runnable ``datasets.interleave_datasets`` snippet
 hf-json        examples     the same as JSON: dataset names, probabilities, files
 olmo           tokens       OLMo-core ``SourceMixtureList`` YAML
-nanotron       tokens       nanotron ``data_stages`` YAML (Nanoset ``dataset_weights``)
+nanotron       tokens       nanotron ``data_stages`` YAML (Nanoset ``dataset_weights``);
+                            ``--batch-tokens``: stages start at absolute steps
 torchtitan     tokens       torchtitan ``InterleavedHuggingFaceTextDataLoader.Config`` (packed
                             sequences: token shares of the trainer's tokenizer)
 streaming      examples     MosaicML streaming ``Stream`` list; ``--data-dir``: MDS datasets
@@ -79,20 +80,30 @@ def export(
     *,
     data_dir: str | Path | None = None,
     tokenizer: str | None = None,
+    batch_tokens: int | None = None,
 ) -> str:
     """The recommendation of the job in ``job_dir`` as format ``fmt`` (see :data:`FORMATS`).
 
     ``data_dir``: formats that can (megatron, streaming) write the domains there in the
     framework's own dataset format and point the export at them. ``tokenizer``: a local
     tokenizer (file, folder or cached name) to convert token shares into (never downloaded).
+    ``batch_tokens``: the trainer's global batch in tokens (sequences x sequence length); with
+    the spec's ``target.tokens`` it gives the run's steps, so nanotron's stages start at
+    absolute steps.
     """
     exporter = get_exporter(fmt)
     if data_dir is not None and not exporter.writes_data:
         writers = ", ".join(e.name for e in registered_exporters() if e.writes_data)
         raise MixoptError(f"a data directory is only used by the {writers} formats, not {fmt!r}")
+    if batch_tokens is not None:
+        if not exporter.uses_batch:
+            users = ", ".join(e.name for e in registered_exporters() if e.uses_batch)
+            raise MixoptError(f"--batch-tokens is only used by the {users} format, not {fmt!r}")
+        if isinstance(batch_tokens, bool) or not isinstance(batch_tokens, int) or batch_tokens < 1:
+            raise MixoptError(f"--batch-tokens must be a whole number >= 1, got {batch_tokens!r}")
     from mixopt.export.blend import load_blend
 
-    blend = load_blend(job_dir, data_dir=data_dir, tokenizer=tokenizer)
+    blend = load_blend(job_dir, data_dir=data_dir, tokenizer=tokenizer, batch_tokens=batch_tokens)
     if exporter.needs_data:
         blend.require_data(f"format {fmt!r}")
     return exporter.render(blend)

@@ -32,6 +32,9 @@ class Exporter(ABC):
     """Needs the job's data manifest (where each domain's data is, how large it is)."""
     writes_data: ClassVar[bool] = False
     """Accepts a data directory to write the domains into, in the framework's own format."""
+    uses_batch: ClassVar[bool] = False
+    """Accepts the global batch in tokens (``--batch-tokens``) to state stages in absolute
+    steps."""
     comment: ClassVar[str] = "#"
     staged: ClassVar[bool] = False
     """Writes every stage of a staged recommendation (others write the searched stage only, and
@@ -50,7 +53,7 @@ class Exporter(ABC):
             lines.append(
                 f"this job's mixture has {len(stages)} stages; this file holds only the searched "
                 f"{searched.label.removesuffix(' (searched)')} ({searched.share:g} of the tokens): "
-                "the json, yaml, megatron and hf exports hold the whole schedule"
+                "the json, yaml, megatron, hf, olmo and nanotron exports hold the whole schedule"
             )
         return "".join(f"{self.comment} {line}".rstrip() + "\n" for line in lines)
 

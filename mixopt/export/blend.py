@@ -142,6 +142,7 @@ class Blend:
     eot_id: int | None = None
     seed: int = 0
     data_dir: Path | None = None
+    batch_tokens: int | None = None  # the trainer's global batch in tokens (--batch-tokens)
     manifest: DataManifest | None = None
     retokenized: Retokenized | None = None
     _cache: dict[str, dict[str, float]] = field(
@@ -247,9 +248,11 @@ def load_blend(
     *,
     data_dir: str | Path | None = None,
     tokenizer: str | None = None,
+    batch_tokens: int | None = None,
 ) -> Blend:
     """The blend of the finished job in ``job_dir``; ``tokenizer`` re-measures every domain
-    under that tokenizer (:mod:`mixopt.export.retokenize`)."""
+    under that tokenizer (:mod:`mixopt.export.retokenize`); ``batch_tokens`` is the trainer's
+    global batch in tokens (formats that state stages in steps use it)."""
     job = JobDir(job_dir)
     rec = job.load_recommendation()
     weights = exact_weights(rec["weights"])
@@ -296,6 +299,7 @@ def load_blend(
         eot_id=manifest.eot_id if manifest is not None else None,
         seed=spec.search.seed if spec is not None else 0,
         data_dir=Path(data_dir) if data_dir is not None else None,
+        batch_tokens=batch_tokens,
         manifest=manifest,
         retokenized=retokenized,
     )

@@ -385,3 +385,37 @@ def test_report_shows_the_pareto_section_with_job_text_as_text(tmp_path, new_pag
     assert pareto.locator("img").count() == 0
     assert page.evaluate("() => document.body.dataset.owned") is None
     assert tab.errors == []
+
+
+def test_report_shows_the_mixture_over_training_for_a_staged_job_only(
+    tmp_path, new_page, finished_job
+):
+    """A staged job's report has the "Mixture over training" section (its table's weights are
+    recommendation.json's stages, its stacked bars drawn); a single-stage job's has none."""
+    from tests.mixopt.reporting.jobs import make_staged_job
+
+    job_dir = make_staged_job(tmp_path / "staged")
+    rec = json.loads((job_dir / "recommendation.json").read_text())
+    tab = open_report(new_page, job_dir, tmp_path / "staged")
+    page = tab.page
+    section = page.locator('section[data-view="stages"]')
+    assert section.get_attribute("data-available") == "true"
+    assert page.locator('nav.toc a[data-section-link="stages"]').count() == 1
+    views = page.evaluate(
+        "() => Array.from(document.querySelectorAll('section[data-view]')).map(s => s.dataset.view)"
+    )
+    assert views.index("stages") == views.index("mixtures") + 1
+    for index, stage in enumerate(rec["stages"]):
+        for domain in DOMAINS:
+            cell = section.locator(f'tr[data-domain="{domain}"] td[data-stage="{index}"]')
+            assert number(cell.inner_text()) == pytest.approx(stage["weights"][domain], abs=6e-5)
+    assert section.get_by_test_id("stage-ranges").locator("li").count() == len(rec["stages"])
+    assert section.locator("#fig-stages .main-svg").count() > 0
+    traces = page.evaluate("() => document.getElementById('fig-stages').data.map(t => t.name)")
+    assert traces == list(DOMAINS)
+    assert tab.errors == []
+
+    single = open_report(new_page, finished_job, tmp_path / "single").page
+    assert single.locator('section[data-view="stages"]').count() == 0
+    assert single.locator('nav.toc a[data-section-link="stages"]').count() == 0
+    assert single.locator('section[data-view="mixtures"]').count() == 1

@@ -13,6 +13,7 @@
     ["recommendation", "Recommendation"],
     ["trace", "Optimisation trace"],
     ["mixtures", "Mixtures"],
+    ["stages", "Mixture over training", true], // optional: only staged jobs have it
     ["predictor", "Predictor quality"],
     ["effects", "Domain effects"],
     ["validation", "Validation at scale"],
@@ -157,11 +158,16 @@
     );
   }
 
-  function toc() {
+  function shown(model) {
+    // an optional section appears only when the model has its view
+    return SECTIONS.filter(function (s) { return !s[2] || model.views[s[0]]; });
+  }
+
+  function toc(model) {
     return h(
       "nav",
       { className: "toc" },
-      SECTIONS.map(function (s) {
+      shown(model).map(function (s) {
         var link = h("a", { href: "#view-" + s[0], "data-section-link": s[0], text: s[1] });
         link.addEventListener("click", function (event) {
           event.preventDefault(); // the dashboard routes on the URL's hash: scroll instead
@@ -262,6 +268,36 @@
       plot("fig-mixtures", view.figure_bars),
       table("mixtures-table", ["domain"].concat(labels.map(function (l) { return view.labels[l]; })), rows),
       view.figure_trials ? plot("fig-trial-mixtures", view.figure_trials) : null,
+    ];
+  };
+
+  render.stages = function (view) {
+    var stages = view.stages;
+    var rows = view.domains.map(function (domain) {
+      return h(
+        "tr",
+        { "data-domain": domain },
+        h("td", { text: domain }),
+        stages.map(function (s) {
+          return h("td", { className: "num", "data-stage": String(s.index), text: fmt(s.weights[domain]) });
+        }),
+        h("td", { className: "num", "data-col": "overall", text: fmt(view.overall[domain]) })
+      );
+    });
+    var ranges = stages.map(function (s) {
+      var where = "from " + pct(s.start) + " to " + pct(s.end) + " of the run";
+      if (s.tokens) where += " (tokens " + sci(s.tokens[0]) + " – " + sci(s.tokens[1]) + ")";
+      return h("li", { "data-stage": String(s.index), text: s.label + ": " + pct(s.share) + " of the tokens, " + where });
+    });
+    return [
+      h("p", { className: "small", text: "The recommendation trains on a different mixture in each stage, in this order; the searched stage's mixture is the recommended one above." }),
+      h("ul", { "data-testid": "stage-ranges" }, ranges),
+      plot("fig-stages", view.figure),
+      table(
+        "stages-table",
+        ["domain"].concat(stages.map(function (s) { return s.x; })).concat(["whole run"]),
+        rows
+      ),
     ];
   };
 
@@ -562,7 +598,7 @@
     options = options || {};
     pending = [];
     var scroll = window.scrollY;
-    var sections = SECTIONS.map(function (s) {
+    var sections = shown(model).map(function (s) {
       var name = s[0];
       var view = model.views[name] || { available: false, reason: "not computed" };
       var section = h("section", { id: "view-" + name, "data-view": name, "data-available": view.available ? "true" : "false" }, h("h2", { text: s[1] }));
@@ -573,7 +609,7 @@
       "div",
       { className: "job", "data-job-id": model.id, "data-version": model.version, "data-state": model.job.state },
       header(model),
-      toc(),
+      toc(model),
       sections,
       h("footer", { className: "small", text: "computed " + model.generated + (options.mode === "report" ? " · mixopt report" : "") })
     );

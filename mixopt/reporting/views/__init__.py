@@ -7,6 +7,9 @@
   stages and fidelities marked;
 - ``mixtures``: recommended vs baselines (uniform, natural, the user's) as bars; the trials'
   weights as stacked bars sorted by objective;
+- ``stages`` (staged jobs only; a single-stage job has no such key): the recommended mixture
+  over training, each stage's weights as a stacked bar in training order with its share of the
+  tokens, and the mixture the whole run consumes;
 - ``predictor``: cross-validated predicted vs observed objective, Spearman, interval coverage;
 - ``effects``: partial dependence of the objective on each domain's weight, sensitivities, and
   the domain × domain interaction heatmap;
@@ -46,6 +49,7 @@ from mixopt.reporting.views.progress import (
     trials_view,
 )
 from mixopt.reporting.views.scale import scale_view
+from mixopt.reporting.views.stages import stages_view
 from mixopt.reporting.views.validation import validation_view
 
 __all__ = ["DEFAULT_MLFLOW_URL", "ViewOptions", "build_views", "job_summary"]
@@ -57,10 +61,12 @@ def build_views(
     options = options or ViewOptions()
     runs = job.runs
     search = finished(runs, "search")
+    stages = stages_view(job)
     views: dict[str, Any] = {
         "recommendation": recommendation_view(job),
         "trace": trace_view(job),
         "mixtures": mixtures_view(job, search),
+        **({"stages": stages} if stages is not None else {}),
         "validation": validation_view(job),
         "pareto": pareto_view(job),
         "scale": scale_view(job),

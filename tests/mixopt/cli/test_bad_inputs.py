@@ -205,3 +205,15 @@ def test_predict_needs_two_rows_and_replay_a_budget_within_the_pool(tmp_path, ru
     assert_clear(commands(one, out)["predict"], "1 row; a predictor needs at least 2")
     small = table(tmp_path, runs.iloc[:5], "small.csv")
     assert_clear(commands(small, out)["replay"], "--budget 6: the pool")
+
+
+# ------------------------------------------------------------------------------------ export
+
+
+def test_batch_tokens_is_for_nanotron_on_this_machine(tmp_path):
+    args = ("export", tmp_path, "--format", "olmo", "--batch-tokens", "4096")
+    assert_clear(args, "--batch-tokens is only used by the nanotron format, not 'olmo'")
+    remote = ("export", "job-1", "-f", "nanotron", "--batch-tokens", "4096")
+    assert_clear((*remote, "--server", "http://127.0.0.1:9"), "use it without --server")
+    code, output = run("export", tmp_path, "-f", "nanotron", "--batch-tokens", "0")
+    assert code == 2 and "--batch-tokens" in output  # typer's own range check

@@ -7,6 +7,7 @@ import json
 import shutil
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -116,3 +117,23 @@ def ratio_within_error(x: np.ndarray, y: np.ndarray, expected: float, sigmas: fl
     residual = x - ratio * y
     se = float(np.sqrt(residual.var(ddof=1) / len(x)) / y.mean())
     assert abs(ratio - expected) <= sigmas * se + 1e-9, (ratio, expected, se)
+
+
+STAGE_MAIN = {
+    "code": 0.5,
+    "bible": 0.5,
+}  # the fixed first stage of staged_job leaves dictionary out
+
+
+def staged_job(job: Path, tmp_path: Path, stages: Any = None) -> Path:
+    """A copy of the job whose recommendation has a stage schedule: by default a fixed main
+    stage (3/4 of the tokens, :data:`STAGE_MAIN`), then the searched anneal."""
+    copy = tmp_path / "staged-job"
+    shutil.copytree(job, copy)
+    rec = json.loads((copy / "recommendation.json").read_text())
+    rec["stages"] = stages or [
+        {"name": "main", "share": 0.75, "weights": STAGE_MAIN, "searched": False},
+        {"name": "anneal", "share": 0.25, "weights": rec["weights"], "searched": True},
+    ]
+    (copy / "recommendation.json").write_text(json.dumps(rec))
+    return copy

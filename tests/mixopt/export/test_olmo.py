@@ -1,5 +1,5 @@
 """olmo: the source mixture parsed back, validated and built by the real OLMo-core (its sources
-are token arrays: the weights are token shares)."""
+are token arrays: the weights are token shares); a staged job's one source mixture per stage."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from mixopt.export import export
-from tests.mixopt.export.conftest import DOMAINS, sums_to_one
+from tests.mixopt.export.conftest import DOMAINS, STAGE_MAIN, staged_job, sums_to_one
 
 
 def test_olmo_source_mixture(job, rec_weights, manifest):
@@ -68,3 +68,44 @@ def test_olmo_without_a_target_budget_allows_no_repetition(job, tmp_path):
     text = export(copy, "olmo")
     assert "no target budget was set" in text
     assert {s["max_repetition_ratio"] for s in yaml.safe_load(text)["sources"]} == {1.0}
+
+
+def test_staged_job_exports_one_source_mixture_per_stage(job, tmp_path, rec_weights, manifest):
+    staged = staged_job(job, tmp_path)
+    text = export(staged, "olmo")
+    assert "this file holds only the searched" not in text
+    doc = yaml.safe_load(text)
+    assert list(doc) == ["stages"]
+    main, anneal = doc["stages"]
+    assert (main["name"], main["share"], main["start"], main["end"]) == ("main", 0.75, 0.0, 0.75)
+    assert (anneal["name"], anneal["share"], anneal["start"], anneal["end"]) == (
+        "anneal",
+        0.25,
+        0.75,
+        1.0,
+    )
+    assert not main["searched"] and anneal["searched"]
+    assert main["tokens"] == [0, 750] and anneal["tokens"] == [750, 1000]  # target.tokens 1000
+    assert main["requested_tokens"] + anneal["requested_tokens"] == 1000
+    expected = [STAGE_MAIN, rec_weights]
+    for stage, weights in zip(doc["stages"], expected, strict=True):
+        sources = stage["sources"]
+        active = [d for d in DOMAINS if weights.get(d, 0) > 0]
+        assert [s["source_name"] for s in sources] == active
+        assert [s["target_ratio"] for s in sources] == [weights[d] for d in active]
+        assert sums_to_one(s["target_ratio"] for s in sources)
+        assert [s["paths"] for s in sources] == [[manifest[d]["train_path"]] for d in active]
+    assert main["start"] < anneal["start"] and main["end"] == anneal["start"]
+
+
+def test_staged_olmo_stages_load_in_olmo_core(job, tmp_path):
+    """Each stage's sources are a SourceMixtureList OLMo-core validates."""
+    import olmo_core.data.source_mixture as mixtures
+
+    doc = yaml.safe_load(export(staged_job(job, tmp_path), "olmo"))
+    for stage in doc["stages"]:
+        sources = mixtures.SourceMixtureList.from_dict({"sources": stage["sources"]})
+        sources.validate()
+        assert [s.source_name for s in sources.sources] == [
+            s["source_name"] for s in stage["sources"]
+        ]

@@ -1,12 +1,12 @@
 """Exports of a staged recommendation: json/yaml carry the schedule, megatron writes one blend per
-stage with its range of the run, hf one interleaved dataset per stage, and the formats without
-stages say that they hold the searched stage only. A single-stage job exports as before."""
+stage with its range of the run, hf one interleaved dataset per stage (olmo and nanotron: their
+own test files), and the formats without stages say that they hold the searched stage only. A
+single-stage job exports as before."""
 
 from __future__ import annotations
 
 import json
 import shlex
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -15,28 +15,14 @@ import yaml
 
 from mixopt.errors import MixoptError
 from mixopt.export import export
-from tests.mixopt.export.conftest import DOMAINS, sums_to_one
+from tests.mixopt.export.conftest import DOMAINS, STAGE_MAIN, staged_job, sums_to_one
 
 pytestmark = pytest.mark.filterwarnings("ignore:Transformer Engine and Apex:UserWarning")
-
-MAIN = {"code": 0.5, "bible": 0.5}  # the fixed first stage leaves dictionary out
-
-
-def _staged(job: Path, tmp_path: Path, stages: Any = None) -> Path:
-    copy = tmp_path / "staged-job"
-    shutil.copytree(job, copy)
-    rec = json.loads((copy / "recommendation.json").read_text())
-    rec["stages"] = stages or [
-        {"name": "main", "share": 0.75, "weights": MAIN, "searched": False},
-        {"name": "anneal", "share": 0.25, "weights": rec["weights"], "searched": True},
-    ]
-    (copy / "recommendation.json").write_text(json.dumps(rec))
-    return copy
 
 
 @pytest.fixture
 def staged(job: Path, tmp_path: Path) -> Path:
-    return _staged(job, tmp_path)
+    return staged_job(job, tmp_path)
 
 
 def test_json_and_yaml_carry_the_schedule(staged: Path, rec_weights: dict[str, float]) -> None:
@@ -115,7 +101,7 @@ def test_hf_exports_one_dataset_per_stage(staged: Path, rec_weights: dict[str, f
     assert "stage_datasets = [" in snippet
 
 
-@pytest.mark.parametrize("fmt", ["olmo", "nanotron", "torchtitan", "streaming"])
+@pytest.mark.parametrize("fmt", ["torchtitan", "streaming"])
 def test_formats_without_stages_say_they_hold_the_searched_stage(staged: Path, fmt: str) -> None:
     text = export(staged, fmt)
     assert "this job's mixture has 2 stages; this file holds only the searched stage 1 " in text
@@ -123,6 +109,6 @@ def test_formats_without_stages_say_they_hold_the_searched_stage(staged: Path, f
 
 
 def test_malformed_stages_are_an_error(job: Path, tmp_path: Path) -> None:
-    bad = _staged(job, tmp_path, stages=[{"name": "main", "weights": MAIN}])
+    bad = staged_job(job, tmp_path, stages=[{"name": "main", "weights": STAGE_MAIN}])
     with pytest.raises(MixoptError, match=r"stages\.0 must have a share and weights"):
         export(bad, "json")

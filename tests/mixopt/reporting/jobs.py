@@ -83,6 +83,19 @@ def make_job(root: Path, *, tracker: Any = None, name: str = "synthetic", **sect
     return job_dir
 
 
+STAGES = [  # a fixed main stage, then the searched anneal
+    {"name": "main", "share": 0.7, "weights": {"code": 0.2, "bible": 0.5, "dictionary": 0.3}},
+    {"name": "anneal", "share": 0.3, "search": True},
+]
+STAGED_TARGET_TOKENS = 20_000.0  # small enough for the corpus's repetition caps
+
+
+def make_staged_job(root: Path) -> Path:
+    """A finished job under ``root`` whose mixture has :data:`STAGES` (the view "mixture over
+    training")."""
+    return make_job(root, name="staged", stages=STAGES, target={"tokens": STAGED_TARGET_TOKENS})
+
+
 class BlockingRunner(ScriptedRunner):
     """Finishes ``finish`` trials, then holds the rest until ``release`` is set: a job that is
     running while a test looks at it."""
