@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mixopt.spec import ProxySpec
-    from proxies.config import GPTConfig, StageConfig, TrainConfig
+    from proxies.config import BaseConfig, GPTConfig, StageConfig, TrainConfig
     from proxies.tokens import DomainTokens
 
 
@@ -65,6 +65,7 @@ class TrialRequest:
         evals: Sequence[DomainTokens] = (),
         stages: Sequence[StageConfig] = (),
         trunk_dir: str | None = None,
+        base: BaseConfig | None = None,
     ) -> TrialRequest:
         """``weights`` is the trial's mixture: the searched stage's when ``stages`` are given."""
         return cls(
@@ -78,6 +79,7 @@ class TrialRequest:
                 checkpoint_dir=checkpoint_dir,
                 stages=stages,
                 trunk_dir=trunk_dir,
+                base=base,
             ),
             domains=tuple(domains),
             evals=tuple(evals),

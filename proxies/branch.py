@@ -14,20 +14,32 @@ stages, seed, data files) and not the run's mixture, so trunks are content-addre
 job, or another job of the same settings, finds them. A file lock per trunk makes concurrent
 runs of one seed wait for the run that trains it instead of training it twice. Trunks are kept
 (the job directory owns them); a trunk that cannot be read is moved aside and trained again.
+
+Continual pretraining (``TrainConfig.base``): every run starts from the weights of a *base
+proxy*, an ordinary run on the base mixture for the base's tokens, trained once per seed and kept
+next to the trunks (``base_state``); the run itself gets a fresh optimizer and its own schedule
+(a re-warmup, as when a team continues from a released checkpoint). Its metrics then include
+``forgetting/<loss>``: how much each validation loss rose over the base's (``forgetting``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import os
+import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from proxies.checkpoint import load_checkpoint, run_fingerprint, save_checkpoint
-from proxies.stages import StageConfig
+from proxies.checkpoint import load_checkpoint, run_fingerprint, run_parts, save_checkpoint
+from proxies.stages import FORGETTING_PREFIX, StageConfig
+
+if TYPE_CHECKING:
+    from proxies.config import GPTConfig, TrainConfig
+    from proxies.tokens import DomainTokens
 
 
 def trunk_stage_count(stages: Sequence[StageConfig]) -> int:
@@ -98,3 +110,63 @@ class Trunk:
         if state.get("step") != self.steps:
             raise ValueError(f"a trunk is saved at step {self.steps}, got {state.get('step')}")
         return save_checkpoint(self.directory, state, fingerprint=self.fingerprint)
+
+
+# -- continual pretraining: every run starts from a base proxy ----------------------------------
+
+
+def base_config(train_cfg: TrainConfig, seed: int, directory: str) -> TrainConfig:
+    """The base proxy's training: ``train_cfg.base``'s tokens, one mixture, its own schedule,
+    its final state kept in ``directory``."""
+    assert train_cfg.base is not None
+    return dataclasses.replace(
+        train_cfg, train_tokens=train_cfg.base.train_tokens, stages=(), base=None, seed=seed,
+        trunk_dir=None, checkpoint_dir=directory, checkpoint_every=0, keep_checkpoint=True,
+        eval_every=0,
+    )  # fmt: skip
+
+
+def base_state(
+    model_cfg: GPTConfig,
+    train_cfg: TrainConfig,
+    domains: list[DomainTokens],
+    seed: int,
+    evals: Sequence[DomainTokens] = (),
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """The base proxy of ``seed`` (``train_cfg.base``): its model weights and final metrics.
+
+    Trained once per seed and kept under ``<trunk_dir>/base-<fingerprint>`` (file-locked like a
+    trunk); without a trunk folder, trained in a temporary folder for this run alone.
+    """
+    from proxies.train import train_proxy  # the base is an ordinary run
+
+    base = train_cfg.base
+    assert base is not None
+    with contextlib.ExitStack() as stack:
+        if train_cfg.trunk_dir is None:
+            root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="base-")))
+        else:
+            root = Path(train_cfg.trunk_dir)
+        probe = base_config(train_cfg, seed, str(root))
+        parts = run_parts(model_cfg, probe, domains, [base.weights], [seed], False, evals)
+        fingerprint = run_fingerprint(parts)
+        folder = root / f"base-{fingerprint}"
+        lock = Trunk(root, 0, f"base-{fingerprint}")  # its lock serialises runs of one seed
+        with lock.lock():
+            result = train_proxy(  # resumes at the end when the base exists: evaluation only
+                model_cfg, base_config(train_cfg, seed, str(folder)), domains, base.weights,
+                evals=evals,
+            )  # fmt: skip
+        state = load_checkpoint(folder, fingerprint=fingerprint)
+        if state is None:
+            raise RuntimeError(f"the base proxy's final state is missing from {folder}")
+        return state["model"], result.metrics
+
+
+def forgetting(metrics: dict[str, float], base: dict[str, float]) -> dict[str, float]:
+    """``forgetting/<metric>``: each loss (val_loss/, bpb/) relative to the base's, minus 1."""
+    return {
+        f"{FORGETTING_PREFIX}{name}": value / base[name] - 1.0
+        for name, value in metrics.items()
+        if name.startswith(("val_loss/", "bpb/")) and base.get(name, 0.0) > 0
+    }

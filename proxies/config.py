@@ -43,7 +43,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from proxies.stages import STAGE_SUM_TOL, StageConfig, is_finite, stage_steps
+from proxies.stages import STAGE_SUM_TOL, BaseConfig, StageConfig, is_finite, stage_steps
 
 if TYPE_CHECKING:
     from proxies.gpt import GPT
@@ -282,12 +282,13 @@ class TrainConfig:
     compile: bool = False  # torch.compile the training step on CUDA (CPU stays eager)
     stages: tuple[StageConfig, ...] = ()  # mixture stages in order; () = one mixture throughout
     trunk_dir: str | None = None  # share the fixed leading stages' state here (proxies.branch)
+    base: BaseConfig | None = None  # continual pretraining: start from this base proxy's weights
 
     def __post_init__(self) -> None:
         for name in _INT_FIELDS + _FLOAT_FIELDS:
             kind = int if name in _INT_FIELDS else float
             object.__setattr__(self, name, _plain(getattr(self, name), kind))
-        problem = self._stage_problem() or self._problem()
+        problem = self._stage_problem() or self._base_problem() or self._problem()
         if problem is not None:
             raise ConfigError("TrainConfig", *problem)
         object.__setattr__(self, "metrics", tuple(self.metrics))  # lists from JSON/YAML
@@ -312,6 +313,16 @@ class TrainConfig:
         if stages and abs(total - 1.0) > STAGE_SUM_TOL:
             shares = [stage.share for stage in stages]
             return "stages", f"shares must sum to 1 (±{STAGE_SUM_TOL}), got {shares} = {total:.9g}"
+        return None
+
+    def _base_problem(self) -> tuple[str, str] | None:
+        """("base", reason) when the base proxy is bad (coerced to a BaseConfig otherwise)."""
+        if self.base is None:
+            return None
+        try:
+            object.__setattr__(self, "base", BaseConfig.coerce(self.base))
+        except (TypeError, ValueError) as error:
+            return "base", str(error)
         return None
 
     def stage_steps(self, n_steps: int) -> list[int]:
@@ -376,6 +387,7 @@ class TrainConfig:
         out = asdict(self)
         out["metrics"] = list(self.metrics)
         out["stages"] = [stage.to_dict() for stage in self.stages]
+        out["base"] = None if self.base is None else self.base.to_dict()
         return out
 
 

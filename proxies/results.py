@@ -46,6 +46,7 @@ class TrainResult:
     stage_tokens: list[dict[str, int]] = field(default_factory=list)  # per stage: domain -> tokens
     trunk_steps: int = 0  # steps loaded from a shared trunk (proxies.branch) instead of trained
     trunk_trained: bool = False  # this call trained that trunk (and saved it for the others)
+    base_metrics: dict[str, float] = field(default_factory=dict)  # continual: the base proxy's
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

@@ -4,7 +4,8 @@
 share of the training tokens and its weights (``None``: the run's own mixture, the one passed to
 the trainer; the searched stage of a mixture search). The shares are > 0 and sum to 1;
 ``stage_steps`` turns them into whole optimizer steps. No stages is a single mixture throughout.
-Torch-free, like the configs.
+``BaseConfig`` is the base proxy of a continual-pretraining run (``TrainConfig.base``: the run
+starts from its weights; see ``proxies.branch``). Torch-free, like the configs.
 """
 
 from __future__ import annotations
@@ -22,6 +23,23 @@ def is_finite(value: object) -> bool:
 
 
 STAGE_SUM_TOL = 1e-6  # stage shares, and a stage's weights, sum to 1 within this
+
+
+def checked_weights(value: object) -> dict[str, float]:
+    """A mixture {domain: weight >= 0} summing to 1, as plain floats; ValueError otherwise."""
+    if not isinstance(value, Mapping) or not value:
+        raise ValueError(f"weights must be a mapping of domain to weight, got {value!r}")
+    weights: dict[str, float] = {}
+    for domain, weight in value.items():
+        if not isinstance(domain, str) or not is_finite(weight) or weight < 0:
+            raise ValueError(
+                f"weights must map domain names to finite weights >= 0, got {domain!r}: {weight!r}"
+            )
+        weights[domain] = float(weight)
+    total = sum(weights.values())
+    if abs(total - 1.0) > STAGE_SUM_TOL:
+        raise ValueError(f"weights must sum to 1 (±{STAGE_SUM_TOL}), got {total:.9g}")
+    return weights
 
 
 @dataclass(frozen=True)
@@ -44,22 +62,8 @@ class StageConfig:
         object.__setattr__(self, "share", float(self.share))
         if not isinstance(self.name, str):
             raise ValueError(f"name must be a string, got {self.name!r}")
-        if self.weights is None:
-            return
-        if not isinstance(self.weights, Mapping) or not self.weights:
-            raise ValueError(f"weights must be a mapping of domain to weight, got {self.weights!r}")
-        weights: dict[str, float] = {}
-        for domain, weight in self.weights.items():
-            if not isinstance(domain, str) or not is_finite(weight) or weight < 0:
-                raise ValueError(
-                    f"weights must map domain names to finite weights >= 0, got "
-                    f"{domain!r}: {weight!r}"
-                )
-            weights[domain] = float(weight)
-        total = sum(weights.values())
-        if abs(total - 1.0) > STAGE_SUM_TOL:
-            raise ValueError(f"weights must sum to 1 (±{STAGE_SUM_TOL}), got {total:.9g}")
-        object.__setattr__(self, "weights", weights)
+        if self.weights is not None:
+            object.__setattr__(self, "weights", checked_weights(self.weights))
 
     @property
     def label(self) -> str:
@@ -82,6 +86,40 @@ class StageConfig:
     def to_dict(self) -> dict[str, Any]:
         weights = None if self.weights is None else dict(self.weights)
         return {"share": self.share, "weights": weights, "name": self.name}
+
+
+FORGETTING_PREFIX = "forgetting/"  # forgetting/<loss>: a loss's relative rise over the base's
+
+
+@dataclass(frozen=True)
+class BaseConfig:
+    """The base proxy of a continual-pretraining run: trained on ``weights`` for
+    ``train_tokens``; the run starts from its final weights. Checks itself (ValueError)."""
+
+    weights: Mapping[str, float]
+    train_tokens: int
+
+    def __post_init__(self) -> None:
+        tokens = self.train_tokens
+        if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens <= 0:
+            raise ValueError(f"train_tokens must be an integer > 0, got {tokens!r}")
+        object.__setattr__(self, "weights", checked_weights(self.weights))
+
+    @classmethod
+    def coerce(cls, value: object) -> BaseConfig:
+        """A BaseConfig from itself or a mapping of its fields (configs read from JSON/YAML)."""
+        if isinstance(value, BaseConfig):
+            return value
+        if isinstance(value, Mapping):
+            unknown = sorted(set(value) - {"weights", "train_tokens"})
+            missing = sorted({"weights", "train_tokens"} - set(value))
+            if unknown or missing:
+                raise ValueError(f"unknown setting(s) {unknown}, missing {missing}")
+            return cls(**value)
+        raise ValueError(f"must be a BaseConfig or a mapping, got {value!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"weights": dict(self.weights), "train_tokens": self.train_tokens}
 
 
 def stage_steps(shares: Sequence[float], n_steps: int) -> list[int]:

@@ -21,7 +21,9 @@ stage ``k``): within a stage, runs with the same seed keep common random numbers
 schedule decays over the last stage. ``TrainResult.stage_tokens`` counts the tokens actually
 drawn from each domain in each stage (one stage for an unstaged run). With ``trunk_dir`` set, the
 fixed stages before the run's own mixture are trained once per seed and shared
-(``proxies.branch``): a run then trains only its own stages and gets the same result.
+(``proxies.branch``): a run then trains only its own stages and gets the same result. With
+``base`` set (continual pretraining) every model starts from its seed's base proxy and reports
+``forgetting/<loss>`` next to its losses.
 
 Stacked training (``train_stacked``) runs K models of one config as one ``StackedGPT``: model k
 starts from the weights ``train_proxy`` would build with seed k, draws its own mixture's stream,
@@ -52,7 +54,7 @@ from typing import Any
 
 import torch
 
-from proxies.branch import Trunk
+from proxies.branch import Trunk, base_state, forgetting
 from proxies.checkpoint import (
     load_checkpoint,
     remove_checkpoint,
@@ -234,12 +236,18 @@ def _train(
     fingerprint = run_fingerprint(parts)
     trunk = None if stacked else Trunk.of(train_cfg.trunk_dir, stages, steps_per_stage, parts)
 
+    bases = [  # continual pretraining: each seed's base proxy (weights, metrics)
+        base_state(model_cfg, train_cfg, domains, seed, evals) for seed in seeds
+    ] if train_cfg.base is not None else []  # fmt: skip
+
     with cpu_settings(device, train_cfg.threads):
         threads = torch.get_num_threads()
         models = []
-        for seed in seeds:
+        for k, seed in enumerate(seeds):
             torch.manual_seed(seed)
             models.append(model_cfg.build())
+            if bases:
+                models[-1].load_state_dict(bases[k][0])
         model: Model = StackedGPT.from_models(models) if stacked else models[0]
         model = model.to(device).train()
         del models
@@ -351,14 +359,16 @@ def _train(
 
     if ckpt_dir is not None and not train_cfg.keep_checkpoint:
         remove_checkpoint(ckpt_dir)
-    elif ckpt_dir is not None:
+    elif ckpt_dir is not None and resumed_from < n_steps:  # else it holds this state already
         save(n_steps)
     wall_s = time.perf_counter() - t_start
     tokens = n_steps * tokens_per_step
     trained_now = (n_steps - max(resumed_from, trunk_from)) * tokens_per_step * K
     return [
         TrainResult(
-            metrics=evaluation.metrics,
+            metrics={**evaluation.metrics, **forgetting(evaluation.metrics, bases[k][1])}
+            if bases
+            else evaluation.metrics,
             curve=smooth_curve(progress.losses[k], tokens_per_step),
             tokens=tokens,
             flops=model_cfg.flops_per_token() * tokens,
@@ -382,6 +392,7 @@ def _train(
             stage_tokens=progress.stage_tokens[k],
             trunk_steps=trunk_from,
             trunk_trained=trunk_trained,
+            base_metrics=bases[k][1] if bases else {},
         )
         for k, evaluation in enumerate(final)
     ]

@@ -180,8 +180,9 @@ class SearchJob:
             self.say(line)
         self.problem, self.ladder = problem, ladder
         self.requests = RequestBuilder(
-            manifest, ladder, self.spec.resources, self.job, stages=self.spec.train_stages()
-        )
+            manifest, ladder, self.spec.resources, self.job, stages=self.spec.train_stages(),
+            continual=self.spec.continual,
+        )  # fmt: skip
         self.scheduler = self._scheduler()
         self._start_tracking(problem, ladder)
         return problem, ladder

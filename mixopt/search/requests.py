@@ -1,6 +1,7 @@
 """From a trial to what a worker trains: its proxy (by stage and fidelity level), the data (and
 the eval sets it is evaluated on), the threads it was granted, its checkpoint folder and the
-job's mixture stages (the trial's mixture in the searched one)."""
+job's mixture stages (the trial's mixture in the searched one), its shared trunks' folder and, in
+continual pretraining, each proxy's base (``continual.base_tokens`` x its tokens)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     from mixopt.job import JobDir
     from mixopt.search.ladder import Ladder
     from mixopt.spec import ResourcesSpec
+    from mixopt.spec.continual import ContinualSpec
     from proxies.config import StageConfig
     from proxies.tokens import DomainTokens
 
@@ -27,12 +29,14 @@ class RequestBuilder:
         resources: ResourcesSpec,
         job: JobDir,
         stages: Sequence[StageConfig] = (),
+        continual: ContinualSpec | None = None,
     ) -> None:
         self.manifest = manifest
         self.stages = tuple(stages)
         self.ladder = ladder
         self.threads = max(1, int(resources.cpus_per_trial))
         self.job = job
+        self.continual = continual
 
     @cached_property
     def domains(self) -> tuple[DomainTokens, ...]:
@@ -43,16 +47,21 @@ class RequestBuilder:
         return self.manifest.eval_tokens()
 
     def __call__(self, trial: Trial) -> TrialRequest:
+        proxy = self.ladder.proxy(trial)
+        base = None
+        if self.continual is not None:
+            base = self.continual.build(self.manifest.natural_distribution(), proxy.train_tokens)
         return TrialRequest.build(
             trial.trial_id,
             trial.weights,
             seed=trial.seed,
-            proxy=self.ladder.proxy(trial),
+            proxy=proxy,
             vocab_size=self.manifest.vocab_size,
             domains=self.domains,
             evals=self.evals,
             threads=self.threads,
             checkpoint_dir=str(self.job.checkpoint_dir(trial.trial_id)),
-            trunk_dir=str(self.job.trunks_dir) if self.stages else None,
+            trunk_dir=str(self.job.trunks_dir) if self.stages or base else None,
             stages=self.stages,
+            base=base,
         )

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
+from mixopt.spec.continual import ContinualSpec, forgetting_metrics
 from mixopt.spec.data import (
     DataSpec,
     DomainSpec,
@@ -63,6 +64,12 @@ class JobSpec(Section):
         "the tokens with fixed weights, exactly one with search: true; none = one mixture.",
     )
 
+    continual: ContinualSpec | None = Field(
+        None,
+        description="Continual pretraining (see mixopt.spec.continual): every proxy starts from "
+        "a base proxy trained on the base mixture; trials report forgetting/<loss>.",
+    )
+
     model_config = ConfigDict(
         extra="forbid", validate_assignment=True, populate_by_name=True, allow_inf_nan=False
     )
@@ -100,6 +107,8 @@ class JobSpec(Section):
         both = sorted(set(self.space.bounds) & set(self.space.fixed))
         if both:
             raise ValueError(f"space: {both} both bounded and fixed; give one or the other")
+        if self.continual is not None:
+            self.continual.check_domains(names)
         self.objective.check_metrics(self.reported_metrics(), self.hook_metrics())
         self.objective.check_baselines(current=self.validate_.current is not None)
         self.search.check_objective(self.objective)
@@ -158,10 +167,13 @@ class JobSpec(Section):
     def reported_metrics(self) -> list[str]:
         """The metrics every trial reports, which objectives and guard rails may name:
         ``val_loss/`` and ``bpb/`` of every domain and eval set, ``moe/max_load`` and
-        ``moe/dropped_tokens`` of an MoE proxy, and ``accuracy/<name>`` when the built-in
-        ``accuracy`` hook runs (other hooks: :meth:`hook_metrics`)."""
+        ``moe/dropped_tokens`` of an MoE proxy, ``accuracy/<name>`` when the built-in
+        ``accuracy`` hook runs (other hooks: :meth:`hook_metrics`) and, in continual
+        pretraining, ``forgetting/val_loss/`` and ``forgetting/bpb/`` of each."""
         sets = self.domain_names + self.eval_names
         names = [f"{kind}/{n}" for kind in ("val_loss", "bpb") for n in sets]
+        if self.continual is not None:
+            names += forgetting_metrics(sets)
         if self.proxy.arch == "moe":
             names += ["moe/max_load", "moe/dropped_tokens"]
         if "accuracy" in self.proxy.metrics:

@@ -11,7 +11,7 @@ from pydantic import Field, model_validator
 from mixopt.spec.section import Section
 
 if TYPE_CHECKING:
-    from proxies.config import GPTConfig, StageConfig, TrainConfig
+    from proxies.config import BaseConfig, GPTConfig, StageConfig, TrainConfig
 
 
 class ProxySpec(Section):
@@ -115,10 +115,12 @@ class ProxySpec(Section):
         checkpoint_dir: str | None = None,
         stages: Sequence[StageConfig] = (),
         trunk_dir: str | None = None,
+        base: BaseConfig | None = None,
     ) -> TrainConfig:
         """How one trial trains; ``checkpoint_dir`` is used when ``checkpoint_every`` > 0;
         ``stages`` are the job's (``JobSpec.train_stages``; none: one mixture); ``trunk_dir``
-        is the job's folder of shared trunks (``proxies.branch``), never the spec's."""
+        is the job's folder of shared trunks (``proxies.branch``), never the spec's; ``base``
+        the continual-pretraining base proxy (``mixopt.spec.continual``)."""
         from proxies.config import TrainConfig  # torch-free
 
         checkpoints = self.checkpoint_every > 0 and checkpoint_dir is not None
@@ -143,6 +145,7 @@ class ProxySpec(Section):
             compile=self.compile,
             stages=tuple(stages),
             trunk_dir=trunk_dir,
+            base=base,
         )
 
     def size(self) -> tuple[int, int]:

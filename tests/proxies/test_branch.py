@@ -3,13 +3,14 @@ only its own stages, and runs of one seed share one trunk (also across processes
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 from pathlib import Path
 
 import pytest
 
 from proxies.branch import Trunk, trunk_stage_count
-from proxies.config import StageConfig
+from proxies.config import BaseConfig, StageConfig
 from proxies.data import DomainTokens
 from proxies.train import StepInfo, train_proxy
 
@@ -127,3 +128,41 @@ def test_concurrent_runs_of_one_seed_train_the_trunk_once(
     assert sorted(steps for _, steps, _ in results) == [0, 9, 9]
     for (metrics, _, _), (_, _, weights) in zip(results, jobs, strict=True):
         assert metrics == train_proxy(MODEL, staged(), domains, weights).metrics
+
+
+# ------------------------------------------------------------------ continual pretraining
+
+BASE = {"web": 0.5, "code": 0.5}
+
+
+def test_runs_continue_from_the_base_proxy(domains: list[DomainTokens], tmp_path: Path) -> None:
+    base = BaseConfig(BASE, train_tokens=N_STEPS * 8 * 32)
+    cfg = staged(stages=(), schedule="cosine", base=base, trunk_dir=str(tmp_path / "trunks"))
+    first = train_proxy(MODEL, cfg, domains, ANNEAL)
+    alone = train_proxy(MODEL, staged(stages=(), schedule="cosine"), domains, BASE)
+    assert first.base_metrics == alone.metrics  # the base is an ordinary run on its mixture
+    for name in ("val_loss/math", "bpb/math", "val_loss/web"):
+        if name in first.metrics:
+            rise = first.metrics[name] / alone.metrics[name] - 1
+            assert first.metrics[f"forgetting/{name}"] == pytest.approx(rise)
+    # The base never saw math, the run did: math improves over the base, and the run, which
+    # started from trained weights, ends below a run from scratch on the same tokens.
+    assert first.metrics["forgetting/val_loss/math"] < 0
+    scratch = train_proxy(MODEL, staged(stages=(), schedule="cosine"), domains, ANNEAL)
+    assert first.metrics["val_loss/web"] < scratch.metrics["val_loss/web"]
+    # The base is trained once per seed and kept; the next run of the seed reuses it.
+    (saved,) = (tmp_path / "trunks").glob("base-*/checkpoint.pt")
+    stamp = saved.stat().st_mtime_ns
+    second = train_proxy(MODEL, cfg, domains, OTHER)
+    assert saved.stat().st_mtime_ns == stamp and second.base_metrics == first.base_metrics
+    other_seed = train_proxy(MODEL, dataclasses.replace(cfg, seed=1), domains, ANNEAL)
+    assert other_seed.base_metrics != first.base_metrics
+    assert len(list((tmp_path / "trunks").glob("base-*/checkpoint.pt"))) == 2
+
+
+def test_a_bad_base_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"TrainConfig.base .*sum to 1"):
+        staged(base={"weights": {"web": 0.5}, "train_tokens": 100})
+    with pytest.raises(ValueError, match=r"TrainConfig.base train_tokens must be an integer"):
+        staged(base={"weights": BASE, "train_tokens": 0})
+    assert staged(base={"weights": BASE, "train_tokens": 10}).base == BaseConfig(BASE, 10)
