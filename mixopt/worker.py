@@ -6,6 +6,10 @@ task's ``num_cpus``, so that value wins over the machine's core count.
 
 - ``execute_trial(request)``: one proxy (dense or MoE, ``request.arch``), resuming from
   ``request.checkpoint_dir`` when a checkpoint of the same run is there.
+- ``execute_doremi(request, reference_weights=..., step_size=..., smoothing=...)``: DoReMi
+  (``proxies.doremi``) on the request's proxy and data: a reference proxy on
+  ``reference_weights``, then the online Group-DRO proxy; returns ``DoremiResult.to_dict()``
+  (``weights`` is the learned mixture; ``request.weights`` is not used).
 - ``execute_group(requests)``: several trials in one task. Trials of one shape (same arch,
   preset, overrides, vocabulary, context, training settings and data; seeds and mixtures may
   differ) are trained together as a stacked model where ``proxies.plan.plan_group`` says that is
@@ -102,6 +106,30 @@ def execute_trial(request: TrialRequest) -> dict[str, Any]:
             request.model, train_cfg, list(request.domains), request.weights, evals=request.evals
         )
         result = trained.to_dict()
+    finally:
+        release_memory()
+    return _stamp(result, request, started)
+
+
+def execute_doremi(
+    request: TrialRequest,
+    *,
+    reference_weights: dict[str, float],
+    step_size: float,
+    smoothing: float,
+) -> dict[str, Any]:
+    """DoReMi's mixture for the request's proxy, data and seed (``proxies.doremi``); returns
+    ``DoremiResult.to_dict()`` stamped like a trial's result."""
+    from proxies.doremi import train_doremi
+
+    train_cfg = _train_config(request)
+    started = time.time()
+    try:
+        learned = train_doremi(
+            request.model, train_cfg, list(request.domains), reference_weights,
+            step_size=step_size, smoothing=smoothing, evals=request.evals,
+        )  # fmt: skip
+        result = learned.to_dict()
     finally:
         release_memory()
     return _stamp(result, request, started)

@@ -18,7 +18,8 @@ torch: ``gpt`` (the model), ``moe`` (router, dropless experts, balancing losses)
 models as one), ``data`` (mixture batches, validation windows), ``evaluate`` (per-domain loss and
 bpb, expert loads, metric hooks), ``checkpoint`` (resumable runs), ``runtime`` (device, threads,
 autocast, compile), ``optim`` (AdamW, lr schedule), ``step`` (one optimizer step), ``train``
-(train_proxy, train_stacked; re-exports the pieces).
+(train_proxy, train_stacked; re-exports the pieces), ``doremi`` (DoReMi: a mixture learned online
+against a reference proxy).
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ _EXPORTS = {
     "plan_group": "proxies.plan",
     "StepInfo": "proxies.results",
     "TrainResult": "proxies.results",
+    "DoremiResult": "proxies.results",
+    "train_doremi": "proxies.doremi",
     "train_proxy": "proxies.train",
     "train_stacked": "proxies.train",
 }
@@ -66,6 +69,7 @@ __all__ = [
     "PRESETS",
     "ConfigError",
     "DomainTokens",
+    "DoremiResult",
     "GPTConfig",
     "GroupPlan",
     "MetricContext",
@@ -80,6 +84,7 @@ __all__ = [
     "get_preset",
     "plan_group",
     "register_metric",
+    "train_doremi",
     "train_proxy",
     "train_stacked",
 ]

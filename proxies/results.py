@@ -1,5 +1,6 @@
 """What a training run reports: ``TrainResult`` (per model), ``StepInfo`` (per step, to a
-callback) and ``smooth_curve`` (the loss curve a result carries). Plain data, torch-free.
+callback), ``smooth_curve`` (the loss curve a result carries) and ``DoremiResult`` (the mixture
+a DoReMi run learned, ``proxies.doremi``). Plain data, torch-free.
 """
 
 from __future__ import annotations
@@ -52,6 +53,37 @@ class TrainResult:
         out = asdict(self)
         out["curve"] = [list(point) for point in self.curve]
         return out
+
+
+@dataclass
+class DoremiResult:
+    """What ``proxies.doremi.train_doremi`` reports (plain data, picklable).
+
+    ``weights`` is DoReMi's output mixture (the domain weights averaged over every proxy step);
+    ``trajectory`` the weights along the run, ``{"step", "weights", "excess"}`` about every
+    twentieth of it (``excess``: that step's per-domain excess loss); ``reference`` and ``proxy``
+    the final ``val_loss/<domain>`` (and bpb, eval sets, hooks) of the two models; ``tokens``
+    the training tokens spent on both (the reference's only when this call trained it).
+    """
+
+    weights: dict[str, float]
+    final_weights: dict[str, float]  # the domain weights after the last step
+    trajectory: list[dict[str, Any]]
+    reference: dict[str, float]
+    proxy: dict[str, float]
+    reference_weights: dict[str, float]  # the mixture the reference trained on and batches use
+    step_size: float
+    smoothing: float
+    steps: int  # proxy optimizer steps
+    tokens: int
+    reference_tokens: int  # 0 when the reference was given
+    wall_s: float
+    device: str
+    collapsed: bool = False  # one domain holds >= COLLAPSE_SHARE of the averaged weights
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import pytest
 from mixopt.data import prepare_data
 from mixopt.spec import ProxySpec
 from mixopt.trials import TrialRequest
-from mixopt.worker import execute_group, execute_trial, granted_threads
+from mixopt.worker import execute_doremi, execute_group, execute_trial, granted_threads
 
 
 def small_proxy(**changes) -> ProxySpec:
@@ -47,6 +47,23 @@ def test_same_request_same_result_other_seed_differs(request_for):
     assert first["metrics"] != other["metrics"]
     assert set(first["metrics"]) >= {f"val_loss/{d}" for d in weights}
     assert first["finished_at"] >= first["started_at"]
+
+
+def test_execute_doremi_learns_a_stamped_mixture_on_real_data(request_for):
+    """DoReMi on the prepared corpus: a mixture over every domain, both models' metrics, stamped;
+    the request's own weights are not used, and the same request gives the same mixture."""
+    uniform = {"code": 1 / 3, "bible": 1 / 3, "dictionary": 1 / 3}
+    request = request_for({"code": 1.0, "bible": 0.0, "dictionary": 0.0})
+    result = execute_doremi(request, reference_weights=uniform, step_size=1.0, smoothing=1e-3)
+    assert set(result["weights"]) == set(uniform)
+    assert sum(result["weights"].values()) == pytest.approx(1.0)
+    assert all(w > 0 for w in result["weights"].values())
+    assert result["trial_id"] == "t0000" and result["finished_at"] >= result["started_at"]
+    assert result["tokens"] == 2 * result["reference_tokens"] > 0
+    assert set(result["proxy"]) >= {f"val_loss/{d}" for d in uniform}
+    assert math.isfinite(result["reference"]["val_loss/code"])
+    again = execute_doremi(request, reference_weights=uniform, step_size=1.0, smoothing=1e-3)
+    assert again["weights"] == result["weights"]
 
 
 def test_threads_follow_the_granted_cpus(request_for, monkeypatch):
