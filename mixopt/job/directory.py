@@ -10,6 +10,7 @@
         job.log              the driver's log
         checkpoints/<trial>  resumable trial checkpoints
         trunks/<hash>        shared trunks of staged runs (the fixed stages, once per seed)
+        online.json          online baselines' results (DoReMi), kept for a resumed job
         mlflow.db, mlartifacts/   MLflow's local store (unless the spec names a server)
 
 Writers replace files atomically (:mod:`mixopt.atomic`), so a reader never sees half a file.
@@ -55,6 +56,7 @@ LOG_FILE = "job.log"
 LOCK_FILE = ".lock"
 CHECKPOINTS_DIR = "checkpoints"
 TRUNKS_DIR = "trunks"
+ONLINE_FILE = "online.json"
 MLFLOW_DB = "mlflow.db"
 ARTIFACTS_DIR = "mlartifacts"
 
@@ -306,6 +308,11 @@ class JobDir:
 
     def checkpoint_dir(self, trial_id: str) -> Path:
         return (self.path / CHECKPOINTS_DIR / trial_id).resolve()
+
+    @property
+    def online_path(self) -> Path:
+        """The online baselines' results (``mixopt.search.online``)."""
+        return self.path / ONLINE_FILE
 
     @property
     def trunks_dir(self) -> Path:

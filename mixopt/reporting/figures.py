@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from mixopt.verdict import SEARCH_CHOICE
+from mixopt.verdict import DOREMI, SEARCH_CHOICE
 
 PALETTE = (
     "#4C78A8",
@@ -31,6 +31,7 @@ MIXTURE_COLORS = {
     "natural": "#4C78A8",
     "uniform": "#BAB0AC",
     "best_trial": "#54A24B",
+    DOREMI: "#EECA3B",
 }
 SYMBOLS = ("circle", "diamond", "square", "triangle-up", "cross", "x")
 

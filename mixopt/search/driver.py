@@ -35,7 +35,7 @@ from mixopt.job.state import recommendation_from_dict, recommendation_to_dict
 from mixopt.progress import Progress
 from mixopt.runners.base import Runner
 from mixopt.runs_table import trial_row
-from mixopt.search import events, scale, strategy, validation
+from mixopt.search import events, online, scale, strategy, validation
 from mixopt.search import recommendation as publishing
 from mixopt.search.book import TrialBook
 from mixopt.search.ladder import Ladder
@@ -268,7 +268,8 @@ class SearchJob:
         assert self.problem is not None
         if not self.spec.validate_.enabled:
             return {}
-        mixtures = validation.candidates(self.problem, recommendation.weights, self._best())
+        extra = online.mixtures(self.problem, self.requests, self.job, self.say)
+        mixtures = validation.candidates(self.problem, recommendation.weights, self._best(), extra)
         if np.abs(proxy.weights - recommendation.weights).sum() > 1e-3:
             mixtures["proxy_optimum"] = proxy.weights  # what the search proxy alone would pick
         by_label = validation.plan(self.problem, self.book, mixtures)
@@ -287,6 +288,8 @@ class SearchJob:
         document = publishing.document(
             self.problem, self.job, self.ladder, recommendation, self.book.told, validated, report
         )
+        if validated and (online_reports := online.read(self.job)):
+            document["online"] = online_reports
         if at_target is not None:
             document["proxy_recommendation"] = {
                 "weights": self.problem.space.as_dict(proxy.weights),

@@ -15,7 +15,7 @@ does not move it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -34,16 +34,22 @@ TOWARD_NATURAL = "toward_natural_"  # label prefix of the mixtures of validate.p
 
 
 def candidates(
-    problem: SearchProblem, recommended: np.ndarray, best: Trial | None
+    problem: SearchProblem,
+    recommended: np.ndarray,
+    best: Trial | None,
+    online: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Label → mixture: the recommendation, the baselines, the team's current mixture, and the
-    baselines guard rails are relative to (their limits are checked at the validation scale)."""
+    """Label → mixture: the recommendation, the baselines (``online``: the mixtures of the
+    online ones, :mod:`mixopt.search.online`), the team's current mixture, and the baselines
+    guard rails are relative to (their limits are checked at the validation scale)."""
     v: ValidateSpec = problem.spec.validate_
     mixtures: dict[str, np.ndarray] = {"recommended": recommended}
     for baseline in v.baselines:
         if baseline == "best_trial":
             if best is not None:
                 mixtures["best_trial"] = problem.weights(best)
+        elif online is not None and baseline in online:
+            mixtures[baseline] = online[baseline]
         else:
             mixtures[baseline] = problem.baseline(baseline)
     if v.path:

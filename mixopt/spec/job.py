@@ -109,6 +109,11 @@ class JobSpec(Section):
             raise ValueError(f"space: {both} both bounded and fixed; give one or the other")
         if self.continual is not None:
             self.continual.check_domains(names)
+        if "doremi" in self.validate_.baselines and (self.stages or self.continual):
+            raise ValueError(
+                "validate.baselines: doremi trains one mixture from scratch; it does not apply "
+                "to a job with stages or continual pretraining"
+            )
         self.objective.check_metrics(self.reported_metrics(), self.hook_metrics())
         self.objective.check_baselines(current=self.validate_.current is not None)
         self.search.check_objective(self.objective)

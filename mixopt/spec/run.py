@@ -17,8 +17,21 @@ if TYPE_CHECKING:
 
 SCALE_UP = 4.0  # validation at scale: at least this many times the search proxy's N and D
 
-Baseline = Literal["uniform", "natural", "best_trial"]
+Baseline = Literal["uniform", "natural", "best_trial", "doremi"]
 DEFAULT_BASELINES: tuple[Baseline, ...] = ("uniform", "natural", "best_trial")
+
+
+class DoremiSpec(Section):
+    """DoReMi as a validated baseline (``validate.baselines: [..., doremi]``): a reference proxy
+    on ``reference``, then a Group-DRO proxy whose domain weights follow its excess loss over
+    the reference (exponentiated-gradient steps of ``step_size``, mixed with ``smoothing`` of
+    uniform); the average weights are its mixture. Both train at the search proxy's size."""
+
+    reference: Literal["natural", "uniform"] = Field(
+        "natural", description="The reference proxy's mixture."
+    )
+    step_size: float = Field(1.0, gt=0, le=100, description="Domain-weight step size.")
+    smoothing: float = Field(1e-3, ge=0, lt=1, description="Mixed-in share of uniform.")
 
 
 class ValidateSpec(Section):
@@ -58,6 +71,9 @@ class ValidateSpec(Section):
         description="'validated': a validated mixture that beats the search's recommendation "
         "at the validation scale (paired interval excluding zero, guard rails held) becomes the "
         "recommendation, the search's kept as search_choice; 'search': keep the search's.",
+    )
+    doremi: DoremiSpec = Field(
+        default_factory=DoremiSpec, description="DoReMi's settings, when it is a baseline."
     )
     scale: Literal["auto", "search"] = Field(
         "auto",

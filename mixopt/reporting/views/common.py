@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mixopt.reporting.jobdata import JobData
-from mixopt.verdict import SEARCH_CHOICE
+from mixopt.verdict import DOREMI, SEARCH_CHOICE
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -25,6 +25,7 @@ MIXTURE_ORDER = (
     "natural",
     "uniform",
     "best_trial",
+    DOREMI,
 )
 MIXTURE_NAMES = {
     "recommended": "recommended",
@@ -34,6 +35,7 @@ MIXTURE_NAMES = {
     "natural": "natural",
     "uniform": "uniform",
     "best_trial": "best trial",
+    DOREMI: "DoReMi",
 }
 
 
