@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from mixopt.spec import ProxySpec
     from proxies.config import BaseConfig, GPTConfig, StageConfig, TrainConfig
+    from proxies.probe_tasks import ProbeFile
     from proxies.tokens import DomainTokens
 
 
@@ -49,6 +50,7 @@ class TrialRequest:
     train: TrainConfig  # proxy.train_config(seed, threads, checkpoint folder, stages)
     domains: tuple[DomainTokens, ...]
     evals: tuple[DomainTokens, ...] = ()  # eval sets: evaluated, never trained on
+    probes: tuple[ProbeFile, ...] = ()  # tokenized probe tasks, scored after training
 
     @classmethod
     def build(
@@ -66,6 +68,7 @@ class TrialRequest:
         stages: Sequence[StageConfig] = (),
         trunk_dir: str | None = None,
         base: BaseConfig | None = None,
+        probes: Sequence[ProbeFile] = (),
     ) -> TrialRequest:
         """``weights`` is the trial's mixture: the searched stage's when ``stages`` are given."""
         return cls(
@@ -83,6 +86,7 @@ class TrialRequest:
             ),
             domains=tuple(domains),
             evals=tuple(evals),
+            probes=tuple(probes),
         )
 
     @property
@@ -98,6 +102,7 @@ class TrialRequest:
             "train": self.train.to_dict(),
             "domains": [asdict(d) for d in self.domains],
             "evals": [asdict(d) for d in self.evals],
+            "probes": [asdict(p) for p in self.probes],
         }
 
 

@@ -47,6 +47,7 @@ from mixopt.trials import TrialRequest
 
 if TYPE_CHECKING:
     from proxies.config import TrainConfig
+    from proxies.probe_tasks import ProbeTask
 
 
 @functools.cache
@@ -103,8 +104,9 @@ def execute_trial(request: TrialRequest) -> dict[str, Any]:
     started = time.time()
     try:
         trained = train_proxy(
-            request.model, train_cfg, list(request.domains), request.weights, evals=request.evals
-        )
+            request.model, train_cfg, list(request.domains), request.weights, evals=request.evals,
+            probes=_probe_tasks(request),
+        )  # fmt: skip
         result = trained.to_dict()
     finally:
         release_memory()
@@ -135,6 +137,13 @@ def execute_doremi(
     return _stamp(result, request, started)
 
 
+def _probe_tasks(request: TrialRequest) -> list[ProbeTask]:
+    """The request's probe tasks, read from their tokenized files (``proxies.probe_tasks``)."""
+    from proxies.probe_tasks import load_probe_files
+
+    return load_probe_files(request.probes)
+
+
 # ------------------------------------------------------------------------------------- groups
 
 
@@ -146,6 +155,7 @@ def shape_key(request: TrialRequest) -> str:
         train,
         [dataclasses.asdict(d) for d in request.domains],
         [dataclasses.asdict(d) for d in request.evals],
+        [dataclasses.asdict(p) for p in request.probes],
     ]
     return json.dumps(parts, sort_keys=True, default=str)
 
@@ -188,6 +198,7 @@ def _run_stacked(chunk: list[TrialRequest]) -> list[dict[str, Any]]:
         [r.weights for r in chunk],
         seeds=[r.seed for r in chunk],
         evals=first.evals,
+        probes=_probe_tasks(first),
     )
     return [_stamp(res.to_dict(), r, started) for res, r in zip(results, chunk, strict=True)]
 

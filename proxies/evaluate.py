@@ -10,7 +10,9 @@ validation windows (the same for every trial, so losses compare) of every domain
   (``Evaluation.expert_counts``, layers x experts), ``moe/max_load`` (the most loaded expert's
   share over the mean share, worst layer; 1.0 is perfect balance) and ``moe/dropped_tokens``
   (routed slots missing from the counts: 0 for these dropless experts, checked, not assumed);
-- the user's metric hooks.
+- the user's metric hooks;
+- the downstream probe tasks (``probes``): ``probe/<task>/accuracy``, ``accuracy_norm`` and
+  ``margin`` by log-likelihood over choices (``proxies.probes``).
 
 A metric hook is a callable registered by name, ``hook(ctx: MetricContext)`` returning a float
 (logged as ``<name>``) or a mapping (logged as ``<name>/<key>``). Name one in
@@ -31,8 +33,9 @@ from __future__ import annotations
 
 import importlib
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -40,6 +43,9 @@ from proxies.data import ValidationWindows
 from proxies.gpt import GPT
 from proxies.runtime import autocast_for
 from proxies.stacked import StackedGPT
+
+if TYPE_CHECKING:
+    from proxies.probe_tasks import ProbeTask
 
 
 @dataclass(frozen=True)
@@ -121,6 +127,7 @@ def evaluate_models(
     hooks: Mapping[str, MetricHook] | None = None,
     step: int = 0,
     tokens: int = 0,
+    probes: Sequence[ProbeTask] = (),
 ) -> list[Evaluation]:
     """Evaluate every model (one for a GPT, K for a StackedGPT); the model is left in the mode
     it was in."""
@@ -161,12 +168,16 @@ def evaluate_models(
         if layers:
             metrics[k].update(_load_metrics(per_layer, routed * layers[0].cfg.top_k))
         evaluations.append(Evaluation(metrics[k], per_layer))
-    if hooks:
+    if hooks or probes:
+        from proxies.probes import score_with
+
         for k in range(K):
             single = model.unstack(k) if isinstance(model, StackedGPT) else model
             ctx = MetricContext(single.eval(), windows, device, batch_size, step, tokens)
-            for hook_name, hook in hooks.items():
+            for hook_name, hook in (hooks or {}).items():
                 evaluations[k].metrics.update(_hook_metrics(hook_name, hook(ctx)))
+            if probes:
+                evaluations[k].metrics.update(score_with(single, probes, device, batch_size))
     model.train(was_training)
     return evaluations
 

@@ -10,8 +10,9 @@ gradient clipping, fp32 on
 CPU and bf16 autocast on CUDA (optionally ``torch.compile``d), each step's batch optionally split
 into micro-batches (gradient accumulation); evaluate every ``eval_every`` steps and at the end:
 ``val_loss/<domain>`` and ``bpb/<domain>`` for every domain, weight 0 included, and for every
-evaluation set (``evals``: validation tokens never trained on), MoE expert loads and the metric
-hooks (``proxies.evaluate``).
+evaluation set (``evals``: validation tokens never trained on), MoE expert loads, the metric
+hooks (``proxies.evaluate``) and the downstream probe tasks (``probes``: ``probe/<task>/*``,
+``proxies.probes``).
 
 Stages (``TrainConfig.stages``): the steps are split between the stages by their shares
 (``TrainConfig.stage_steps``: every stage gets at least one step, else a ValueError before any
@@ -50,7 +51,7 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -84,6 +85,9 @@ from proxies.runtime import (
 )
 from proxies.stacked import StackedGPT
 from proxies.step import LossFn, train_step
+
+if TYPE_CHECKING:
+    from proxies.probe_tasks import ProbeTask
 
 _cpu_settings = cpu_settings  # the name this module used to define
 __all__ = [
@@ -123,12 +127,14 @@ def train_proxy(
     *,
     on_step: Callable[[StepInfo], None] | None = None,
     evals: Sequence[DomainTokens] = (),
+    probes: Sequence[ProbeTask] = (),
 ) -> TrainResult:
     """Train ``model_cfg`` on the mixture ``weights`` over ``domains``; evaluate every domain
-    and every eval set of ``evals`` (their val files only: they are never trained on)."""
+    and every eval set of ``evals`` (their val files only: they are never trained on), and score
+    every probe task of ``probes``."""
     return _train(
         model_cfg, train_cfg, domains, [weights], [train_cfg.seed], stacked=False,
-        on_step=on_step, evals=evals,
+        on_step=on_step, evals=evals, probes=probes,
     )[0]  # fmt: skip
 
 
@@ -141,6 +147,7 @@ def train_stacked(
     seeds: Sequence[int] | None = None,
     on_step: Callable[[StepInfo], None] | None = None,
     evals: Sequence[DomainTokens] = (),
+    probes: Sequence[ProbeTask] = (),
 ) -> list[TrainResult]:
     """Train K = len(mixtures) models of ``model_cfg`` together, model k on ``mixtures[k]`` with
     seed ``seeds[k]`` (default: ``train_cfg.seed`` for all); ``train_cfg.seed`` is otherwise
@@ -151,8 +158,9 @@ def train_stacked(
     if len(seeds) != len(mixtures):
         raise ValueError(f"got {len(mixtures)} mixtures but {len(seeds)} seeds")
     return _train(
-        model_cfg, train_cfg, domains, mixtures, seeds, stacked=True, on_step=on_step, evals=evals
-    )
+        model_cfg, train_cfg, domains, mixtures, seeds, stacked=True, on_step=on_step, evals=evals,
+        probes=probes,
+    )  # fmt: skip
 
 
 LOSS_FLUSH_STEPS = 256  # per-step loss tensors kept on the device before one sync
@@ -200,6 +208,7 @@ def _train(
     stacked: bool,
     on_step: Callable[[StepInfo], None] | None,
     evals: Sequence[DomainTokens] = (),
+    probes: Sequence[ProbeTask] = (),
 ) -> list[TrainResult]:
     t_start = time.perf_counter()
     device = resolve_device(train_cfg.device)
@@ -208,6 +217,10 @@ def _train(
     windows = ValidationWindows([*domains, *evals], T, train_cfg.eval_tokens)
     for name, array in windows.windows.items():
         _check_token_ids(torch.from_numpy(array), model_cfg.vocab_size, f"{name!r} val file")
+    if probes:
+        from proxies.probes import check_probe_tokens
+
+        check_probe_tokens(probes, model_cfg.vocab_size)
     stages = train_cfg.stages or (StageConfig(1.0),)
     streams = [  # streams[k][j]: model k's batches in stage j
         [
@@ -257,7 +270,7 @@ def _train(
         def evaluate_now(step: int) -> list[Evaluation]:
             return evaluate_models(
                 model, windows, batch_size=B, device=device, hooks=hooks, step=step,
-                tokens=step * tokens_per_step,
+                tokens=step * tokens_per_step, probes=probes,
             )  # fmt: skip
 
         def state_now(step: int) -> dict[str, Any]:

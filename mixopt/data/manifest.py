@@ -5,6 +5,7 @@ files (:meth:`DomainShards.tokens`), the mixture space takes the natural distrib
 counts (for repetition caps), and every trial records :attr:`DataManifest.data_hash`, which changes
 whenever the tokenizer, any domain's or eval set's content or the split settings change. An eval
 set's shards hold only validation tokens (:attr:`DataManifest.evals`, never in the mixture).
+Each probe task is one tokenized file (:attr:`DataManifest.probes`, ``mixopt.data.probes``).
 Saved as JSON.
 """
 
@@ -27,6 +28,7 @@ MANIFEST_VERSION = 1
 _OPTIONAL_COUNTS = ("train_bytes", "val_bytes", "documents")
 
 if TYPE_CHECKING:
+    from proxies.probe_tasks import ProbeFile
     from proxies.tokens import DomainTokens
 
 
@@ -59,6 +61,17 @@ class DomainShards:
 
 
 @dataclass(frozen=True)
+class ProbeArtifact:
+    """One probe task tokenized with the job's tokenizer (``proxies.probe_tasks`` JSON)."""
+
+    name: str
+    path: str
+    content_hash: str  # sha256 of the task file's bytes
+    items: int  # items kept (at most the probe's max_items)
+    source: str  # the task file it was made from
+
+
+@dataclass(frozen=True)
 class DataManifest:
     """The tokenizer and every domain's shards, in the spec's domain order (and every eval
     set's, in the spec's order: validation tokens only)."""
@@ -72,6 +85,7 @@ class DataManifest:
     val_fraction: float = 0.05
     max_val_tokens: int = 262_144
     evals: dict[str, DomainShards] = field(default_factory=dict)
+    probes: dict[str, ProbeArtifact] = field(default_factory=dict)
 
     def natural_distribution(self) -> dict[str, float]:
         """Each domain's share of the train tokens."""
@@ -92,6 +106,12 @@ class DataManifest:
         """Each eval set's token files as a proxy reads them (an empty train file)."""
         return _as_tokens(self.evals)
 
+    def probe_files(self) -> tuple[ProbeFile, ...]:
+        """Each probe task's tokenized file as a proxy reads it."""
+        from proxies.probe_tasks import ProbeFile
+
+        return tuple(ProbeFile(p.name, p.path) for p in self.probes.values())
+
     def train_tokens(self) -> dict[str, int]:
         """Each domain's train tokens (what repetition caps and epoch counts are made from)."""
         return {name: d.train_tokens for name, d in self.domains.items()}
@@ -110,12 +130,15 @@ class DataManifest:
             parts["evals"] = [
                 [name, d.content_hash, d.val_tokens] for name, d in self.evals.items()
             ]
+        if self.probes:  # likewise for probe tasks
+            parts["probes"] = [[name, p.content_hash, p.items] for name, p in self.probes.items()]
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["domains"] = [asdict(d) for d in self.domains.values()]
         data["evals"] = [asdict(d) for d in self.evals.values()]
+        data["probes"] = [asdict(p) for p in self.probes.values()]
         return {"version": MANIFEST_VERSION, **data}
 
     @classmethod
@@ -132,13 +155,15 @@ class DataManifest:
             )
             if "domains" not in d:
                 raise KeyError("domains")
-            top = {k: v for k, v in d.items() if k not in ("version", "domains", "evals")}
+            probes = [_build(ProbeArtifact, item) for item in d.get("probes", [])]
+            top = {k: v for k, v in d.items() if k not in ("version", "domains", "evals", "probes")}
             return _build(
                 cls,
                 {
                     **top,
                     "domains": {s.name: s for s in domains},
                     "evals": {s.name: s for s in evals},
+                    "probes": {p.name: p for p in probes},
                 },
             )
         except (KeyError, TypeError, ValueError) as error:

@@ -1,6 +1,7 @@
 """The data stage of a job: every domain read, hashed, tokenized, split and sharded; every eval
 set read, hashed and tokenized into validation tokens only (never trained on, and never a
-training domain's file).
+training domain's file); every probe task read, checked and tokenized into a small cached file
+(``mixopt.data.probes``).
 
 :func:`prepare_data` is the one entry point. It is idempotent and cheap to re-run: domains are
 hashed by content (a read of the raw files), the tokenizer and each domain's shards are looked up
@@ -20,6 +21,7 @@ import numpy as np
 from mixopt.data.encode import EncoderPool, available_cores
 from mixopt.data.hashing import DigestCache
 from mixopt.data.manifest import DataManifest, DomainShards
+from mixopt.data.probes import prepare_probe, read_probe_file
 from mixopt.data.shards import build_shards, shard_dtype
 from mixopt.data.sources import DomainSources, scan_domain
 from mixopt.data.tokenizer import TokenizerInfo, prepare_tokenizer
@@ -43,6 +45,8 @@ def prepare_data(spec: JobSpec, *, log: Callable[[str], None] = print) -> DataMa
     domains = [_scan(domain_spec, spec, digests, log) for domain_spec in spec.domains]
     evals = [_scan(eval_spec, spec, digests, log) for eval_spec in spec.evals]
     _check_never_trained(domains, evals)
+    for probe in spec.probes:  # a bad task file fails before any tokenizing
+        read_probe_file(probe.path)
     _check_pretokenized(spec, domains + evals)
     tokenizer = prepare_tokenizer(spec.tokenizer, domains, cache_dir, log)
     dtype = shard_dtype(tokenizer.vocab_size, spec.data.token_dtype, tokenizer=str(tokenizer.path))
@@ -57,6 +61,10 @@ def prepare_data(spec: JobSpec, *, log: Callable[[str], None] = print) -> DataMa
             e.name: _shard(e, tokenizer, spec, cache_dir, pool, log, eval_cap=caps[e.name])
             for e in evals
         }
+    probes = {
+        p.name: prepare_probe(p.name, p.path, tokenizer, cache_dir, max_items=p.max_items, log=log)
+        for p in spec.probes
+    }
     manifest = DataManifest(
         tokenizer_path=str(tokenizer.path),
         tokenizer_hash=tokenizer.hash,
@@ -67,9 +75,11 @@ def prepare_data(spec: JobSpec, *, log: Callable[[str], None] = print) -> DataMa
         val_fraction=spec.data.val_fraction,
         max_val_tokens=spec.data.max_val_tokens,
         evals=eval_shards,
+        probes=probes,
     )
     total = sum(d.train_tokens + d.val_tokens for d in shards.values())
     held = f", {len(eval_shards)} eval set(s)" if eval_shards else ""
+    held += f", {len(probes)} probe task(s)" if probes else ""
     log(
         f"data: ready in {time.perf_counter() - started:.1f}s: {len(shards)} domains{held}, "
         f"{total} tokens, data hash {manifest.data_hash}"

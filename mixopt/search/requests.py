@@ -1,7 +1,8 @@
 """From a trial to what a worker trains: its proxy (by stage and fidelity level), the data (and
 the eval sets it is evaluated on), the threads it was granted, its checkpoint folder and the
 job's mixture stages (the trial's mixture in the searched one), its shared trunks' folder and, in
-continual pretraining, each proxy's base (``continual.base_tokens`` x its tokens)."""
+continual pretraining, each proxy's base (``continual.base_tokens`` x its tokens); and the job's
+tokenized probe tasks."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from mixopt.spec import ResourcesSpec
     from mixopt.spec.continual import ContinualSpec
     from proxies.config import StageConfig
+    from proxies.probe_tasks import ProbeFile
     from proxies.tokens import DomainTokens
 
 
@@ -46,6 +48,10 @@ class RequestBuilder:
     def evals(self) -> tuple[DomainTokens, ...]:
         return self.manifest.eval_tokens()
 
+    @cached_property
+    def probes(self) -> tuple[ProbeFile, ...]:
+        return self.manifest.probe_files()
+
     def __call__(self, trial: Trial) -> TrialRequest:
         proxy = self.ladder.proxy(trial)
         base = None
@@ -64,4 +70,5 @@ class RequestBuilder:
             trunk_dir=str(self.job.trunks_dir) if self.stages or base else None,
             stages=self.stages,
             base=base,
+            probes=self.probes,
         )

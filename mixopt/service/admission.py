@@ -103,18 +103,23 @@ def admit(
     (``user``'s cache, ``output_dir``, the service's tracking server). Raises :class:`Rejected`."""
     from mixopt.runners.capacity import CapacityError, check_capacity
     from mixopt.spec import parse_spec
+    from mixopt.spec.probes import check_probe_files
 
     base = Path(base_dir) if base_dir else settings.data_roots[0]
     if not base.is_absolute():
         raise Rejected(f"base_dir must be an absolute path, got {base_dir!r}", 422)
     try:
-        spec = parse_spec(data, source=source, base_dir=base)
+        spec = parse_spec(data, source=source, base_dir=base, check_files=False)
     except MixoptError as error:
         raise Rejected(str(error), 422) from None
     except Exception as error:  # a validator bug must still be a clear 4xx, not a 500
         raise Rejected(f"{source}: invalid spec ({type(error).__name__}: {error})", 422) from None
     policy = JobPolicy.for_user(settings, user)
     policy.check(spec)
+    try:  # probe files are read only once the policy allowed their paths
+        check_probe_files(spec.probes)
+    except ValueError as error:
+        raise Rejected(f"{source}: {error}", 422) from None
     try:
         check_capacity(spec, runner=settings.runner)
     except CapacityError as error:

@@ -3,7 +3,7 @@ submitted (admission) and again in the job's own process, before anything is rea
 
 A spec sent to the service runs with the server's permissions, so:
 
-- every file it reads (domain and eval set paths, directories walked, glob matches,
+- every file it reads (domain, eval set and probe paths, directories walked, glob matches,
   symbolic-link targets, the tokenizer file) must resolve inside the service's data roots and
   never inside its state directory (other users' jobs, the jobs database and the caches live
   there); the job process checks its files again when it reads them
@@ -88,6 +88,8 @@ class JobPolicy:
             for i, source in enumerate(sources):
                 for j, entry in enumerate(source.paths):
                     self._check_source(f"{section}.{i}.paths.{j}", entry)
+        for i, probe in enumerate(spec.probes):
+            self._check_source(f"probes.{i}.path", probe.path)
         if spec.tokenizer.path:
             where = "tokenizer.path"
             path = self._readable(where, spec.tokenizer.path)

@@ -23,6 +23,7 @@ from mixopt.spec.data import (
     TokenizerSpec,
 )
 from mixopt.spec.objective import ObjectiveSpec, SpaceSpec
+from mixopt.spec.probes import ProbeSpec, check_probe_names, probe_metrics
 from mixopt.spec.proxy import ProxySpec
 from mixopt.spec.run import ResourcesSpec, TrackingSpec, ValidateSpec
 from mixopt.spec.search import SearchSpec
@@ -45,6 +46,13 @@ class JobSpec(Section):
         description="Evaluation sets: text never trained on (held-out target data, an "
         "out-of-distribution set); every proxy reports val_loss/<name> and bpb/<name> on each, "
         "and the objective and guard rails may name them.",
+    )
+    probes: list[ProbeSpec] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Downstream probe tasks (see mixopt.spec.probes): multiple-choice items "
+        "scored by log-likelihood; every proxy reports probe/<name>/accuracy, accuracy_norm and "
+        "margin, and the objective and guard rails may name them.",
     )
     data: DataSpec = Field(default_factory=DataSpec)
     tokenizer: TokenizerSpec = Field(default_factory=TokenizerSpec)
@@ -95,6 +103,10 @@ class JobSpec(Section):
         if duplicates:
             raise ValueError(f"domains: duplicate names {duplicates}")
         self.check_evals()
+        taken = {n: f"domain {n!r}" for n in names} | {
+            n: f"eval set {n!r}" for n in self.eval_names
+        }
+        check_probe_names(self.probes, taken)
         known = set(names)
         for section, mapping in (
             ("space.bounds", self.space.bounds),
@@ -174,7 +186,8 @@ class JobSpec(Section):
         ``val_loss/`` and ``bpb/`` of every domain and eval set, ``moe/max_load`` and
         ``moe/dropped_tokens`` of an MoE proxy, ``accuracy/<name>`` when the built-in
         ``accuracy`` hook runs (other hooks: :meth:`hook_metrics`) and, in continual
-        pretraining, ``forgetting/val_loss/`` and ``forgetting/bpb/`` of each."""
+        pretraining, ``forgetting/val_loss/`` and ``forgetting/bpb/`` of each; and
+        ``probe/<name>/accuracy``, ``accuracy_norm`` and ``margin`` of every probe task."""
         sets = self.domain_names + self.eval_names
         names = [f"{kind}/{n}" for kind in ("val_loss", "bpb") for n in sets]
         if self.continual is not None:
@@ -183,7 +196,7 @@ class JobSpec(Section):
             names += ["moe/max_load", "moe/dropped_tokens"]
         if "accuracy" in self.proxy.metrics:
             names += [f"accuracy/{n}" for n in sets]
-        return names
+        return names + probe_metrics(self.probes)
 
     def hook_metrics(self) -> list[str]:
         """The metric hooks (``proxy.metrics``, by the name they log under) whose keys are

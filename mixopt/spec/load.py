@@ -11,10 +11,22 @@ from pydantic import ValidationError
 from mixopt.errors import SpecError
 from mixopt.spec.errors import format_validation_error
 from mixopt.spec.job import JobSpec
+from mixopt.spec.probes import check_probe_files
 
 
-def parse_spec(data: Any, *, source: str = "spec", base_dir: Path | None = None) -> JobSpec:
-    """Validate a spec mapping; resolve relative paths against ``base_dir``."""
+def parse_spec(
+    data: Any,
+    *,
+    source: str = "spec",
+    base_dir: Path | None = None,
+    check_files: bool | None = None,
+) -> JobSpec:
+    """Validate a spec mapping; resolve relative paths against ``base_dir``.
+
+    ``check_files`` (default: when ``base_dir`` is given, i.e. a spec being loaded, not one a
+    job already saved) reads and checks the probe tasks' files; the service passes False and
+    checks them once its policy has allowed the paths
+    (:func:`mixopt.spec.probes.check_probe_files`)."""
     if not isinstance(data, dict):
         raise SpecError(
             f"{source}: the spec must be a mapping of sections, got {type(data).__name__}"
@@ -29,6 +41,12 @@ def parse_spec(data: Any, *, source: str = "spec", base_dir: Path | None = None)
             spec.check_evals()
         except ValidationError as error:
             raise SpecError(format_validation_error(error, source)) from None
+        except ValueError as error:
+            raise SpecError(f"{source}: {error}") from None
+    read_files = base_dir is not None if check_files is None else check_files
+    if read_files:
+        try:
+            check_probe_files(spec.probes)
         except ValueError as error:
             raise SpecError(f"{source}: {error}") from None
     return spec
@@ -56,6 +74,8 @@ def _absolute(value: str, base_dir: Path) -> str:
 def _resolve_paths(spec: JobSpec, base_dir: Path) -> None:
     for source in (*spec.domains, *spec.evals):
         source.paths = [_absolute(p, base_dir) for p in source.paths]
+    for probe in spec.probes:
+        probe.path = _absolute(probe.path, base_dir)
     if spec.tokenizer.path:
         spec.tokenizer.path = _absolute(spec.tokenizer.path, base_dir)
     spec.data.cache_dir = _absolute(spec.data.cache_dir, base_dir)
