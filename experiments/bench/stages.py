@@ -17,7 +17,10 @@ with the demo spec's tokenizer.
     larger proxy with paired seeds next to the natural anneal (the main stage's mixture kept
     throughout) and the uniform one: validated objectives, the verdict's paired differences, and
     the job's training tokens with branching vs every trial from scratch.
-(c) DoReMi and Aioli vs the offline search: not built yet (they are not strategies of mixopt).
+(c) **DoReMi vs the offline search.** The same job without stages (cosine schedule), with
+    ``doremi`` among the validated baselines (``mixopt.search.online``: a reference proxy on the
+    natural mixture and a Group-DRO proxy, on the search proxy), validated alike; the costs of
+    both in search proxies. Aioli is not built.
 
 The objective is the mean validation loss over the six domains. The last line is one JSON object.
 
@@ -136,7 +139,10 @@ def branching_cost(args: argparse.Namespace, spec: Any, manifest: Any) -> dict[s
 # ---------------------------------------------------------------------------- (b) the job
 
 
-def staged_job(args: argparse.Namespace, spec_data: dict[str, Any], base: Path) -> dict[str, Any]:
+def bench_job(
+    args: argparse.Namespace, spec_data: dict[str, Any], base: Path, *, online: bool = False
+) -> dict[str, Any]:
+    """The staged job of (b); ``online``: the one-mixture job of (c), with DoReMi validated."""
     import pandas as pd
 
     from mixopt.job import JobDir
@@ -144,13 +150,18 @@ def staged_job(args: argparse.Namespace, spec_data: dict[str, Any], base: Path) 
     from mixopt.spec import parse_spec
 
     data = json.loads(json.dumps(spec_data))
-    data["name"] = "stages-bench"
+    data["name"] = "online-bench" if online else "stages-bench"
     data["search"].pop("scales", None)
     data["search"].update(initial_trials=args.job_initial, rounds=args.job_rounds)
     data["validate"] = {
         "baselines": ["uniform", "natural"], "seeds": args.validate_seeds,
         "preset": args.validate_preset, "train_tokens": args.validate_tokens, "path": 0,
     }  # fmt: skip
+    if online:
+        del data["stages"]
+        data["proxy"]["schedule"] = "cosine"
+        data["validate"]["baselines"].append("doremi")
+        data["validate"]["doremi"] = {"reference": "natural", "step_size": args.doremi_step}
     data["target"].pop("params", None)
     data["tracking"] = {"experiment": "mixopt-stages-bench"}
     spec = parse_spec(data, source="stages-bench", base_dir=base)
@@ -176,6 +187,12 @@ def staged_job(args: argparse.Namespace, spec_data: dict[str, Any], base: Path) 
         "recommended_anneal": rec["weights"],
         "validation": validation,
         "verdict": rec.get("verdict"),
+        "search_trials": int((done["stage"] == "search").sum()),
+        "doremi": {
+            k: v
+            for k, v in rec.get("online", {}).get("doremi", {}).items()
+            if k in ("weights", "validated_weights", "proxy_runs", "wall_s", "warnings")
+        },
         "tokens_trained_branched": float(trained.sum()),
         "tokens_trained_scratch": float(steps_tokens.sum()),
         "job_token_ratio": float(steps_tokens.sum() / trained.sum()),
@@ -197,7 +214,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--eval-tokens", type=int, default=8192)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--mixtures", type=int, default=8, help="anneal mixtures in part (a)")
-    p.add_argument("--skip-job", action="store_true", help="part (a) only")
+    p.add_argument("--skip-job", action="store_true", help="skip part (b)")
+    p.add_argument("--skip-online", action="store_true", help="skip part (c)")
+    p.add_argument("--doremi-step", type=float, default=1.0, help="DoReMi's step size")
     p.add_argument("--job-initial", type=int, default=10)
     p.add_argument("--job-rounds", type=int, default=2)
     p.add_argument("--validate-preset", default="tiny")
@@ -248,13 +267,22 @@ def main(argv: list[str] | None = None) -> None:
         print(
             "(b) a staged job: search the anneal, validate against the natural anneal", flush=True
         )
-        job = staged_job(args, data, DEMO_SPEC.parent)
+        job = bench_job(args, data, DEMO_SPEC.parent)
         for name, v in job["validation"].items():
             print(f"  {name:>12}: {v['mean']:.4f} ± {v['std'] or 0:.4f}")
         print(f"  job: {job['trials']} trials, {job['wall_s']:.0f} s; tokens trained "
               f"{job['tokens_trained_branched']:,.0f} vs {job['tokens_trained_scratch']:,.0f} "
               f"from scratch ({job['job_token_ratio']:.2f}x)", flush=True)  # fmt: skip
         out["job"] = job
+    if not args.skip_online:
+        print("(c) DoReMi vs the offline search, one mixture throughout, validated alike")
+        job = bench_job(args, data, DEMO_SPEC.parent, online=True)
+        for name, v in job["validation"].items():
+            print(f"  {name:>12}: {v['mean']:.4f} ± {v['std'] or 0:.4f}")
+        runs = job["doremi"].get("proxy_runs", float("nan"))
+        print(f"  cost: the search {job['search_trials']} search proxies, DoReMi {runs:.1f}")
+        print(f"  {job['verdict']}", flush=True)
+        out["online"] = job
     print(json.dumps(out, default=str))
 
 
