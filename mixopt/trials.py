@@ -68,6 +68,7 @@ class TrialRequest:
         stages: Sequence[StageConfig] = (),
         trunk_dir: str | None = None,
         base: BaseConfig | None = None,
+        init_from: str | None = None,
         probes: Sequence[ProbeFile] = (),
     ) -> TrialRequest:
         """``weights`` is the trial's mixture: the searched stage's when ``stages`` are given."""
@@ -83,6 +84,7 @@ class TrialRequest:
                 stages=stages,
                 trunk_dir=trunk_dir,
                 base=base,
+                init_from=init_from,
             ),
             domains=tuple(domains),
             evals=tuple(evals),

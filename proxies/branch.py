@@ -20,6 +20,8 @@ proxy*, an ordinary run on the base mixture for the base's tokens, trained once 
 next to the trunks (``base_state``); the run itself gets a fresh optimizer and its own schedule
 (a re-warmup, as when a team continues from a released checkpoint). Its metrics then include
 ``forgetting/<loss>``: how much each validation loss rose over the base's (``forgetting``).
+``TrainConfig.init_from`` starts it from a checkpoint file instead (a team's own proxy of the
+same model); the base's metrics are then those of that checkpoint, evaluated first.
 """
 
 from __future__ import annotations
@@ -34,7 +36,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from proxies.checkpoint import load_checkpoint, run_fingerprint, run_parts, save_checkpoint
+from proxies.checkpoint import (
+    load_checkpoint,
+    load_model_state,
+    run_fingerprint,
+    run_parts,
+    save_checkpoint,
+)
 from proxies.stages import FORGETTING_PREFIX, StageConfig
 
 if TYPE_CHECKING:
@@ -161,6 +169,35 @@ def base_state(
         if state is None:
             raise RuntimeError(f"the base proxy's final state is missing from {folder}")
         return state["model"], result.metrics
+
+
+def initial_states(
+    model_cfg: GPTConfig,
+    train_cfg: TrainConfig,
+    domains: list[DomainTokens],
+    seeds: Sequence[int],
+    evals: Sequence[DomainTokens] = (),
+) -> list[tuple[dict[str, Any], dict[str, float] | None]]:
+    """Per seed, the weights a continual run starts from and the base's metrics (None: to be
+    measured by evaluating those weights): ``init_from``'s checkpoint, or each seed's base
+    proxy; [] for a run from scratch."""
+    if train_cfg.init_from is not None:
+        state = load_model_state(train_cfg.init_from)
+        return [(state, None) for _ in seeds]
+    if train_cfg.base is not None:
+        return [base_state(model_cfg, train_cfg, domains, seed, evals) for seed in seeds]
+    return []
+
+
+def load_into(model: Any, state: dict[str, Any], where: str) -> None:
+    """``model.load_state_dict(state)``, a mismatch raised as a ValueError naming ``where``."""
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        detail = str(error).strip().splitlines()
+        raise ValueError(
+            f"{where}: the checkpoint does not fit this proxy's model ({' '.join(detail[:3])})"
+        ) from None
 
 
 def forgetting(metrics: dict[str, float], base: dict[str, float]) -> dict[str, float]:

@@ -63,7 +63,11 @@ def run_parts(
     train = {k: v for k, v in asdict(train_cfg).items() if k not in volatile and k != "seed"}
     if not train_cfg.stages:  # an unstaged run keeps the fingerprint it had before stages
         del train["stages"]
-    extra = {"evals": [(d.name, str(d.val_path), d.dtype) for d in evals]} if evals else {}
+    extra: dict[str, Any] = {}
+    if evals:
+        extra["evals"] = [(d.name, str(d.val_path), d.dtype) for d in evals]
+    if train_cfg.init_from is not None:  # the run depends on the file's bytes, not its name
+        extra["init_digest"] = file_digest(init_file(train_cfg.init_from))
     return {
         **extra,
         "arch": model_cfg.arch,
@@ -76,8 +80,43 @@ def run_parts(
     }
 
 
+def file_digest(path: str | Path) -> str:
+    """A short content hash of a file (a run started from it depends on its bytes)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
 def checkpoint_path(directory: str | Path) -> Path:
     return Path(directory) / CHECKPOINT_FILE
+
+
+def init_file(path: str | Path) -> Path:
+    """The checkpoint file ``TrainConfig.init_from`` names: the file, or a folder's
+    ``checkpoint.pt``. Raises ValueError when there is none."""
+    given = Path(path)
+    file = given / CHECKPOINT_FILE if given.is_dir() else given
+    if not file.is_file():
+        raise ValueError(f"init_from {path}: no such checkpoint file")
+    return file
+
+
+def load_model_state(path: str | Path) -> dict[str, Any]:
+    """The model weights of the checkpoint ``path`` names (a trainer checkpoint's ``model``, or
+    a bare state dict), read with ``weights_only``. Raises ValueError naming the file."""
+    file = init_file(path)
+    try:
+        data = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as error:  # truncated, not a torch file, ...
+        raise ValueError(
+            f"init_from {file}: not a readable checkpoint ({type(error).__name__}: {error})"
+        ) from None
+    state = data.get("model", data) if isinstance(data, dict) else None
+    if not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"init_from {file}: holds no model weights")
+    return dict(state)
 
 
 def save_checkpoint(directory: str | Path, state: dict[str, Any], *, fingerprint: str) -> Path:

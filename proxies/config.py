@@ -283,6 +283,7 @@ class TrainConfig:
     stages: tuple[StageConfig, ...] = ()  # mixture stages in order; () = one mixture throughout
     trunk_dir: str | None = None  # share the fixed leading stages' state here (proxies.branch)
     base: BaseConfig | None = None  # continual pretraining: start from this base proxy's weights
+    init_from: str | None = None  # ... or from this checkpoint's weights (a file or its folder)
 
     def __post_init__(self) -> None:
         for name in _INT_FIELDS + _FLOAT_FIELDS:
@@ -317,6 +318,12 @@ class TrainConfig:
 
     def _base_problem(self) -> tuple[str, str] | None:
         """("base", reason) when the base proxy is bad (coerced to a BaseConfig otherwise)."""
+        if self.init_from is not None:
+            if not isinstance(self.init_from, str | os.PathLike):
+                return "init_from", f"must be None or a path, got {self.init_from!r}"
+            object.__setattr__(self, "init_from", os.fspath(self.init_from))
+            if self.base is not None:
+                return "init_from", "and base both set: a run starts from one of them"
         if self.base is None:
             return None
         try:

@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from proxies.branch import Trunk, base_state, forgetting
+from proxies.branch import Trunk, forgetting, initial_states, load_into
 from proxies.checkpoint import (
     load_checkpoint,
     remove_checkpoint,
@@ -249,9 +249,8 @@ def _train(
     fingerprint = run_fingerprint(parts)
     trunk = None if stacked else Trunk.of(train_cfg.trunk_dir, stages, steps_per_stage, parts)
 
-    bases = [  # continual pretraining: each seed's base proxy (weights, metrics)
-        base_state(model_cfg, train_cfg, domains, seed, evals) for seed in seeds
-    ] if train_cfg.base is not None else []  # fmt: skip
+    # continual pretraining: per seed, the starting weights and the base's metrics
+    bases = initial_states(model_cfg, train_cfg, domains, seeds, evals)
 
     with cpu_settings(device, train_cfg.threads):
         threads = torch.get_num_threads()
@@ -260,7 +259,7 @@ def _train(
             torch.manual_seed(seed)
             models.append(model_cfg.build())
             if bases:
-                models[-1].load_state_dict(bases[k][0])
+                load_into(models[-1], bases[k][0], f"init_from {train_cfg.init_from}")
         model: Model = StackedGPT.from_models(models) if stacked else models[0]
         model = model.to(device).train()
         del models
@@ -300,6 +299,10 @@ def _train(
                 saved.get("stage_tokens") or progress.stage_tokens,
             )  # fmt: skip
 
+        if bases and bases[0][1] is None:  # init_from: the base's metrics are its checkpoint's
+            bases = [
+                (state, e.metrics) for (state, _), e in zip(bases, evaluate_now(0), strict=True)
+            ]
         if ckpt_dir is not None:
             saved = load_checkpoint(ckpt_dir, fingerprint=fingerprint, map_location=device)
             if saved is not None:
@@ -379,7 +382,7 @@ def _train(
     trained_now = (n_steps - max(resumed_from, trunk_from)) * tokens_per_step * K
     return [
         TrainResult(
-            metrics={**evaluation.metrics, **forgetting(evaluation.metrics, bases[k][1])}
+            metrics={**evaluation.metrics, **forgetting(evaluation.metrics, bases[k][1] or {})}
             if bases
             else evaluation.metrics,
             curve=smooth_curve(progress.losses[k], tokens_per_step),
@@ -405,7 +408,7 @@ def _train(
             stage_tokens=progress.stage_tokens[k],
             trunk_steps=trunk_from,
             trunk_trained=trunk_trained,
-            base_metrics=bases[k][1] if bases else {},
+            base_metrics=(bases[k][1] or {}) if bases else {},
         )
         for k, evaluation in enumerate(final)
     ]

@@ -6,10 +6,13 @@ tokenized probe tasks."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Sequence
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mixopt.atomic import replace_with
 from mixopt.trials import Trial, TrialRequest
 
 if TYPE_CHECKING:
@@ -52,6 +55,35 @@ class RequestBuilder:
     def probes(self) -> tuple[ProbeFile, ...]:
         return self.manifest.probe_files()
 
+    @cached_property
+    def init_from(self) -> str | None:
+        """``continual.init_from``, checked against the service's data roots now (at use) and
+        copied into the job's trunks folder under its content hash: the workers read the copy,
+        and a changed file is a new checkpoint."""
+        path = None if self.continual is None else self.continual.init_from
+        if path is None:
+            return None
+        from mixopt.data.sources import ReadRoots
+        from mixopt.errors import DataError
+        from proxies.checkpoint import file_digest, init_file
+
+        try:
+            source = init_file(path)
+        except ValueError as error:
+            raise DataError(f"continual.{error}") from None
+        roots = ReadRoots.from_env()
+        if roots is not None and not roots.permits(source):
+            raise DataError(f"continual.init_from: {source} is outside the allowed data roots")
+        copy = self.job.trunks_dir / f"init-{file_digest(source)}.pt"
+        if not copy.is_file():
+            copy.parent.mkdir(parents=True, exist_ok=True)
+
+            def write(tmp: Path) -> None:
+                shutil.copyfile(source, tmp)
+
+            replace_with(copy, write)
+        return str(copy)
+
     def __call__(self, trial: Trial) -> TrialRequest:
         proxy = self.ladder.proxy(trial)
         base = None
@@ -70,5 +102,6 @@ class RequestBuilder:
             trunk_dir=str(self.job.trunks_dir) if self.stages or base else None,
             stages=self.stages,
             base=base,
+            init_from=self.init_from,
             probes=self.probes,
         )

@@ -3,10 +3,10 @@ submitted (admission) and again in the job's own process, before anything is rea
 
 A spec sent to the service runs with the server's permissions, so:
 
-- every file it reads (domain, eval set and probe paths, directories walked, glob matches,
-  symbolic-link targets, the tokenizer file) must resolve inside the service's data roots and
-  never inside its state directory (other users' jobs, the jobs database and the caches live
-  there); the job process checks its files again when it reads them
+- every file it reads (domain, eval set, probe and ``continual.init_from`` paths, directories
+  walked, glob matches, symbolic-link targets, the tokenizer file) must resolve inside the
+  service's data roots and never inside its state directory (other users' jobs, the jobs
+  database and the caches live there); the job process checks its files again when it reads them
   (:class:`mixopt.data.sources.ReadRoots`);
 - where it writes is the service's choice, never the spec's: its job directory
   (``<state>/jobs/<id>``) and its user's cache (``<state>/cache/<user>``) replace whatever
@@ -90,6 +90,8 @@ class JobPolicy:
                     self._check_source(f"{section}.{i}.paths.{j}", entry)
         for i, probe in enumerate(spec.probes):
             self._check_source(f"probes.{i}.path", probe.path)
+        if spec.continual is not None and spec.continual.init_from:
+            self._check_source("continual.init_from", spec.continual.init_from)
         if spec.tokenizer.path:
             where = "tokenizer.path"
             path = self._readable(where, spec.tokenizer.path)

@@ -140,6 +140,8 @@ class JobSpec(Section):
         except ValueError as error:
             raise ValueError(f"validate: validation proxy: {error}") from None
         self.search.fidelity_proxies(self.proxy)
+        if self.continual is not None and self.continual.init_from is not None:
+            self._check_one_model()
         check_domains(self.stages, names)
         for proxy in {
             p.fidelity: p for p in (*self.fidelity_proxies(), self.validation_proxy())
@@ -154,6 +156,20 @@ class JobSpec(Section):
         except MixoptError as error:
             raise ValueError(str(error)) from None
         return self
+
+    def _check_one_model(self) -> None:
+        """``continual.init_from`` fits one model: the search proxy's, which every trial and
+        validation then trains."""
+        models = {
+            (p.arch, p.preset, tuple(sorted(p.overrides.items())), p.seq_len)
+            for p in (*self.fidelity_proxies(), self.validation_proxy())
+        }
+        if len(models) > 1:
+            raise ValueError(
+                "continual.init_from: the checkpoint fits one model, but this job trains "
+                f"{len(models)} (search.scales or a validation proxy of another size): search "
+                "without scales and set validate.scale: search"
+            )
 
     # ---------------------------------------------------------------------------- derived
 

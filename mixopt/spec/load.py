@@ -76,6 +76,8 @@ def _resolve_paths(spec: JobSpec, base_dir: Path) -> None:
         source.paths = [_absolute(p, base_dir) for p in source.paths]
     for probe in spec.probes:
         probe.path = _absolute(probe.path, base_dir)
+    if spec.continual is not None and spec.continual.init_from:
+        spec.continual.init_from = _absolute(spec.continual.init_from, base_dir)
     if spec.tokenizer.path:
         spec.tokenizer.path = _absolute(spec.tokenizer.path, base_dir)
     spec.data.cache_dir = _absolute(spec.data.cache_dir, base_dir)

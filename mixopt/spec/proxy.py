@@ -116,6 +116,7 @@ class ProxySpec(Section):
         stages: Sequence[StageConfig] = (),
         trunk_dir: str | None = None,
         base: BaseConfig | None = None,
+        init_from: str | None = None,
     ) -> TrainConfig:
         """How one trial trains; ``checkpoint_dir`` is used when ``checkpoint_every`` > 0;
         ``stages`` are the job's (``JobSpec.train_stages``; none: one mixture); ``trunk_dir``
@@ -146,6 +147,7 @@ class ProxySpec(Section):
             stages=tuple(stages),
             trunk_dir=trunk_dir,
             base=base,
+            init_from=init_from,
         )
 
     def size(self) -> tuple[int, int]:

@@ -166,3 +166,34 @@ def test_a_bad_base_is_refused() -> None:
     with pytest.raises(ValueError, match=r"TrainConfig.base train_tokens must be an integer"):
         staged(base={"weights": BASE, "train_tokens": 0})
     assert staged(base={"weights": BASE, "train_tokens": 10}).base == BaseConfig(BASE, 10)
+
+
+def test_runs_start_from_a_checkpoint(domains: list[DomainTokens], tmp_path: Path) -> None:
+    plain = dict(stages=(), schedule="cosine")
+    kept = staged(**plain, checkpoint_dir=str(tmp_path / "team"), keep_checkpoint=True)
+    team = train_proxy(MODEL, kept, domains, BASE)  # a team's proxy, kept at its end
+    for given in (tmp_path / "team", tmp_path / "team" / "checkpoint.pt"):  # folder or file
+        run = train_proxy(MODEL, staged(**plain, init_from=str(given)), domains, ANNEAL)
+        assert run.base_metrics == team.metrics  # the checkpoint's weights, evaluated first
+        rise = run.metrics["val_loss/math"] / team.metrics["val_loss/math"] - 1
+        assert run.metrics["forgetting/val_loss/math"] == pytest.approx(rise) and rise < 0
+    scratch = train_proxy(MODEL, staged(**plain), domains, ANNEAL)
+    assert run.metrics["val_loss/web"] < scratch.metrics["val_loss/web"]
+
+
+def test_a_bad_checkpoint_to_start_from_is_refused(
+    domains: list[DomainTokens], tmp_path: Path
+) -> None:
+    plain = dict(stages=(), schedule="cosine")
+    with pytest.raises(ValueError, match="no such checkpoint file"):
+        train_proxy(MODEL, staged(**plain, init_from=str(tmp_path / "none")), domains, ANNEAL)
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a readable checkpoint"):
+        train_proxy(MODEL, staged(**plain, init_from=str(tmp_path / "junk.pt")), domains, ANNEAL)
+    other = dataclasses.replace(MODEL, n_layer=MODEL.n_layer + 1)
+    kept = staged(**plain, checkpoint_dir=str(tmp_path / "deep"), keep_checkpoint=True)
+    train_proxy(other, kept, domains, BASE)
+    with pytest.raises(ValueError, match="does not fit this proxy's model"):
+        train_proxy(MODEL, staged(**plain, init_from=str(tmp_path / "deep")), domains, ANNEAL)
+    with pytest.raises(ValueError, match="init_from and base both set"):
+        staged(**plain, init_from="x.pt", base={"weights": BASE, "train_tokens": 10})

@@ -4,7 +4,9 @@ rail bounds."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -84,3 +86,112 @@ def test_a_continual_job_on_real_proxies(make_spec: Any, tmp_path: Any) -> None:
     rec = json.loads((job.path / "recommendation.json").read_text())
     assert rec["validation"]["recommended"]["seeds"] == 2
     assert outcome.recommendation["weights"] == rec["weights"]
+
+
+# ------------------------------------------------------------------- from a team's checkpoint
+
+
+def test_init_from_specs(make_spec: Any, tmp_path: Any) -> None:
+    one_model = {"scale": "search"}
+    spec = make_spec(continual={"init_from": "team.pt"}, validate=one_model)
+    assert spec.continual is not None and spec.continual.build({"code": 1.0}, 100) is None
+    with pytest.raises(ValidationError, match="exactly one of base"):
+        make_spec(continual={"init_from": "a.pt", "base": "natural", "base_tokens": 1})
+    with pytest.raises(ValidationError, match="base and base_tokens go together"):
+        make_spec(continual={"base": "natural"})
+    with pytest.raises(ValidationError, match="the checkpoint fits one model, but this job"):
+        make_spec(continual={"init_from": "team.pt"})  # validation at a larger proxy
+
+
+def test_the_service_reads_init_from_only_inside_its_data_roots(tmp_path: Any) -> None:
+    from mixopt.service.admission import admit
+    from mixopt.service.policy import Rejected
+    from mixopt.service.settings import ServiceSettings
+    from tests.conftest import corpus_domains
+
+    root, outside = tmp_path / "data", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (root / "team.pt").write_bytes(b"x")
+    (outside / "team.pt").write_bytes(b"x")
+    settings = ServiceSettings(
+        tokens={"alice": "alice-token-0123456789abcdef"}, state_dir=tmp_path / "state",
+        data_roots=[root, *{Path(d["paths"][0]).parents[1] for d in corpus_domains()}],
+        runner="local",
+    )  # fmt: skip
+
+    def spec(path: str) -> dict[str, Any]:
+        return {
+            "name": "t", "domains": corpus_domains(), "validate": {"scale": "search"},
+            "continual": {"init_from": path},
+        }  # fmt: skip
+
+    admitted = admit(spec("team.pt"), settings, base_dir=str(root))
+    assert admitted.continual is not None and admitted.continual.init_from == str(root / "team.pt")
+    with pytest.raises(Rejected) as error:
+        admit(spec(str(outside / "team.pt")), settings)
+    assert error.value.status == 403 and "continual.init_from" in str(error.value)
+
+
+def test_the_job_copies_its_checkpoint_and_checks_the_roots_at_use(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mixopt.data.sources import READ_ROOTS_ENV, ReadRoots
+    from mixopt.errors import DataError
+    from mixopt.search.requests import RequestBuilder
+    from mixopt.spec import ResourcesSpec
+    from mixopt.spec.continual import ContinualSpec
+
+    root = tmp_path / "data"
+    root.mkdir()
+    (tmp_path / "secret.pt").write_bytes(b"weights")
+    (root / "link.pt").symlink_to(tmp_path / "secret.pt")
+    (root / "team.pt").write_bytes(b"weights")
+    job = JobDir(tmp_path / "job")
+
+    def builder(path: Path) -> RequestBuilder:
+        continual = ContinualSpec(init_from=str(path))
+        return RequestBuilder(None, None, ResourcesSpec(), job, continual=continual)  # type: ignore[arg-type]
+
+    monkeypatch.setenv(READ_ROOTS_ENV, ReadRoots((root,)).to_env())
+    copy = Path(str(builder(root / "team.pt").init_from))
+    assert copy.parent == job.trunks_dir and copy.read_bytes() == b"weights"
+    assert copy.name.startswith("init-") and builder(root / "team.pt").init_from == str(copy)
+    with pytest.raises(DataError, match="outside the allowed data roots"):
+        _ = builder(root / "link.pt").init_from
+    with pytest.raises(DataError, match="no such checkpoint file"):
+        _ = builder(root / "missing.pt").init_from
+
+
+@pytest.mark.slow
+def test_a_job_continues_from_a_teams_checkpoint(make_spec: Any, tmp_path: Any) -> None:
+    from mixopt.data import prepare_data
+    from mixopt.trials import TrialRequest
+    from proxies.train import train_proxy
+
+    proxy = {"preset": "tiny", "overrides": {"n_layer": 1}, "seq_len": 32, "batch_size": 4,
+             "train_tokens": 4 * 32 * 8, "eval_tokens": 1024}  # fmt: skip
+    spec = make_spec(
+        proxy=proxy,
+        search={"initial_trials": 3, "rounds": 1, "trials_per_round": 1, "strategy": "random"},
+        validate={"seeds": 1, "baselines": ["natural"], "scale": "search"},
+        continual={"init_from": str(tmp_path / "team")},
+    )
+    # The team's proxy: the same model, trained on bible alone and kept.
+    manifest = prepare_data(spec, log=lambda _: None)
+    request = TrialRequest.build(
+        "team", {"bible": 1.0}, seed=0, proxy=spec.proxy, vocab_size=manifest.vocab_size,
+        domains=manifest.domain_tokens(), threads=1,
+    )  # fmt: skip
+    kept = dataclasses.replace(
+        request.train, checkpoint_dir=str(tmp_path / "team"), keep_checkpoint=True
+    )
+    team = train_proxy(request.model, kept, list(request.domains), request.weights)
+    job = JobDir.new(spec, tmp_path / "job")
+    SearchJob(spec, job.path, runner=InProcessRunner()).run()
+    runs = pd.read_parquet(job.path / "runs.parquet")
+    assert (runs["status"] == "completed").all() and len(runs) == 6  # 4 search, 2 validation
+    rise = runs["val_loss/code"] / team.metrics["val_loss/code"] - 1
+    np.testing.assert_allclose(runs["forgetting/val_loss/code"], rise, rtol=1e-9)
+    assert (runs["forgetting/val_loss/code"] < 0).all()  # the team's proxy never saw code
+    assert len(list(job.trunks_dir.glob("init-*.pt"))) == 1
