@@ -10,6 +10,9 @@ task's ``num_cpus``, so that value wins over the machine's core count.
   (``proxies.doremi``) on the request's proxy and data: a reference proxy on
   ``reference_weights``, then the online Group-DRO proxy; returns ``DoremiResult.to_dict()``
   (``weights`` is the learned mixture; ``request.weights`` is not used).
+- ``execute_aioli(request, rounds=..., sweep_steps=..., delta=..., eta=..., smoothing=...)``:
+  Aioli (``proxies.aioli``) on the request's proxy and data, starting from ``request.weights``;
+  returns ``AioliResult.to_dict()`` (``schedule`` per round, ``weights`` its average).
 - ``execute_group(requests)``: several trials in one task. Trials of one shape (same arch,
   preset, overrides, vocabulary, context, training settings and data; seeds and mixtures may
   differ) are trained together as a stacked model where ``proxies.plan.plan_group`` says that is
@@ -130,6 +133,33 @@ def execute_doremi(
         learned = train_doremi(
             request.model, train_cfg, list(request.domains), reference_weights,
             step_size=step_size, smoothing=smoothing, evals=request.evals,
+        )  # fmt: skip
+        result = learned.to_dict()
+    finally:
+        release_memory()
+    return _stamp(result, request, started)
+
+
+def execute_aioli(
+    request: TrialRequest,
+    *,
+    rounds: int,
+    sweep_steps: int,
+    delta: float,
+    eta: float,
+    smoothing: float,
+) -> dict[str, Any]:
+    """Aioli's mixture schedule for the request's proxy, data and seed from ``request.weights``
+    (``proxies.aioli``); returns ``AioliResult.to_dict()`` stamped like a trial's result."""
+    from proxies.aioli import train_aioli
+
+    train_cfg = _train_config(request)
+    started = time.time()
+    try:
+        learned = train_aioli(
+            request.model, train_cfg, list(request.domains), request.weights, rounds=rounds,
+            sweep_steps=sweep_steps, delta=delta, eta=eta, smoothing=smoothing,
+            evals=request.evals,
         )  # fmt: skip
         result = learned.to_dict()
     finally:

@@ -19,7 +19,8 @@ models as one), ``data`` (mixture batches, validation windows), ``evaluate`` (pe
 bpb, expert loads, metric hooks), ``checkpoint`` (resumable runs), ``runtime`` (device, threads,
 autocast, compile), ``optim`` (AdamW, lr schedule), ``step`` (one optimizer step), ``train``
 (train_proxy, train_stacked; re-exports the pieces), ``doremi`` (DoReMi: a mixture learned online
-against a reference proxy).
+against a reference proxy), ``aioli`` (Aioli: a mixture schedule from an online-fitted linear
+mixing law).
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ _EXPORTS = {
     "StepInfo": "proxies.results",
     "TrainResult": "proxies.results",
     "DoremiResult": "proxies.results",
+    "AioliResult": "proxies.results",
+    "train_aioli": "proxies.aioli",
     "train_doremi": "proxies.doremi",
     "train_proxy": "proxies.train",
     "train_stacked": "proxies.train",
@@ -67,6 +70,7 @@ _EXPORTS = {
 __all__ = [
     "GPT",
     "PRESETS",
+    "AioliResult",
     "ConfigError",
     "DomainTokens",
     "DoremiResult",
@@ -84,6 +88,7 @@ __all__ = [
     "get_preset",
     "plan_group",
     "register_metric",
+    "train_aioli",
     "train_doremi",
     "train_proxy",
     "train_stacked",

@@ -1,6 +1,7 @@
 """What a training run reports: ``TrainResult`` (per model), ``StepInfo`` (per step, to a
-callback), ``smooth_curve`` (the loss curve a result carries) and ``DoremiResult`` (the mixture
-a DoReMi run learned, ``proxies.doremi``). Plain data, torch-free.
+callback), ``smooth_curve`` (the loss curve a result carries), ``DoremiResult`` (the mixture
+a DoReMi run learned, ``proxies.doremi``) and ``AioliResult`` (the mixture schedule an Aioli run
+learned, ``proxies.aioli``). Plain data, torch-free.
 """
 
 from __future__ import annotations
@@ -80,6 +81,41 @@ class DoremiResult:
     wall_s: float
     device: str
     collapsed: bool = False  # one domain holds >= COLLAPSE_SHARE of the averaged weights
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class AioliResult:
+    """What ``proxies.aioli.train_aioli`` reports (plain data, picklable).
+
+    ``schedule`` holds one ``{"round", "steps", "share", "weights"}`` per round (``share``: the
+    round's fraction of the main steps, summing to 1; ``weights``: the mixture it trained on);
+    ``weights`` is their step-weighted average (Aioli's static mixture); ``interactions`` the
+    fitted m x m matrix A of every round (rows and columns in domain order, nats per unit weight
+    over ``sweep_steps`` steps); ``metrics`` the trained model's final ``val_loss/<domain>`` (and
+    bpb, eval sets, hooks); ``tokens`` every training token spent, the sweeps' (``sweep_tokens``)
+    included.
+    """
+
+    schedule: list[dict[str, Any]]
+    weights: dict[str, float]
+    initial_weights: dict[str, float]
+    interactions: list[list[list[float]]]
+    metrics: dict[str, float]
+    rounds: int
+    sweep_steps: int
+    delta: float
+    eta: float
+    smoothing: float
+    steps: int  # main optimizer steps (the sweeps' are not counted)
+    tokens: int
+    sweep_tokens: int
+    wall_s: float
+    device: str
+    collapsed: bool = False  # a round gave one domain >= COLLAPSE_SHARE of its weight
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:

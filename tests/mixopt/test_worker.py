@@ -8,7 +8,13 @@ import pytest
 from mixopt.data import prepare_data
 from mixopt.spec import ProxySpec
 from mixopt.trials import TrialRequest
-from mixopt.worker import execute_doremi, execute_group, execute_trial, granted_threads
+from mixopt.worker import (
+    execute_aioli,
+    execute_doremi,
+    execute_group,
+    execute_trial,
+    granted_threads,
+)
 
 
 def small_proxy(**changes) -> ProxySpec:
@@ -64,6 +70,30 @@ def test_execute_doremi_learns_a_stamped_mixture_on_real_data(request_for):
     assert math.isfinite(result["reference"]["val_loss/code"])
     again = execute_doremi(request, reference_weights=uniform, step_size=1.0, smoothing=1e-3)
     assert again["weights"] == result["weights"]
+
+
+def test_execute_aioli_learns_a_stamped_schedule_on_real_data(request_for):
+    """Aioli on the prepared corpus, from the request's own weights: one schedule entry per round
+    (shares and weights summing to 1), its average, the sweeps' tokens counted, stamped; the same
+    request gives the same schedule."""
+    start = {"code": 0.5, "bible": 0.3, "dictionary": 0.2}
+    request = request_for(start)
+    knobs = {"rounds": 2, "sweep_steps": 2, "delta": 0.5, "eta": 1.0, "smoothing": 0.05}
+    result = execute_aioli(request, **knobs)
+    assert result["initial_weights"] == pytest.approx(start)
+    assert [entry["round"] for entry in result["schedule"]] == [0, 1]
+    assert sum(entry["share"] for entry in result["schedule"]) == pytest.approx(1.0)
+    for entry in result["schedule"]:
+        assert set(entry["weights"]) == set(start)
+        assert sum(entry["weights"].values()) == pytest.approx(1.0)
+    assert sum(result["weights"].values()) == pytest.approx(1.0)
+    assert len(result["interactions"]) == 2 and len(result["interactions"][0]) == 3
+    assert result["sweep_tokens"] == 2 * 3 * 2 * 4 * 32 > 0  # rounds * m * steps * B * T
+    assert result["tokens"] == 4096 + result["sweep_tokens"]
+    assert set(result["metrics"]) >= {f"val_loss/{d}" for d in start}
+    assert result["trial_id"] == "t0000" and result["finished_at"] >= result["started_at"]
+    again = execute_aioli(request, **knobs)
+    assert again["schedule"] == result["schedule"]
 
 
 def test_threads_follow_the_granted_cpus(request_for, monkeypatch):
