@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 CONFIDENCE = 0.95
 SEARCH_CHOICE = "search_choice"  # the search's recommendation, when validation chose another
 DOREMI = "doremi"  # the label of the DoReMi baseline (mixopt.search.online)
+AIOLI = "aioli"  # the label of the Aioli baseline, validated as its schedule
 
 
 def summarise(label: str, weights: dict[str, float], trials: list[Trial]) -> dict[str, Any]:

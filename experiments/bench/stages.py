@@ -17,10 +17,10 @@ with the demo spec's tokenizer.
     larger proxy with paired seeds next to the natural anneal (the main stage's mixture kept
     throughout) and the uniform one: validated objectives, the verdict's paired differences, and
     the job's training tokens with branching vs every trial from scratch.
-(c) **DoReMi vs the offline search.** The same job without stages (cosine schedule), with
+(c) **DoReMi and Aioli vs the offline search.** The same job without stages (cosine schedule), with
     ``doremi`` among the validated baselines (``mixopt.search.online``: a reference proxy on the
     natural mixture and a Group-DRO proxy, on the search proxy), validated alike; the costs of
-    both in search proxies. Aioli is not built.
+    all in search proxies; and Aioli's schedule (``validate.baselines: aioli``), validated as one.
 
 The objective is the mean validation loss over the six domains. The last line is one JSON object
 (``branch_speedup``: a trial's wall time from scratch over branched; ``branch_token_ratio``;
@@ -162,7 +162,7 @@ def bench_job(
     if online:
         del data["stages"]
         data["proxy"]["schedule"] = "cosine"
-        data["validate"]["baselines"].append("doremi")
+        data["validate"]["baselines"] += ["doremi", "aioli"]
         data["validate"]["doremi"] = {"reference": "natural", "step_size": args.doremi_step}
     data["target"].pop("params", None)
     data["tracking"] = {"experiment": "mixopt-stages-bench"}
@@ -190,10 +190,14 @@ def bench_job(
         "validation": validation,
         "verdict": rec.get("verdict"),
         "search_trials": int((done["stage"] == "search").sum()),
-        "doremi": {
-            k: v
-            for k, v in rec.get("online", {}).get("doremi", {}).items()
-            if k in ("weights", "validated_weights", "proxy_runs", "wall_s", "warnings")
+        **{
+            name: {
+                k: v
+                for k, v in rec.get("online", {}).get(name, {}).items()
+                if k
+                in ("weights", "validated_weights", "schedule", "proxy_runs", "wall_s", "warnings")
+            }
+            for name in ("doremi", "aioli")
         },
         "tokens_trained_branched": float(trained.sum()),
         "tokens_trained_scratch": float(steps_tokens.sum()),
@@ -282,12 +286,15 @@ def main(argv: list[str] | None = None) -> None:
               f"from scratch ({job['job_token_ratio']:.2f}x)", flush=True)  # fmt: skip
         out["job"] = job
     if not args.skip_online:
-        print("(c) DoReMi vs the offline search, one mixture throughout, validated alike")
+        print("(c) DoReMi and Aioli vs the offline search, validated alike")
         job = bench_job(args, data, DEMO_SPEC.parent, online=True)
         for name, v in job["validation"].items():
             print(f"  {name:>12}: {v['mean']:.4f} ± {v['std'] or 0:.4f}")
-        runs = job["doremi"].get("proxy_runs", float("nan"))
-        print(f"  cost: the search {job['search_trials']} search proxies, DoReMi {runs:.1f}")
+        runs = [job[m].get("proxy_runs", float("nan")) for m in ("doremi", "aioli")]
+        print(
+            f"  cost: the search {job['search_trials']} search proxies, DoReMi {runs[0]:.1f}, "
+            f"Aioli {runs[1]:.1f}"
+        )
         print(f"  {job['verdict']}", flush=True)
         out["online"] = job
     print(json.dumps(out, default=str))

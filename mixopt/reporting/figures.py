@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from mixopt.verdict import DOREMI, SEARCH_CHOICE
+from mixopt.verdict import AIOLI, DOREMI, SEARCH_CHOICE
 
 PALETTE = (
     "#4C78A8",
@@ -32,6 +32,7 @@ MIXTURE_COLORS = {
     "uniform": "#BAB0AC",
     "best_trial": "#54A24B",
     DOREMI: "#EECA3B",
+    AIOLI: "#9D755D",
 }
 SYMBOLS = ("circle", "diamond", "square", "triangle-up", "cross", "x")
 

@@ -274,7 +274,7 @@ class SearchJob:
             mixtures["proxy_optimum"] = proxy.weights  # what the search proxy alone would pick
         by_label = validation.plan(self.problem, self.book, mixtures)
         self._train([t for group in by_label.values() for t in group], "validation")
-        return validation.summaries(self.problem, mixtures, by_label)
+        return validation.summaries(self.problem, mixtures, by_label, online.schedules(self.job))
 
     def publish(
         self,

@@ -13,7 +13,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mixopt.atomic import replace_with
-from mixopt.trials import Trial, TrialRequest
+from mixopt.search import online
+from mixopt.trials import Stage, Trial, TrialRequest
+from mixopt.verdict import AIOLI
+
+ONLINE_SCHEDULES = (AIOLI,)  # online baselines validated as a schedule of stages
 
 if TYPE_CHECKING:
     from mixopt.data import DataManifest
@@ -89,6 +93,9 @@ class RequestBuilder:
         base = None
         if self.continual is not None:
             base = self.continual.build(self.manifest.natural_distribution(), proxy.train_tokens)
+        stages = self.stages
+        if trial.stage is Stage.VALIDATE and trial.label in ONLINE_SCHEDULES:
+            stages = online.schedule_stages(self.job, trial.label)  # validated as its schedule
         return TrialRequest.build(
             trial.trial_id,
             trial.weights,
@@ -100,7 +107,7 @@ class RequestBuilder:
             threads=self.threads,
             checkpoint_dir=str(self.job.checkpoint_dir(trial.trial_id)),
             trunk_dir=str(self.job.trunks_dir) if self.stages or base else None,
-            stages=self.stages,
+            stages=stages,
             base=base,
             init_from=self.init_from,
             probes=self.probes,

@@ -81,11 +81,18 @@ def summaries(
     problem: SearchProblem,
     mixtures: dict[str, np.ndarray],
     by_label: dict[str, list[Trial]],
+    schedules: Mapping[str, list[dict[str, Any]]] | None = None,
 ) -> dict[str, Any]:
-    return {
+    """Each validated mixture's summary; a label of ``schedules`` (an online baseline trained
+    as a schedule of stages) carries its ``schedule``, its ``weights`` being the average."""
+    out = {
         label: summarise(label, problem.space.as_dict(mixtures[label]), trials)
         for label, trials in by_label.items()
     }
+    for label, schedule in (schedules or {}).items():
+        if label in out:
+            out[label]["schedule"] = schedule
+    return out
 
 
 def path(recommended: np.ndarray, natural: np.ndarray, points: int) -> dict[str, np.ndarray]:
@@ -107,15 +114,17 @@ def decide(
 ) -> str | None:
     """The label of the validated mixture that should replace the recommendation, or None.
 
-    A candidate must be ``allowed`` (default: any), beat the recommendation with a paired
-    interval that excludes zero and hold every guard rail; among those, the best seed mean
-    wins."""
+    A candidate must be a mixture (not an online baseline's ``schedule``), be ``allowed``
+    (default: any), beat the recommendation with a paired interval that excludes zero and hold
+    every guard rail; among those, the best seed mean wins."""
     mine = validation.get("recommended") or {}
     if mine.get("objective") is None:
         return None
     winners = []
     for label, summary in validation.items():
-        if label == "recommended" or (allowed is not None and not allowed(label)):
+        if label == "recommended" or "schedule" in summary:
+            continue
+        if allowed is not None and not allowed(label):
             continue
         found = compare(summary, mine, direction, "recommended")
         if found is None or not found.paired or found.outcome != "beats":

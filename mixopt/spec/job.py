@@ -25,7 +25,7 @@ from mixopt.spec.data import (
 from mixopt.spec.objective import ObjectiveSpec, SpaceSpec
 from mixopt.spec.probes import ProbeSpec, check_probe_names, probe_metrics
 from mixopt.spec.proxy import ProxySpec
-from mixopt.spec.run import ResourcesSpec, TrackingSpec, ValidateSpec
+from mixopt.spec.run import ONLINE_BASELINES, ResourcesSpec, TrackingSpec, ValidateSpec
 from mixopt.spec.search import SearchSpec
 from mixopt.spec.section import NAME_PATTERN, Section
 from mixopt.spec.stages import StageSpec, check_domains, check_stages, check_steps
@@ -121,10 +121,11 @@ class JobSpec(Section):
             raise ValueError(f"space: {both} both bounded and fixed; give one or the other")
         if self.continual is not None:
             self.continual.check_domains(names)
-        if "doremi" in self.validate_.baselines and (self.stages or self.continual):
+        online = sorted(set(self.validate_.baselines) & set(ONLINE_BASELINES))
+        if online and (self.stages or self.continual):
             raise ValueError(
-                "validate.baselines: doremi trains one mixture from scratch; it does not apply "
-                "to a job with stages or continual pretraining"
+                f"validate.baselines: {', '.join(online)} train(s) from scratch on their own "
+                "schedule; not for a job with stages or continual pretraining"
             )
         self.objective.check_metrics(self.reported_metrics(), self.hook_metrics())
         self.objective.check_baselines(current=self.validate_.current is not None)

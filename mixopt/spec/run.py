@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
 SCALE_UP = 4.0  # validation at scale: at least this many times the search proxy's N and D
 
-Baseline = Literal["uniform", "natural", "best_trial", "doremi"]
+Baseline = Literal["uniform", "natural", "best_trial", "doremi", "aioli"]
+ONLINE_BASELINES: tuple[Baseline, ...] = ("doremi", "aioli")  # mixopt.search.online runs them
 DEFAULT_BASELINES: tuple[Baseline, ...] = ("uniform", "natural", "best_trial")
 
 
@@ -32,6 +33,23 @@ class DoremiSpec(Section):
     )
     step_size: float = Field(1.0, gt=0, le=100, description="Domain-weight step size.")
     smoothing: float = Field(1e-3, ge=0, lt=1, description="Mixed-in share of uniform.")
+
+
+class AioliSpec(Section):
+    """Aioli as a validated baseline (``validate.baselines: [..., aioli]``): training in
+    ``rounds``; each round estimates the linear mixing law's interactions from short sweeps
+    (``sweep_steps`` steps, ``delta`` of extra weight on one domain, rolled back), moves the
+    proportions by an exponentiated-gradient step of ``eta`` (mixed with ``smoothing`` of
+    uniform) and trains the round on them. Its output is a schedule, validated as one."""
+
+    initial: Literal["natural", "uniform"] = Field(
+        "uniform", description="The proportions of the first round."
+    )
+    rounds: int = Field(4, ge=1, le=64, description="Rounds (one mixture each).")
+    sweep_steps: int = Field(4, ge=1, le=10_000, description="Steps of each sweep.")
+    delta: float = Field(0.5, gt=0, le=1, description="Extra weight a sweep puts on a domain.")
+    eta: float = Field(1.0, ge=0, le=100, description="Proportion step size (1/nats).")
+    smoothing: float = Field(0.05, ge=0, lt=1, description="Mixed-in share of uniform.")
 
 
 class ValidateSpec(Section):
@@ -74,6 +92,9 @@ class ValidateSpec(Section):
     )
     doremi: DoremiSpec = Field(
         default_factory=DoremiSpec, description="DoReMi's settings, when it is a baseline."
+    )
+    aioli: AioliSpec = Field(
+        default_factory=AioliSpec, description="Aioli's settings, when it is a baseline."
     )
     scale: Literal["auto", "search"] = Field(
         "auto",

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mixopt.reporting.jobdata import JobData
-from mixopt.verdict import DOREMI, SEARCH_CHOICE
+from mixopt.verdict import AIOLI, DOREMI, SEARCH_CHOICE
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -26,6 +26,7 @@ MIXTURE_ORDER = (
     "uniform",
     "best_trial",
     DOREMI,
+    AIOLI,
 )
 MIXTURE_NAMES = {
     "recommended": "recommended",
@@ -36,6 +37,7 @@ MIXTURE_NAMES = {
     "uniform": "uniform",
     "best_trial": "best trial",
     DOREMI: "DoReMi",
+    AIOLI: "Aioli (schedule)",
 }
 
 
