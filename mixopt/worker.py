@@ -99,21 +99,26 @@ def _stamp(result: dict[str, Any], request: TrialRequest, started: float) -> dic
     return result
 
 
+def _run(request: TrialRequest, train: Callable[[TrainConfig], Any]) -> dict[str, Any]:
+    """``train(config)`` with the threads this worker was granted; its result's ``to_dict()``,
+    stamped, and the trial's memory handed back."""
+    train_cfg = _train_config(request)
+    started = time.time()
+    try:
+        result: dict[str, Any] = train(train_cfg).to_dict()
+    finally:
+        release_memory()
+    return _stamp(result, request, started)
+
+
 def execute_trial(request: TrialRequest) -> dict[str, Any]:
     """Train the proxy of ``request`` on its mixture; return ``TrainResult.to_dict()``."""
     from proxies.train import train_proxy
 
-    train_cfg = _train_config(request)
-    started = time.time()
-    try:
-        trained = train_proxy(
-            request.model, train_cfg, list(request.domains), request.weights, evals=request.evals,
-            probes=_probe_tasks(request),
-        )  # fmt: skip
-        result = trained.to_dict()
-    finally:
-        release_memory()
-    return _stamp(result, request, started)
+    return _run(request, lambda cfg: train_proxy(
+        request.model, cfg, list(request.domains), request.weights, evals=request.evals,
+        probes=_probe_tasks(request),
+    ))  # fmt: skip
 
 
 def execute_doremi(
@@ -127,17 +132,10 @@ def execute_doremi(
     ``DoremiResult.to_dict()`` stamped like a trial's result."""
     from proxies.doremi import train_doremi
 
-    train_cfg = _train_config(request)
-    started = time.time()
-    try:
-        learned = train_doremi(
-            request.model, train_cfg, list(request.domains), reference_weights,
-            step_size=step_size, smoothing=smoothing, evals=request.evals,
-        )  # fmt: skip
-        result = learned.to_dict()
-    finally:
-        release_memory()
-    return _stamp(result, request, started)
+    return _run(request, lambda cfg: train_doremi(
+        request.model, cfg, list(request.domains), reference_weights, step_size=step_size,
+        smoothing=smoothing, evals=request.evals,
+    ))  # fmt: skip
 
 
 def execute_aioli(
@@ -153,18 +151,10 @@ def execute_aioli(
     (``proxies.aioli``); returns ``AioliResult.to_dict()`` stamped like a trial's result."""
     from proxies.aioli import train_aioli
 
-    train_cfg = _train_config(request)
-    started = time.time()
-    try:
-        learned = train_aioli(
-            request.model, train_cfg, list(request.domains), request.weights, rounds=rounds,
-            sweep_steps=sweep_steps, delta=delta, eta=eta, smoothing=smoothing,
-            evals=request.evals,
-        )  # fmt: skip
-        result = learned.to_dict()
-    finally:
-        release_memory()
-    return _stamp(result, request, started)
+    return _run(request, lambda cfg: train_aioli(
+        request.model, cfg, list(request.domains), request.weights, rounds=rounds,
+        sweep_steps=sweep_steps, delta=delta, eta=eta, smoothing=smoothing, evals=request.evals,
+    ))  # fmt: skip
 
 
 def _probe_tasks(request: TrialRequest) -> list[ProbeTask]:

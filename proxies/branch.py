@@ -50,6 +50,19 @@ if TYPE_CHECKING:
     from proxies.tokens import DomainTokens
 
 
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``path`` (created, with its folder), across processes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
 def trunk_stage_count(stages: Sequence[StageConfig]) -> int:
     """How many leading stages form a trunk: the fixed-weight stages before the first stage
     that takes the run's mixture (0 when the first stage takes it, or no stage does)."""
@@ -90,18 +103,9 @@ class Trunk:
     def directory(self) -> Path:
         return self.trunk_dir / self.fingerprint
 
-    @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
+    def lock(self) -> contextlib.AbstractContextManager[None]:
         """Held while a run looks for the trunk and, when it is missing, trains and saves it."""
-        self.trunk_dir.mkdir(parents=True, exist_ok=True)
-        path = self.trunk_dir / f"{self.fingerprint}.lock"
-        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+        return file_lock(self.trunk_dir / f"{self.fingerprint}.lock")
 
     def load(self, map_location: Any = "cpu") -> dict[str, Any] | None:
         """The trunk's saved state, or None when it was not trained yet (or was unreadable)."""
@@ -159,8 +163,7 @@ def base_state(
         parts = run_parts(model_cfg, probe, domains, [base.weights], [seed], False, evals)
         fingerprint = run_fingerprint(parts)
         folder = root / f"base-{fingerprint}"
-        lock = Trunk(root, 0, f"base-{fingerprint}")  # its lock serialises runs of one seed
-        with lock.lock():
+        with file_lock(root / f"base-{fingerprint}.lock"):  # one run per seed trains it
             result = train_proxy(  # resumes at the end when the base exists: evaluation only
                 model_cfg, base_config(train_cfg, seed, str(folder)), domains, base.weights,
                 evals=evals,

@@ -8,8 +8,9 @@ a run that was killed and restarted returns the same result as one that never st
 
 It is written atomically (a temporary file, then ``os.replace``), so a kill during the write
 leaves the previous checkpoint intact. It carries a fingerprint of the run (model, training
-settings that change the result, mixtures, seeds, data files): resuming a different run from it
-raises ValueError instead of silently mixing two runs. Files are read with
+settings that change the result, mixtures, seeds, data files; ``run_parts``): resuming a
+different run from it raises ValueError instead of silently mixing two runs. ``Progress`` is what
+it holds besides the model, optimizer and streams. Files are read with
 ``torch.load(weights_only=True)`` (no arbitrary code on load).
 """
 
@@ -21,7 +22,7 @@ import os
 import shutil
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,29 @@ if TYPE_CHECKING:
 
 CHECKPOINT_FILE = "checkpoint.pt"
 FORMAT = 1
+
+
+@dataclass
+class Progress:
+    """The state of a run that a checkpoint saves besides the model, optimizer and streams."""
+
+    n_models: int
+    step: int = 0
+    losses: list[list[float]] = field(default_factory=list)  # per model, one per step
+    evals: list[list[dict[str, Any]]] = field(default_factory=list)  # per model
+    stage_tokens: list[list[dict[str, int]]] = field(default_factory=list)  # model, stage, domain
+
+    def __post_init__(self) -> None:
+        self.losses = self.losses or [[] for _ in range(self.n_models)]
+        self.evals = self.evals or [[] for _ in range(self.n_models)]
+
+    def add_losses(self, pending: list[torch.Tensor]) -> None:
+        """Append per-step (K,) device tensors (one sync)."""
+        if pending:
+            rows = torch.stack([p.reshape(-1) for p in pending]).float().cpu().T.tolist()
+            for k, row in enumerate(rows):
+                self.losses[k].extend(row)
+            pending.clear()
 
 
 def run_fingerprint(parts: dict[str, Any]) -> str:

@@ -39,11 +39,10 @@ from __future__ import annotations
 import math
 import numbers
 import os
-from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from proxies.stages import STAGE_SUM_TOL, BaseConfig, StageConfig, is_finite, stage_steps
+from proxies.stages import BaseConfig, StageConfig, coerce_stages, is_finite, stage_steps
 
 if TYPE_CHECKING:
     from proxies.gpt import GPT
@@ -289,43 +288,25 @@ class TrainConfig:
         for name in _INT_FIELDS + _FLOAT_FIELDS:
             kind = int if name in _INT_FIELDS else float
             object.__setattr__(self, name, _plain(getattr(self, name), kind))
-        problem = self._stage_problem() or self._base_problem() or self._problem()
+        problem = self._stage_problem() or self._problem()
         if problem is not None:
             raise ConfigError("TrainConfig", *problem)
         object.__setattr__(self, "metrics", tuple(self.metrics))  # lists from JSON/YAML
-        for name in ("checkpoint_dir", "trunk_dir"):
+        for name in _PATH_FIELDS:
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, os.fspath(getattr(self, name)))
 
     def _stage_problem(self) -> tuple[str, str] | None:
-        """("stages", reason) when the stages are bad (coerced to StageConfigs otherwise)."""
-        if isinstance(self.stages, str | Mapping) or not isinstance(self.stages, Sequence):
-            return "stages", f"must be a list of stages, got {self.stages!r}"
-        stages = []
-        for i, value in enumerate(self.stages):
-            try:
-                stages.append(StageConfig.coerce(value))
-            except (TypeError, ValueError) as error:
-                name = value.get("name") if isinstance(value, Mapping) else None
-                label = f"stage {i}" + (f" ({name!r})" if name else "")
-                return "stages", f"{label}: {error}"
-        object.__setattr__(self, "stages", tuple(stages))
-        total = sum(stage.share for stage in stages)
-        if stages and abs(total - 1.0) > STAGE_SUM_TOL:
-            shares = [stage.share for stage in stages]
-            return "stages", f"shares must sum to 1 (±{STAGE_SUM_TOL}), got {shares} = {total:.9g}"
-        return None
-
-    def _base_problem(self) -> tuple[str, str] | None:
-        """("base", reason) when the base proxy is bad (coerced to a BaseConfig otherwise)."""
-        if self.init_from is not None:
-            if not isinstance(self.init_from, str | os.PathLike):
-                return "init_from", f"must be None or a path, got {self.init_from!r}"
-            object.__setattr__(self, "init_from", os.fspath(self.init_from))
-            if self.base is not None:
-                return "init_from", "and base both set: a run starts from one of them"
+        """("stages" or "base", reason) when the stages or the base proxy are bad (coerced to
+        StageConfigs and a BaseConfig otherwise)."""
+        try:
+            object.__setattr__(self, "stages", coerce_stages(self.stages))
+        except ValueError as error:
+            return "stages", str(error)
         if self.base is None:
             return None
+        if self.init_from is not None:
+            return "init_from", "and base both set: a run starts from one of them"
         try:
             object.__setattr__(self, "base", BaseConfig.coerce(self.base))
         except (TypeError, ValueError) as error:
@@ -375,7 +356,7 @@ class TrainConfig:
         for name in ("keep_checkpoint", "compile"):
             if not isinstance(getattr(self, name), bool):
                 return name, f"must be a bool, got {getattr(self, name)!r}"
-        for name in ("checkpoint_dir", "trunk_dir"):
+        for name in _PATH_FIELDS:
             value = getattr(self, name)
             if value is not None and not isinstance(value, str | os.PathLike):
                 return name, f"must be None or a path, got {value!r}"
@@ -398,6 +379,7 @@ class TrainConfig:
         return out
 
 
+_PATH_FIELDS = ("checkpoint_dir", "trunk_dir", "init_from")
 _INT_FIELDS = (
     "train_tokens", "batch_size", "eval_tokens", "seed", "threads", "micro_batch_size",
     "eval_every", "checkpoint_every",

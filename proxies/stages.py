@@ -122,6 +122,26 @@ class BaseConfig:
         return {"weights": dict(self.weights), "train_tokens": self.train_tokens}
 
 
+def coerce_stages(value: object) -> tuple[StageConfig, ...]:
+    """A run's stages from StageConfigs or mappings of their fields, their shares summing to 1;
+    ValueError naming the bad stage otherwise."""
+    if isinstance(value, str | Mapping) or not isinstance(value, Sequence):
+        raise ValueError(f"must be a list of stages, got {value!r}")
+    stages = []
+    for i, item in enumerate(value):
+        try:
+            stages.append(StageConfig.coerce(item))
+        except (TypeError, ValueError) as error:
+            name = item.get("name") if isinstance(item, Mapping) else None
+            label = f"stage {i}" + (f" ({name!r})" if name else "")
+            raise ValueError(f"{label}: {error}") from None
+    total = sum(stage.share for stage in stages)
+    if stages and abs(total - 1.0) > STAGE_SUM_TOL:
+        shares = [stage.share for stage in stages]
+        raise ValueError(f"shares must sum to 1 (±{STAGE_SUM_TOL}), got {shares} = {total:.9g}")
+    return tuple(stages)
+
+
 def stage_steps(shares: Sequence[float], n_steps: int) -> list[int]:
     """Whole steps per stage: ``share * n_steps`` rounded by largest remainder (they sum to
     ``n_steps``), then every stage left with 0 steps takes one from the longest stage. Raises

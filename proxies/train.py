@@ -50,13 +50,13 @@ import itertools
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from proxies.branch import Trunk, forgetting, initial_states, load_into
 from proxies.checkpoint import (
+    Progress,
     load_checkpoint,
     remove_checkpoint,
     run_fingerprint,
@@ -166,29 +166,6 @@ def train_stacked(
 LOSS_FLUSH_STEPS = 256  # per-step loss tensors kept on the device before one sync
 
 
-@dataclass
-class _Progress:
-    """The state of a run that a checkpoint saves besides the model, optimizer and streams."""
-
-    n_models: int
-    step: int = 0
-    losses: list[list[float]] = field(default_factory=list)  # per model, one per step
-    evals: list[list[dict[str, Any]]] = field(default_factory=list)  # per model
-    stage_tokens: list[list[dict[str, int]]] = field(default_factory=list)  # model, stage, domain
-
-    def __post_init__(self) -> None:
-        self.losses = self.losses or [[] for _ in range(self.n_models)]
-        self.evals = self.evals or [[] for _ in range(self.n_models)]
-
-    def add_losses(self, pending: list[torch.Tensor]) -> None:
-        """Append per-step (K,) device tensors (one sync)."""
-        if pending:
-            rows = torch.stack([p.reshape(-1) for p in pending]).float().cpu().T.tolist()
-            for k, row in enumerate(rows):
-                self.losses[k].extend(row)
-            pending.clear()
-
-
 def _eval_record(step: int, tokens: int, evaluation: Evaluation) -> dict[str, Any]:
     return {
         "step": step,
@@ -264,7 +241,7 @@ def _train(
         model = model.to(device).train()
         del models
         optimizer = build_optimizer(model, train_cfg, device)
-        progress = _Progress(K, stage_tokens=zero_counts(domains, K, len(stages)))
+        progress = Progress(K, stage_tokens=zero_counts(domains, K, len(stages)))
 
         def evaluate_now(step: int) -> list[Evaluation]:
             return evaluate_models(
@@ -289,12 +266,12 @@ def _train(
             assert ckpt_dir is not None
             save_checkpoint(ckpt_dir, state_now(step), fingerprint=fingerprint)
 
-        def restore(saved: dict[str, Any]) -> _Progress:
+        def restore(saved: dict[str, Any]) -> Progress:
             model.load_state_dict(saved["model"])
             optimizer.load_state_dict(saved["optimizer"])
             set_stream_states(streams, saved["streams"])
             torch.set_rng_state(saved["torch_rng"])
-            return _Progress(
+            return Progress(
                 K, saved["step"], saved["losses"], saved["evals"],
                 saved.get("stage_tokens") or progress.stage_tokens,
             )  # fmt: skip

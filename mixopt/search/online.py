@@ -26,7 +26,6 @@ them again.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -84,41 +83,26 @@ def doremi(
     from mixopt.worker import execute_doremi
 
     settings = problem.spec.validate_.doremi
-    saved = read(job).get(DOREMI)
-    if saved is not None and saved.get("settings") == settings.model_dump():
-        return dict(saved)
+    saved = _saved(job, DOREMI, settings.model_dump())
+    if saved is not None:
+        return saved
     reference = problem.space.as_dict(problem.baseline(settings.reference))
-    trial = Trial(DOREMI, -1, reference, problem.spec.search.seed, label=DOREMI)
-    request = requests(trial)  # the search proxy, its data and seed; one mixture throughout
-    train = dataclasses.replace(
-        request.train, stages=(), base=None, trunk_dir=None, checkpoint_dir=None,
-        checkpoint_every=0, keep_checkpoint=False,
-    )  # fmt: skip
+    # the search proxy, its data and seed; one mixture throughout
+    request = requests(Trial(DOREMI, -1, reference, problem.spec.search.seed, label=DOREMI))
     say(f"doremi: a reference proxy on the {settings.reference} mixture, then a Group-DRO proxy")
     result = execute_doremi(
-        dataclasses.replace(request, train=train), reference_weights=reference,
-        step_size=settings.step_size, smoothing=settings.smoothing,
+        request, reference_weights=reference, step_size=settings.step_size,
+        smoothing=settings.smoothing,
     )  # fmt: skip
-    raw = {d: float(result["weights"].get(d, 0.0)) for d in problem.space.domains}
-    inside = problem.space.project(np.array([raw[d] for d in problem.space.domains]))[0]
-    report = {
-        "settings": settings.model_dump(),
-        "weights": raw,
-        "validated_weights": problem.space.as_dict(inside),
-        "reference": settings.reference,
-        "tokens": result.get("tokens"),
-        "proxy_runs": result.get("tokens", 0) / max(1, request.proxy.train_tokens),
-        "wall_s": result.get("wall_s"),
-        "collapsed": bool(result.get("collapsed", False)),
-        "warnings": list(result.get("warnings", [])),
-        "trajectory": result.get("trajectory", []),
-    }
-    for warning in report["warnings"]:
-        say(f"doremi: {warning}")
-    shown = ", ".join(f"{d} {w:.3f}" for d, w in raw.items())
-    say(f"doremi: mixture {shown} ({report['proxy_runs']:.1f} search proxies of training)")
-    write_atomic(job.online_path, json.dumps({**read(job), DOREMI: report}, indent=2))
-    return report
+    report = _report(problem, request, settings.model_dump(), result)
+    inside = problem.space.project(np.array([report["weights"][d] for d in problem.space.domains]))
+    report.update(
+        validated_weights=problem.space.as_dict(inside[0]),
+        reference=settings.reference,
+        trajectory=result.get("trajectory", []),
+    )
+    shown = ", ".join(f"{d} {w:.3f}" for d, w in report["weights"].items())
+    return _save(job, DOREMI, report, say, f"mixture {shown}")
 
 
 def aioli(
@@ -128,35 +112,54 @@ def aioli(
     from mixopt.worker import execute_aioli
 
     settings = problem.spec.validate_.aioli
-    saved = read(job).get(AIOLI)
-    if saved is not None and saved.get("settings") == settings.model_dump():
-        return dict(saved)
+    saved = _saved(job, AIOLI, settings.model_dump())
+    if saved is not None:
+        return saved
     initial = problem.space.as_dict(problem.baseline(settings.initial))
     request = requests(Trial(AIOLI, -1, initial, problem.spec.search.seed, label=AIOLI))
-    knobs = settings.model_dump(exclude={"initial"})
     say(f"aioli: {settings.rounds} rounds from the {settings.initial} mixture on the search proxy")
-    result = execute_aioli(request, **knobs)
-    raw = {d: float(result["weights"].get(d, 0.0)) for d in problem.space.domains}
+    result = execute_aioli(request, **settings.model_dump(exclude={"initial"}))
+    report = _report(problem, request, settings.model_dump(), result)
+    schedule = [{"share": r["share"], "weights": dict(r["weights"])} for r in result["schedule"]]
+    report.update(
+        validated_weights=report["weights"],  # validated as its schedule (its average labels it)
+        schedule=schedule,
+        interactions=result.get("interactions", []),
+        sweep_tokens=result.get("sweep_tokens"),
+    )
+    return _save(job, AIOLI, report, say, f"{len(schedule)} rounds")
+
+
+def _saved(job: JobDir, name: str, settings: dict[str, Any]) -> dict[str, Any] | None:
+    """``name``'s report from an earlier run of this job with the same settings, or None."""
+    saved = read(job).get(name)
+    return dict(saved) if saved is not None and saved.get("settings") == settings else None
+
+
+def _report(
+    problem: SearchProblem, request: Any, settings: dict[str, Any], result: dict[str, Any]
+) -> dict[str, Any]:
+    """What every online method reports: its settings, mixture, cost and warnings."""
     tokens = float(result.get("tokens", 0))
-    report = {
-        "settings": settings.model_dump(),
-        "weights": raw,
-        "validated_weights": raw,  # validated as its schedule (its average labels it)
-        "schedule": [
-            {"share": r["share"], "weights": dict(r["weights"])} for r in result["schedule"]
-        ],
-        "interactions": result.get("interactions", []),
+    return {
+        "settings": settings,
+        "weights": {d: float(result["weights"].get(d, 0.0)) for d in problem.space.domains},
         "tokens": tokens,
-        "sweep_tokens": result.get("sweep_tokens"),
         "proxy_runs": tokens / max(1, request.proxy.train_tokens),
         "wall_s": result.get("wall_s"),
         "collapsed": bool(result.get("collapsed", False)),
         "warnings": list(result.get("warnings", [])),
     }
+
+
+def _save(
+    job: JobDir, name: str, report: dict[str, Any], say: Callable[[str], None], what: str
+) -> dict[str, Any]:
+    """Say ``report``'s warnings and ``what`` it found, keep it in the job directory."""
     for warning in report["warnings"]:
-        say(f"aioli: {warning}")
-    say(f"aioli: {len(report['schedule'])} rounds ({report['proxy_runs']:.1f} search proxies)")
-    write_atomic(job.online_path, json.dumps({**read(job), AIOLI: report}, indent=2))
+        say(f"{name}: {warning}")
+    say(f"{name}: {what} ({report['proxy_runs']:.1f} search proxies of training)")
+    write_atomic(job.online_path, json.dumps({**read(job), name: report}, indent=2))
     return report
 
 

@@ -61,3 +61,13 @@ def web_and_code(make_domain: MakeDomain, vocab: int) -> list[DomainTokens]:
         ),
         make_domain("code", pattern(17, 20_000, vocab, 1), pattern(17, 3_000, vocab, 1)),
     ]
+
+
+def pattern_and_noise(make_domain: MakeDomain, vocab: int) -> list[DomainTokens]:
+    """A learnable repeating pattern and uniform noise (no model can beat log V on it): the
+    pair the online mixture methods (DoReMi, Aioli) are checked on."""
+    rng = np.random.default_rng(5)
+    return [
+        make_domain("pattern", pattern(13, 20_000, vocab), pattern(13, 3_000, vocab)),
+        make_domain("noise", rng.integers(0, vocab, 20_000), rng.integers(0, vocab, 3_000)),
+    ]

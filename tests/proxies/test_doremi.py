@@ -21,7 +21,7 @@ from proxies.doremi import (
 )
 from proxies.presets import get_preset
 
-from .conftest import MakeDomain, pattern
+from .conftest import MakeDomain, pattern_and_noise
 
 VOCAB, T = 64, 32
 MODEL = get_preset("tiny", vocab_size=VOCAB, seq_len=T)
@@ -39,12 +39,7 @@ def quick(**changes: object) -> TrainConfig:
 
 @pytest.fixture
 def domains(make_domain: MakeDomain) -> list[DomainTokens]:
-    """A learnable repeating pattern and uniform noise (no model can beat log V on it)."""
-    rng = np.random.default_rng(5)
-    return [
-        make_domain("pattern", pattern(13, 20_000, VOCAB), pattern(13, 3_000, VOCAB)),
-        make_domain("noise", rng.integers(0, VOCAB, 20_000), rng.integers(0, VOCAB, 3_000)),
-    ]
+    return pattern_and_noise(make_domain, VOCAB)
 
 
 UNIFORM = {"pattern": 0.5, "noise": 0.5}
