@@ -21,6 +21,9 @@ with the demo spec's tokenizer.
     ``doremi`` among the validated baselines (``mixopt.search.online``: a reference proxy on the
     natural mixture and a Group-DRO proxy, on the search proxy), validated alike; the costs of
     all in search proxies; and Aioli's schedule (``validate.baselines: aioli``), validated as one.
+    Both jobs validate ``--path`` mixtures toward natural (default 1, the spec's default: the
+    halfway mixture), and the mixture validation chose is printed (``validation_choice``);
+    ``--no-online-baselines`` runs (c) without DoReMi and Aioli.
 
 The objective is the mean validation loss over the six domains. The last line is one JSON object
 (``branch_speedup``: a trial's wall time from scratch over branched; ``branch_token_ratio``;
@@ -157,11 +160,12 @@ def bench_job(
     data["search"].update(initial_trials=args.job_initial, rounds=args.job_rounds)
     data["validate"] = {
         "baselines": ["uniform", "natural"], "seeds": args.validate_seeds,
-        "preset": args.validate_preset, "train_tokens": args.validate_tokens, "path": 0,
+        "preset": args.validate_preset, "train_tokens": args.validate_tokens, "path": args.path,
     }  # fmt: skip
     if online:
         del data["stages"]
         data["proxy"]["schedule"] = "cosine"
+    if online and not args.no_online_baselines:
         data["validate"]["baselines"] += ["doremi", "aioli"]
         data["validate"]["doremi"] = {"reference": "natural", "step_size": args.doremi_step}
     data["target"].pop("params", None)
@@ -187,6 +191,7 @@ def bench_job(
         "wall_s": wall,
         "trials": len(done),
         "recommended_anneal": rec["weights"],
+        "validation_choice": rec.get("validation", {}).get("recommended", {}).get("chosen_from"),
         "validation": validation,
         "verdict": rec.get("verdict"),
         "search_trials": int((done["stage"] == "search").sum()),
@@ -228,6 +233,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--validate-preset", default="tiny")
     p.add_argument("--validate-tokens", type=int, default=600_000)
     p.add_argument("--validate-seeds", type=int, default=3)
+    p.add_argument("--path", type=int, default=1, help="validate.path of the jobs")
+    p.add_argument(
+        "--no-online-baselines", action="store_true", help="part (c) without DoReMi and Aioli"
+    )
     return p.parse_args(argv)
 
 
@@ -290,6 +299,8 @@ def main(argv: list[str] | None = None) -> None:
         job = bench_job(args, data, DEMO_SPEC.parent, online=True)
         for name, v in job["validation"].items():
             print(f"  {name:>12}: {v['mean']:.4f} ± {v['std'] or 0:.4f}")
+        chosen = job["validation_choice"]
+        print(f"  recommended after validation: {chosen or 'the search choice'}")
         runs = [job[m].get("proxy_runs", float("nan")) for m in ("doremi", "aioli")]
         print(
             f"  cost: the search {job['search_trials']} search proxies, DoReMi {runs[0]:.1f}, "

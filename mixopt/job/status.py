@@ -154,13 +154,14 @@ def _fits(value: Any, kind: Any) -> bool:
 
 def planned_trials(spec: JobSpec) -> int:
     """Trials a job plans: the initial design (and the baselines its guard rails are relative
-    to), the proposal rounds, and the validation (mixtures x seeds)."""
+    to), the proposal rounds, and the validation (mixtures, the path toward natural included,
+    x seeds)."""
     s, v = spec.search, spec.validate_
     relative = {c.relative_to for c in spec.objective.constraints if c.max_value is None}
     total = s.initial_trials + sum(s.rung_trials()) + len(relative)
     total += s.rounds * s.trials_per_round
     if v.enabled:
-        mixtures = 1 + len(v.baselines) + (v.current is not None)
+        mixtures = 1 + len(v.baselines) + (v.current is not None) + v.path
         total += mixtures * v.seeds
     return total
 

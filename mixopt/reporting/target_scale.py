@@ -67,7 +67,8 @@ class TargetScale:
     tokens: float | None = None
     law: str = ""
     fitted_on: str = ""
-    scores: dict[str, dict[str, Any]] = field(default_factory=dict)  # law -> mape/spearman/error
+    # law -> mape, spearman, error and weight (its share of an averaged prediction)
+    scores: dict[str, dict[str, Any]] = field(default_factory=dict)
     shrink: float | None = None
     unshrunk: dict[str, Any] | None = None  # {"weights": {...}, "predicted": float}
     flags: list[str] = field(default_factory=list)
@@ -142,6 +143,7 @@ def read_target_scale(recommendation: dict[str, Any] | None) -> TargetScale | No
                 "mape": _number(score.get("mape")),
                 "spearman": _number(score.get("spearman")),
                 "error": str(score["error"]) if score.get("error") else None,
+                "weight": _number(score.get("weight")),
             }
     unshrunk = data.get("unshrunk")
     flags = data.get("flags")

@@ -2,14 +2,14 @@
 
 With ``target.params`` and ``target.tokens`` set, every finished search trial (each rung of the
 ladder, every evaluation along its curve) becomes rows (mixture, N, D) → per-domain losses, and
-:class:`~mixopt.predictors.scaling.ScalingLawSelector` picks the law that extrapolates best.
-That law predicts each mixture's losses at the target, with a bootstrap interval, and its optimum
-there is the recommendation. The optimum is shrunk toward the natural mixture (Olmix's KL term)
-as far as the law cannot tell the difference: the largest strength whose mixture is predicted
-within one standard deviation of the unshrunk optimum, the deviation of their *difference* over
-the law's bootstrap fits (the level both share is far less certain than the gap between them
-when the target is far above the proxies). A mixture far from every trial or at the
-simplex's edge is flagged, since the law is extrapolating there.
+:class:`~mixopt.predictors.scaling.ScalingLawSelector` weighs the laws by how well each
+extrapolates. That law predicts each mixture's losses at the target, with a bootstrap interval,
+and its optimum there is the recommendation. The optimum is shrunk toward the natural mixture
+(Olmix's KL term) as far as the law cannot tell the difference: the largest strength whose
+mixture is predicted within one standard deviation of the unshrunk optimum, the deviation of
+their *difference* over the law's bootstrap fits (the level both share is far less certain than
+the gap between them when the target is far above the proxies). A mixture far from every trial
+or at the simplex's edge is flagged, since the law is extrapolating there.
 
 :func:`curves` predicts each mixture at a few model sizes from the search proxy's to the
 target's, for the report's objective-vs-N figure. After validation, :func:`calibration` compares

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from mixopt.spec.objective import ConstraintSpec
 
 TOWARD_NATURAL = "toward_natural_"  # label prefix of the mixtures of validate.path
+SAME_MIXTURE_L1 = 0.02  # a recommendation this close to natural gets no path toward it
 
 
 def candidates(
@@ -98,8 +99,10 @@ def summaries(
 def path(recommended: np.ndarray, natural: np.ndarray, points: int) -> dict[str, np.ndarray]:
     """``points`` mixtures evenly spaced strictly between the recommendation and ``natural``
     (both inside the space, which is convex, so every point is too), labelled by the share of
-    the way toward natural in percent."""
-    out = {}
+    the way toward natural in percent; none when the two are (nearly) the same mixture."""
+    out: dict[str, np.ndarray] = {}
+    if np.abs(np.asarray(recommended) - np.asarray(natural)).sum() < SAME_MIXTURE_L1:
+        return out
     for k in range(1, points + 1):
         share = k / (points + 1)
         out[f"{TOWARD_NATURAL}{round(100 * share)}"] = (1 - share) * recommended + share * natural

@@ -78,11 +78,12 @@ class ValidateSpec(Section):
         "validation proxy's size and tokens by the Step Law).",
     )
     path: int = Field(
-        0,
+        1,
         ge=0,
         le=9,
         description="Mixtures validated on the way from the recommendation to the natural "
-        "mixture (1: halfway), so validation at scale chooses how far to shrink toward the prior.",
+        "mixture (1, the default: halfway; 0: none), so validation at scale chooses how far to "
+        "shrink toward the prior (a proxy's optimum often over-exploits its own scale).",
     )
     choose: Literal["validated", "search"] = Field(
         "validated",

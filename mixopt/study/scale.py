@@ -103,7 +103,7 @@ def fit_law(
 
 def law_method(law: str, model: Any) -> str:
     if hasattr(model, "choice_"):
-        return f"{model.choice_} scaling law (chosen by extrapolation: {model.split_})"
+        return f"{model.choice_} scaling law (weighed by extrapolation: {model.split_})"
     return f"{law} scaling law"
 
 

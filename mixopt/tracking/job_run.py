@@ -7,7 +7,9 @@
   token shares of the recommendation), ``recommended.method``;
 - metrics (:func:`recommendation_metrics`): ``predicted_objective`` (± ``predicted_std``) and,
   when the job validated, ``validated_objective`` (± ``validated_objective_std``) with each
-  baseline's ``validated/<label>``;
+  baseline's ``validated/<label>``, and each guard rail re-checked at the validation scale:
+  ``guard_rail/<metric>/value``, ``/limit``, ``/excess`` and ``/held`` (1 held, 0 broken; absent
+  when not measured);
 - artifacts (:func:`publish`): the data manifest and the HTML report (written when the report's
   packages are installed; without them the job still finishes and says why).
 
@@ -134,6 +136,14 @@ def recommendation_metrics(recommendation: Mapping[str, Any]) -> dict[str, float
             put("validated_objective_std", summary.get("objective_std"))
         else:
             put(f"validated/{label}", summary.get("objective"))
+    for check in recommendation.get("guard_rails") or []:
+        if not isinstance(check, Mapping) or not check.get("metric"):
+            continue
+        key = f"guard_rail/{check['metric']}"
+        for field in ("value", "limit", "excess"):
+            put(f"{key}/{field}", check.get(field))
+        if isinstance(check.get("held"), bool):
+            put(f"{key}/held", float(check["held"]))
     return out
 
 

@@ -29,6 +29,8 @@ SMALL_JOB = {
     "space": {"bounds": {"code": [0.1, 0.8]}},
     "validate": {"seeds": 1},
 }
+# 6 search trials; validated: recommended, uniform, natural, the best trial, halfway to natural
+N_TRIALS = 6 + 5
 
 
 def _check_job(job_dir, n_trials):
@@ -47,7 +49,8 @@ def _check_job(job_dir, n_trials):
     assert sum(rec["weights"].values()) == pytest.approx(1.0)
     assert 0.1 - 1e-9 <= rec["weights"]["code"] <= 0.8 + 1e-9
     assert rec["validation"]["recommended"]["seeds"] == 1
-    assert set(rec["validation"]) == {"recommended", "uniform", "natural", "best_trial"}
+    labels = {"recommended", "uniform", "natural", "best_trial", "toward_natural_50"}
+    assert set(rec["validation"]) == labels
     assert len(rec["evidence"]["trials"]) == 6
     return runs, rec
 
@@ -59,7 +62,7 @@ def test_real_job_on_ray_with_mlflow(make_spec, tmp_path):
     spec = make_spec(**SMALL_JOB)
     job_dir = JobDir.new(spec, tmp_path / "job").path
     outcome = run_job(spec, job_dir, runner="ray")
-    runs, rec = _check_job(job_dir, 10)
+    runs, rec = _check_job(job_dir, N_TRIALS)
     assert outcome.recommendation == rec
 
     # Ray ran trials side by side: some trials' training intervals overlap.
@@ -75,7 +78,7 @@ def test_real_job_on_ray_with_mlflow(make_spec, tmp_path):
         for r in all_runs
         if "mlflow.parentRunId" in r.data.tags and r.data.tags.get("mixopt.kind") == "trial"
     ]
-    assert len(parents) == 1 and len(children) == 10
+    assert len(parents) == 1 and len(children) == N_TRIALS
     parent = parents[0]
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
     assert {c.data.tags["mixopt.trial_id"] for c in children} == set(runs["trial_id"])
@@ -92,6 +95,6 @@ def test_real_job_on_ray_with_mlflow(make_spec, tmp_path):
 def test_real_proxies_in_process(make_spec, tmp_path):
     spec = make_spec(tracking={"enabled": False}, **SMALL_JOB)
     outcome = run_job(spec, JobDir.new(spec, tmp_path / "job").path, runner=InProcessRunner())
-    runs, _ = _check_job(outcome.job_dir, 10)
+    runs, _ = _check_job(outcome.job_dir, N_TRIALS)
     assert runs["device"].eq("cpu").all()
     assert not (outcome.job_dir / "mlflow.db").exists()

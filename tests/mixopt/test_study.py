@@ -233,9 +233,9 @@ def test_ask_with_a_target_proposes_from_the_law_and_a_ladder_imports_as_one_mix
     assert again.suggestions[mixture_id].result.params == PROXY_SIZES[-1]  # the headline result
 
 
-def test_the_auto_law_is_chosen_by_extrapolation():
+def test_the_auto_law_is_weighed_by_extrapolation():
     best = ladder_study(strategy="random").best(target=TARGET)
-    assert "chosen by extrapolation" in best.method
+    assert "weighed by extrapolation" in best.method
     assert l1(best.weights, true_optimum(TARGET["params"], TARGET["tokens"])) < 0.1
 
 

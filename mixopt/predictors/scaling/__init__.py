@@ -21,7 +21,7 @@ final points only (with several token budgets) or expect a pessimistic D-extrapo
 - ``CapacityLaw``: "Explaining Data Mixing Scaling Laws" (a KKT capacity split across domains);
 - ``BiMixLaw``: Σ_j F_j w_j^-α_j times a data-volume factor;
 - ``NestedLaw``: Data Mixing Laws' step law → size law → mixing law;
-- ``ScalingLawSelector``: picks one by held-out extrapolation error (``select``);
+- ``ScalingLawSelector``: weighs them by held-out extrapolation error, or picks one (``select``);
 - ``predict_at`` / ``optimal_mixture_at``: use a fitted law at the target (``target``).
 """
 

@@ -12,8 +12,21 @@ Each candidate (``capacity``, ``joint``, ``bimix``, ``nested`` by default) is fi
 bootstrap on the rest and scored on the held-out points by the mean absolute percentage error of
 the objective (ties broken by the Spearman correlation of the held-out runs' last points, the
 mixture ranking). A candidate the data cannot support (too few points per run, …) is reported
-with its error and skipped. The winner is refitted on all rows with its bootstrap: ``choice_``,
-``scores_`` and ``split_`` say what happened, and ``model_`` predicts.
+with its error and skipped.
+
+What then predicts (``combine``):
+
+- ``average`` (the default): the usable candidates weighted by the inverse of their squared
+  held-out error (Bates and Granger's forecast combination), each refitted on all rows with its
+  bootstrap; a candidate under ``MIN_MEMBER_WEIGHT`` is dropped. One held-out split is thin
+  evidence of which law extrapolates best (with two sizes it only holds out later tokens, not a
+  larger N), and the laws err in different directions; when one law fits the data far better
+  than the others, it takes nearly all the weight, so the combination selects it. The spread
+  between the members' predictions widens the standard deviation (model uncertainty).
+- ``select``: the winner alone, refitted on all rows with its bootstrap.
+
+``choice_`` names what predicts (a law, or the weighted members), ``members_`` maps each member
+to its weight, ``scores_`` and ``split_`` say what happened.
 """
 
 from __future__ import annotations
@@ -31,6 +44,9 @@ from mixopt.predictors.scaling.objective import LAW_NAMES, make_law
 
 DEFAULT_LAWS = ("joint", "capacity", "bimix", "nested")
 HELD_OUT_SHARE = 0.5  # the later half of the tokens of a held-out run
+COMBINE = ("average", "select")
+MIN_MEMBER_WEIGHT = 0.01  # an averaged member below this weight is dropped
+ERROR_FLOOR = 1e-4  # held-out MAPE floor: a perfect score does not get infinite weight
 
 
 def extrapolation_split(X: Any) -> tuple[np.ndarray, np.ndarray, str]:
@@ -82,12 +98,14 @@ class ScalingLawSelector(RegressorMixin, BaseEstimator):
         n_bootstrap: int = 32,
         random_state: int = 0,
         target_domains: Sequence[int | None] | None = None,
+        combine: str = "average",
     ) -> None:
         self.candidates = candidates
         self.target_weights = target_weights
         self.target_domains = target_domains
         self.n_bootstrap = n_bootstrap
         self.random_state = random_state
+        self.combine = combine
 
     @property
     def has_std(self) -> bool:
@@ -107,6 +125,11 @@ class ScalingLawSelector(RegressorMixin, BaseEstimator):
         if unknown or not self.candidates:
             raise ScalingDataError(
                 f"ScalingLawSelector: unknown candidate(s) {unknown}; known: {', '.join(LAW_NAMES)}"
+            )
+        if self.combine not in COMBINE:
+            raise ScalingDataError(
+                f"ScalingLawSelector: combine must be one of {', '.join(COMBINE)}; "
+                f"got {self.combine!r}"
             )
         X = np.asarray(X, dtype=float)
         Y = np.asarray(Y, dtype=float)
@@ -130,22 +153,72 @@ class ScalingLawSelector(RegressorMixin, BaseEstimator):
             raise ScalingDataError(
                 f"ScalingLawSelector: no candidate law fits this data ({detail})"
             )
-        self.choice_ = min(
-            usable,
-            key=lambda n: (self.scores_[n]["mape"], -np.nan_to_num(self.scores_[n]["spearman"])),
+        self.members_ = self._weigh(usable)
+        self.models_ = {}
+        for name in list(self.members_):
+            try:
+                self.models_[name] = self._make(name, self.n_bootstrap).fit(X, Y)
+            except (ScalingDataError, FloatingPointError) as error:
+                if len(self.members_) == 1:
+                    raise
+                self.scores_[name]["refit_error"] = str(error)
+        total = sum(self.members_[n] for n in self.models_)
+        self.members_ = {n: self.members_[n] / total for n in self.models_}
+        for name in usable:
+            self.scores_[name]["weight"] = self.members_.get(name, 0.0)
+        self.choice_ = " + ".join(
+            name if len(self.members_) == 1 else f"{name} {weight:.2f}"
+            for name, weight in self.members_.items()
         )
-        self.model_ = self._make(self.choice_, self.n_bootstrap).fit(X, Y)
         self.n_features_in_ = X.shape[1]
         return self
 
+    def _weigh(self, usable: list[str]) -> dict[str, float]:
+        """Each member's weight: the best alone (``select``), or inverse squared held-out error,
+        heaviest first, without the negligible ones (``average``)."""
+        best = min(
+            usable,
+            key=lambda n: (self.scores_[n]["mape"], -np.nan_to_num(self.scores_[n]["spearman"])),
+        )
+        if self.combine == "select":
+            return {best: 1.0}
+        raw = {n: max(self.scores_[n]["mape"], ERROR_FLOOR) ** -2.0 for n in usable}
+        total = sum(raw.values())
+        kept = {n: v / total for n, v in raw.items() if v / total >= MIN_MEMBER_WEIGHT}
+        return dict(sorted(kept.items(), key=lambda item: -item[1]))
+
+    @property
+    def model_(self) -> Any:
+        """The heaviest member."""
+        check_is_fitted(self, "models_")
+        return self.models_[next(iter(self.members_))]
+
+    def _combined(self, per_member: dict[str, np.ndarray]) -> np.ndarray:
+        """The members' weighted sum of per-member arrays of one shape."""
+        parts = [self.members_[n] * np.asarray(v, dtype=float) for n, v in per_member.items()]
+        return np.sum(parts, axis=0)
+
     def predict_targets(self, X: Any) -> np.ndarray:
-        check_is_fitted(self, "model_")
-        return self.model_.predict_targets(X)
+        check_is_fitted(self, "models_")
+        return self._combined({n: m.predict_targets(X) for n, m in self.models_.items()})
 
     def predict_boot(self, X: Any) -> np.ndarray:
-        check_is_fitted(self, "model_")
-        return self.model_.predict_boot(X)
+        """(B, n): under each bootstrap draw, the members' weighted prediction (the members of
+        one seed resample the same runs)."""
+        check_is_fitted(self, "models_")
+        boots = {n: np.asarray(m.predict_boot(X)) for n, m in self.models_.items()}
+        draws = min(len(b) for b in boots.values())
+        return self._combined({n: b[:draws] for n, b in boots.items()})
 
     def predict(self, X: Any, return_std: bool = False) -> Any:
-        check_is_fitted(self, "model_")
-        return self.model_.predict(X, return_std=return_std)
+        check_is_fitted(self, "models_")
+        means = {n: np.asarray(m.predict(X), dtype=float) for n, m in self.models_.items()}
+        mean = self._combined(means)
+        if not return_std:
+            return mean
+        boots = self.predict_boot(X)
+        if len(boots) < 2:
+            return mean, np.full(len(mean), np.nan)
+        # the bootstrap spread of the combination, widened by the members' disagreement
+        between = self._combined({n: (v - mean) ** 2 for n, v in means.items()})
+        return mean, np.sqrt(boots.var(axis=0) + between)

@@ -71,6 +71,13 @@
     return value === null || value === undefined ? "–" : (100 * value).toFixed(1) + "%";
   }
 
+  // a scale-aware law's part in the prediction: the one chosen, or its weight in the average
+  function lawRole(score) {
+    if (!score.chosen) return "";
+    var w = score.weight;
+    return typeof w === "number" && w < 0.995 ? " (weight " + w.toFixed(2) + ")" : " (chosen)";
+  }
+
   function duration(seconds) {
     if (seconds === null || seconds === undefined) return "–";
     seconds = Math.round(seconds);
@@ -441,7 +448,7 @@
       return h(
         "tr",
         { "data-law": score.law, className: score.chosen ? "chosen" : null },
-        h("td", { text: score.law + (score.chosen ? " (chosen)" : "") }),
+        h("td", { text: score.law + lawRole(score) }),
         h("td", { className: "num", "data-col": "mape", text: score.error ? "–" : pct(score.mape) }),
         h("td", { className: "num", "data-col": "spearman", text: score.error ? "–" : fmt(score.spearman, 3) }),
         h("td", { className: "error-cell", text: score.error || "" })

@@ -68,7 +68,7 @@ def scale_view(job: JobData) -> dict[str, Any]:
         "domains": domains,
         "rows": rows,
         "scores": [
-            {"law": law, "chosen": law == section.law, **score}
+            {"law": law, "chosen": _member(law, score, section.law), **score}
             for law, score in section.scores.items()
         ],
         "shrink": section.shrink,
@@ -207,3 +207,10 @@ def _gap_figure(curves: ScaleCurves) -> dict[str, Any] | None:
             xaxis={"type": "log"},
         ),
     )
+
+
+def _member(law: str, score: dict[str, Any], chosen: str) -> bool:
+    """Whether the law predicts: a member with weight (an averaged selector), else the one
+    named (an older file, one law chosen)."""
+    weight = score.get("weight")
+    return bool(weight) if weight is not None else law == chosen

@@ -31,7 +31,8 @@ def test_parse_accepts_only_known_states():
 @pytest.mark.parametrize(
     ("sections", "expected"),
     [
-        ({"search": {"initial_trials": 8, "rounds": 2, "trials_per_round": 3}}, 8 + 6 + 4 * 2),
+        # validation: recommended, uniform, natural, the best trial and halfway to natural
+        ({"search": {"initial_trials": 8, "rounds": 2, "trials_per_round": 3}}, 8 + 6 + 5 * 2),
         (
             {
                 "search": {"initial_trials": 8, "rounds": 1, "trials_per_round": 2},
@@ -43,6 +44,13 @@ def test_parse_accepts_only_known_states():
             {
                 "search": {"initial_trials": 4, "rounds": 1, "trials_per_round": 2},
                 "validate": {"baselines": ["uniform"], "seeds": 3, "current": None},
+            },
+            6 + 3 * 3,
+        ),
+        (
+            {
+                "search": {"initial_trials": 4, "rounds": 1, "trials_per_round": 2},
+                "validate": {"baselines": ["uniform"], "seeds": 3, "path": 0},
             },
             6 + 2 * 3,
         ),

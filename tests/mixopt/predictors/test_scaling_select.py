@@ -39,11 +39,41 @@ TRUTHS = {
 @pytest.mark.parametrize("form", list(TRUTHS))
 def test_selector_picks_the_form_the_data_came_from(form):
     grid = make_grid(TRUTHS[form], n_mixtures=8, points=5)
-    selector = ScalingLawSelector(n_bootstrap=0).fit(grid.X, grid.Y)
+    selector = ScalingLawSelector(n_bootstrap=0, combine="select").fit(grid.X, grid.Y)
     assert selector.choice_ == form, selector.scores_
+    assert selector.members_ == {form: 1.0}
     assert "largest" in selector.split_
+    # averaged, the form the data came from carries the weight (the others err far more)
+    average = ScalingLawSelector(n_bootstrap=0).fit(grid.X, grid.Y)
+    assert next(iter(average.members_)) == form, average.scores_
+    assert average.members_[form] > 0.5
     if form == "nested":  # one target: the capacity law needs every domain's loss
         assert "Y must be (n, m)" in selector.scores_["capacity"]["error"]
+
+
+def test_average_weighs_members_by_inverse_squared_held_out_error():
+    grid = make_grid(joint_truth, n_mixtures=6, points=4)
+    noisy = grid.Y * np.exp(0.01 * np.random.default_rng(3).normal(size=grid.Y.shape))
+    selector = ScalingLawSelector(candidates=("joint", "bimix"), n_bootstrap=4)
+    selector.fit(grid.X, noisy)
+    members = selector.members_
+    assert set(members) <= {"joint", "bimix"} and sum(members.values()) == pytest.approx(1.0)
+    assert list(members.values()) == sorted(members.values(), reverse=True)
+    inverse = {n: selector.scores_[n]["mape"] ** -2.0 for n in ("joint", "bimix")}
+    for name in members:
+        assert members[name] == pytest.approx(inverse[name] / sum(inverse.values()))
+        assert selector.scores_[name]["weight"] == members[name]
+    X = grid.X[:5]
+    expected = sum(w * selector.models_[n].predict(X) for n, w in members.items())
+    mean, std = selector.predict(X, return_std=True)
+    np.testing.assert_allclose(mean, expected)
+    np.testing.assert_allclose(selector.predict_targets(X) @ np.full(M, 1 / M), expected)
+    boots = selector.predict_boot(X)
+    assert boots.shape == (4, 5)
+    # the members' disagreement widens the interval beyond the combination's own bootstrap
+    assert np.all(std >= boots.std(axis=0) - 1e-12) and np.all(np.isfinite(std))
+    with pytest.raises(ScalingDataError, match="combine must be one of average, select"):
+        ScalingLawSelector(combine="vote").fit(grid.X, grid.Y)
 
 
 def test_extrapolation_split_holds_out_the_largest_scale():
@@ -64,7 +94,7 @@ def test_selector_reports_candidates_the_data_cannot_support():
     rows = np.arange(len(grid.X)) % 4 >= 2  # the last two points of every run
     selector = ScalingLawSelector(candidates=("joint", "nested"), n_bootstrap=0)
     selector.fit(grid.X[rows], grid.Y[rows])
-    assert selector.choice_ == "joint"
+    assert selector.choice_ == "joint" and selector.members_ == {"joint": 1.0}
     assert "at least 3 points along each run" in selector.scores_["nested"]["error"]
     with pytest.raises(ScalingDataError, match="unknown candidate"):
         ScalingLawSelector(candidates=("joint", "magic")).fit(grid.X, grid.Y)

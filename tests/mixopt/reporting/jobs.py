@@ -27,7 +27,7 @@ from tests.conftest import QUICK_SEARCH, corpus_domains
 DOMAINS = ("code", "bible", "dictionary")
 SEARCH = QUICK_SEARCH
 N_SEARCH = 8 + 2 * 3
-N_VALIDATE = 4 * 2  # recommended, uniform, natural, current; 2 seeds each
+N_VALIDATE = 5 * 2  # recommended, uniform, natural, halfway to natural, current; 2 seeds each
 CURRENT = {"code": 0.5, "bible": 0.25, "dictionary": 0.25}
 EXPERTS, LAYERS = 4, 2
 

@@ -175,3 +175,18 @@ def test_the_reader_is_lenient_and_says_what_it_could_not_read():
     older = read_target_scale({"target_scale": section})
     assert older is not None and older.curves is None
     assert not any("curves" in p for p in older.problems)
+
+
+def test_an_averaged_law_marks_each_member_with_its_weight(finished_job, tmp_path):
+    section = target_scale_section()
+    section["law"] = "joint 0.70 + bimix 0.30"
+    section["scores"]["joint"]["weight"] = 0.7
+    section["scores"]["bimix"] = {"mape": 0.05, "spearman": 0.8, "weight": 0.3}
+    job = with_target_scale(finished_job, tmp_path / "job", section)
+    view = build_views(load_job_dir(job), FAST)["views"]["scale"]
+    scores = {s["law"]: s for s in view["scores"]}
+    assert scores["joint"]["chosen"] and scores["bimix"]["chosen"]
+    assert not scores["nested"]["chosen"]
+    assert scores["joint"]["weight"] == pytest.approx(0.7)
+    assert scores["bimix"]["weight"] == pytest.approx(0.3)
+    assert view["law"] == "joint 0.70 + bimix 0.30"

@@ -59,7 +59,7 @@ def test_mixtures_are_the_recommendation_and_validated_baselines(
     # noiseless synthetic losses: a baseline that beat the search's choice became the
     # recommendation, and the search's choice is shown beside it
     chosen = rec["validation"]["recommended"].get("chosen_from")
-    expected = ["recommended", "current", "natural", "uniform", "best_trial"]
+    expected = ["recommended", "current", "natural", "uniform", "best_trial", "toward_natural_50"]
     assert list(mixtures) == expected[:1] + (["search_choice"] if chosen else []) + expected[1:]
     assert mixtures["recommended"] == pytest.approx(rec["weights"])
     search = finished_runs[finished_runs["stage"] == "search"]
@@ -87,7 +87,7 @@ def test_validation_matches_runs_and_recommendation(model, finished_runs, finish
     validate = finished_runs[finished_runs["stage"] == "validate"]
     rows = {r["label"]: r for r in view["rows"]}
     chosen = rec["validation"]["recommended"].get("chosen_from")
-    planned = {"recommended", "uniform", "natural", "current"}
+    planned = {"recommended", "uniform", "natural", "toward_natural_50", "current"}
     assert set(rows) == planned | ({"search_choice"} if chosen else set())
     for label, row in rows.items():
         # the runs table labels trials as planned: the search's choice was "recommended"

@@ -190,7 +190,7 @@ def test_a_job_continues_from_a_teams_checkpoint(make_spec: Any, tmp_path: Any) 
     job = JobDir.new(spec, tmp_path / "job")
     SearchJob(spec, job.path, runner=InProcessRunner()).run()
     runs = pd.read_parquet(job.path / "runs.parquet")
-    assert (runs["status"] == "completed").all() and len(runs) == 6  # 4 search, 2 validation
+    assert (runs["status"] == "completed").all() and len(runs) == 7  # 4 search, 3 validation
     rise = runs["val_loss/code"] / team.metrics["val_loss/code"] - 1
     np.testing.assert_allclose(runs["forgetting/val_loss/code"], rise, rtol=1e-9)
     assert (runs["forgetting/val_loss/code"] < 0).all()  # the team's proxy never saw code

@@ -62,6 +62,26 @@ def test_recommendation_as_params_and_metrics():
     assert recommendation_metrics({"weights": {"a": 1.0}}) == {}
 
 
+def test_guard_rails_checked_at_validation_become_metrics():
+    held = {"metric": "val_loss/code", "value": 3.1, "limit": 3.2, "excess": -0.1, "held": True}
+    broken = {"metric": "probe/define/accuracy", "value": 0.2, "limit": 0.25, "excess": 0.05,
+              "held": False}  # fmt: skip
+    unmeasured = {"metric": "val_loss/web", "value": None, "limit": None, "excess": None,
+                  "held": None}  # fmt: skip
+    rec = {"weights": {"a": 1.0}, "guard_rails": [held, broken, unmeasured]}
+    assert recommendation_metrics(rec) == {
+        "guard_rail/val_loss/code/value": 3.1,
+        "guard_rail/val_loss/code/limit": 3.2,
+        "guard_rail/val_loss/code/excess": -0.1,
+        "guard_rail/val_loss/code/held": 1.0,
+        "guard_rail/probe/define/accuracy/value": 0.2,
+        "guard_rail/probe/define/accuracy/limit": 0.25,
+        "guard_rail/probe/define/accuracy/excess": 0.05,
+        "guard_rail/probe/define/accuracy/held": 0.0,
+    }
+    assert recommendation_metrics({"weights": {"a": 1.0}, "guard_rails": None}) == {}
+
+
 def test_system_tags_and_git_commit(tmp_path):
     repo, outside = tmp_path / "repo", tmp_path / "outside"
     outside.mkdir()
