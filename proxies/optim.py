@@ -3,6 +3,7 @@ cosine, constant, or warmup-stable-decay).
 
 Weight decay applies to the block matrices (and an untied lm head); RMSNorm gains and the token
 embedding (with the tied head, which is the same tensor) are not decayed, as in LLaMA/OLMo recipes.
+On CPU and CUDA the step is torch's fused AdamW kernel (same update rule as the reference loop).
 """
 
 from __future__ import annotations
