@@ -25,6 +25,9 @@ autocast on CUDA, after untimed warmup steps; a number is the median over at lea
   today's step and the baseline (``--baseline`` kinds, default the pre-issue-15 step: torch's
   per-parameter AdamW loop and the lm head's logits materialised before the cross-entropy).
   Rows ``<preset>_demo`` get ``baseline_tokens_per_core_s`` and ``speedup_vs_baseline``.
+  ``--compile tiny`` also times those presets under ``torch.compile``: ``compile_wall_s`` (until
+  the first compiled step is done; cold unless inductor's on-disk cache holds the graph),
+  ``compile_warm_wall_s`` (a second model, cache warm) and ``compiled_speedup`` over eager.
 - Stacked vs sequential, for K in ``--ks``: sequential trains K separate models taking turns (one
   step each per round), stacked trains one ``StackedGPT`` of the K models; both report tokens/s
   over all K models, and the ratio stacked/sequential.
@@ -57,7 +60,7 @@ from proxies.config import GPTConfig
 from proxies.data import DomainTokens, MixtureBatches
 from proxies.gpt import GPT
 from proxies.presets import get_preset
-from proxies.runtime import cpu_settings, resolve_device, synchronize
+from proxies.runtime import cpp_compiler, cpu_settings, maybe_compile, resolve_device, synchronize
 from proxies.stacked import StackedGPT
 from proxies.train import TrainConfig, build_optimizer, train_step
 
@@ -168,18 +171,42 @@ def step_fn(
     device: torch.device,
     batch: int,
     baseline: tuple[str, ...],
+    *,
+    compile: bool = False,
 ) -> Callable[[], None]:
-    """One training step of a fresh model of ``cfg`` per call; ``baseline``: the old parts used."""
+    """One training step of a fresh model of ``cfg`` per call; ``baseline``: the old parts used;
+    ``compile``: ``model.train_loss`` under ``torch.compile`` (``maybe_compile``)."""
     model = build(cfg, device)
     model.fused_head = "unfused_head" not in baseline
     fused = False if "loop_adamw" in baseline else None
     optimizer = build_optimizer(model, TrainConfig(train_tokens=1), device, fused=fused)
     batches = MixtureBatches([domain], {domain.name: 1.0}, cfg.seq_len, batch, seed=0)
+    loss_fn = maybe_compile(model.train_loss, device, compile)
 
     def step() -> None:
-        train_step(model, optimizer, next(batches), grad_clip=1.0, device=device)
+        train_step(model, optimizer, next(batches), grad_clip=1.0, device=device, loss_fn=loss_fn)
 
     return step
+
+
+def measure_compiled(
+    cfg: GPTConfig, domain: DomainTokens, device: torch.device, args: argparse.Namespace, batch: int
+) -> dict[str, float]:
+    """``torch.compile`` on CPU: the seconds until the first compiled step is done (wall and this
+    process's CPU; cold unless inductor's on-disk cache holds this graph), the same for a second
+    model (cache warm), and the compiled step's speed, timed in turns with the eager step."""
+    row: dict[str, float] = {}
+    for key in ("compile", "compile_warm"):
+        compiled = step_fn(cfg, domain, device, batch, (), compile=True)
+        wall, cpu = time.perf_counter(), time.process_time()
+        compiled()
+        row[f"{key}_wall_s"] = time.perf_counter() - wall
+        row[f"{key}_cpu_s"] = time.process_time() - cpu
+    eager = step_fn(cfg, domain, device, batch, ())
+    t_eager, t_compiled = time_pair((eager, compiled), seconds=args.seconds, warmup=args.warmup)
+    row["compiled_tokens_per_core_s"] = batch * cfg.seq_len / t_compiled.cpu_s
+    row["compiled_speedup"] = t_eager.cpu_s / t_compiled.cpu_s
+    return row
 
 
 def measure_preset(
@@ -289,6 +316,10 @@ def main() -> None:
         "--baseline", nargs="*", default=list(BASELINES), choices=BASELINES,
         help="the old parts the demo-shape rows are compared with (CPU; none: no comparison)",
     )  # fmt: skip
+    parser.add_argument(
+        "--compile", nargs="*", default=[], metavar="PRESET",
+        help="demo presets also timed under torch.compile (CPU; compile seconds, cold and warm)",
+    )  # fmt: skip
     args = parser.parse_args()
 
     device = resolve_device(args.device)
@@ -323,6 +354,17 @@ def main() -> None:
             )
             rows.append({"arch": "dense", "preset": f"{name}_demo", **measured})
             print(f"  measured demo/{name}: {measured['tokens_per_s']:.0f} tok/s", flush=True)
+            if cpu and name in args.compile:
+                if cpp_compiler() is None:
+                    print(f"  compile/{name}: skipped, no C++ compiler")
+                    continue
+                rows[-1] |= measure_compiled(cfg, demo_domain, device, args, DEMO_BATCH)
+                print(
+                    f"  compile/{name}: {rows[-1]['compile_wall_s']:.1f} s "
+                    f"({rows[-1]['compile_warm_wall_s']:.1f} s warm), then "
+                    f"{rows[-1]['compiled_speedup']:.2f}x the eager step",
+                    flush=True,
+                )
         if cpu:  # the peak again, under the load the presets ran under
             again_wall, again_cpu, _ = device_peak(device, args.peak_size)
             peak_wall, peak_cpu = max(peak_wall, again_wall), max(peak_cpu, again_cpu)
@@ -399,6 +441,8 @@ def main() -> None:
         "demo_tokens_per_core_s": {
             r["preset"]: r["tokens_per_core_s"] for r in rows if r["preset"].endswith("_demo")
         },
+        "compiled_speedup_tiny_demo": pick(rows, "compiled_speedup", preset="tiny_demo"),
+        "compile_wall_s_tiny_demo": pick(rows, "compile_wall_s", preset="tiny_demo"),
         "stacked_speedup_k16": pick(stacking, "speedup", preset="1m", k=16),
         "stacked_speedup_k16_wall": pick(stacking, "speedup_wall", preset="1m", k=16),
         "load_average_start": load_start[0],
