@@ -96,8 +96,10 @@ def cpp_compiler() -> str | None:
 
 
 class _CompiledOrEager:
-    """``fn`` compiled, falling back to ``fn`` itself (for good) when compiling fails; compiling
-    happens inside a call, before the graph runs, so the eager retry starts from the same state."""
+    """``fn`` compiled, falling back to ``fn`` itself (for good) when compiling fails (a
+    RuntimeError, as dynamo's and inductor's errors are, or an OSError); compiling happens inside
+    a call, before the graph runs, so the eager retry starts from the same state. Other errors
+    (a ValueError of the model's own checks) propagate."""
 
     def __init__(self, fn: Callable[..., Any], compiled: Callable[..., Any]) -> None:
         self.fn: Callable[..., Any] = fn
@@ -107,7 +109,7 @@ class _CompiledOrEager:
         if self.compiled is not None:
             try:
                 return self.compiled(*args, **kwargs)
-            except Exception as exc:  # inductor's errors have no common base worth naming
+            except (RuntimeError, OSError) as exc:  # dynamo/inductor errors, a broken toolchain
                 self.compiled = None
                 reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
                 warnings.warn(

@@ -59,3 +59,17 @@ def test_cpp_compiler_honours_cxx(monkeypatch: pytest.MonkeyPatch, tmp_path: Any
         assert runtime.cpp_compiler() == str(cxx)
     finally:
         runtime.cpp_compiler.cache_clear()
+
+
+def test_the_models_own_errors_are_not_compile_failures(monkeypatch: pytest.MonkeyPatch) -> None:
+    def compile_raising(fn: Callable[..., Any]) -> Callable[..., Any]:
+        def compiled(*args: Any) -> Any:
+            raise ValueError("sequence length 17 exceeds the model's seq_len 16")
+
+        return compiled
+
+    monkeypatch.setattr(runtime, "cpp_compiler", lambda: "/usr/bin/g++")
+    monkeypatch.setattr(torch, "compile", compile_raising)
+    fn = maybe_compile(double, CPU, True)
+    with pytest.raises(ValueError, match="exceeds"):
+        fn(torch.arange(3.0))
