@@ -278,7 +278,7 @@ class TrainConfig:
     checkpoint_dir: str | None = None  # resume from / save to <checkpoint_dir>/checkpoint.pt
     checkpoint_every: int = 0  # steps between checkpoints (0: every tenth of the run)
     keep_checkpoint: bool = False  # keep the last checkpoint after a successful run
-    compile: bool = False  # torch.compile the training step on CUDA (CPU stays eager)
+    compile: bool = False  # torch.compile the training step (CPU: eager without a C++ compiler)
     stages: tuple[StageConfig, ...] = ()  # mixture stages in order; () = one mixture throughout
     trunk_dir: str | None = None  # share the fixed leading stages' state here (proxies.branch)
     base: BaseConfig | None = None  # continual pretraining: start from this base proxy's weights

@@ -22,7 +22,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from proxies.config import GPTConfig, MoEConfig
-from proxies.gpt import GPT, apply_rope, cross_entropy_per_model, rms_norm, rope_tables
+from proxies.gpt import (
+    GPT,
+    apply_rope,
+    cross_entropy_per_model,
+    linear_cross_entropy,
+    rms_norm,
+    rope_tables,
+)
 from proxies.moe import MoE, MoEHost
 
 
@@ -118,6 +125,8 @@ class StackedGPT(MoEHost):
     """K GPTs of config ``cfg`` trained side by side. Build with ``from_models`` to start from
     given weights; the constructor leaves the weights uninitialised (``torch.empty``)."""
 
+    fused_head = True  # train_loss: the lm head and its cross-entropy as linear_cross_entropy
+
     def __init__(self, cfg: GPTConfig, n_models: int) -> None:
         super().__init__()
         if n_models < 1:
@@ -199,7 +208,10 @@ class StackedGPT(MoEHost):
         """(sum over models of cross-entropy + auxiliary loss, a scalar; cross-entropies (K,))."""
         h, aux = self.hidden(idx)
         K, B, T, C = h.shape
-        ce = cross_entropy_per_model(self.lm_head(h.view(K, B * T, C)), targets)  # (K,)
+        if self.fused_head:
+            ce = linear_cross_entropy(h.view(K, B * T, C), self.lm_head.weight, targets)  # (K,)
+        else:
+            ce = cross_entropy_per_model(self.lm_head(h.view(K, B * T, C)), targets)
         return (ce + aux).sum(), ce
 
     def num_params(self, *, non_embedding: bool = True) -> int:

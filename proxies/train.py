@@ -7,7 +7,8 @@ hooks; seed torch with each model's seed and build it (dense or MoE, from the co
 the checkpoint if ``checkpoint_dir`` holds one of this run; run ``ceil(train_tokens / (batch_size
 * seq_len))`` optimizer steps of warmup + cosine (constant, or warmup-stable-decay) lr with
 gradient clipping, fp32 on
-CPU and bf16 autocast on CUDA (optionally ``torch.compile``d), each step's batch optionally split
+CPU and bf16 autocast on CUDA (optionally ``torch.compile``d; ``proxies.runtime.maybe_compile``
+falls back to eager on CPU without a C++ compiler), each step's batch optionally split
 into micro-batches (gradient accumulation); evaluate every ``eval_every`` steps and at the end:
 ``val_loss/<domain>`` and ``bpb/<domain>`` for every domain, weight 0 included, and for every
 evaluation set (``evals``: validation tokens never trained on), MoE expert loads, the metric

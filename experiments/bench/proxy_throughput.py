@@ -17,14 +17,27 @@ autocast on CUDA, after untimed warmup steps; a number is the median over at lea
   model and the peak alike, are the headline ones (``mfu_*``); the wall-clock ones are
   ``mfu_*_wall``. On an idle machine with one thread per proxy the two agree. The default is one
   thread, as mixopt runs CPU trials (one per granted core).
+- Tokens/s per core: on CPU, tokens per second of this process's CPU time (``tokens_per_core_s``;
+  with one thread, tokens per second of the one core the trial was granted).
+- The demo's shape (``--demo-presets``, default the demo spec's ladder nano/micro/tiny and its
+  validation preset small; B 8, T 128, vocab 1024 as ``experiments/demo/search.yaml``): each
+  preset trains twice, interleaved step by step so that both arms see the same machine load:
+  today's step and the baseline (``--baseline`` kinds, default the pre-issue-15 step: torch's
+  per-parameter AdamW loop and the lm head's logits materialised before the cross-entropy).
+  Rows ``<preset>_demo`` get ``baseline_tokens_per_core_s`` and ``speedup_vs_baseline``.
+  ``--compile tiny`` also times those presets under ``torch.compile``: ``compile_wall_s`` (until
+  the first compiled step is done; cold unless inductor's on-disk cache holds the graph),
+  ``compile_warm_wall_s`` (again after ``torch._dynamo.reset()``, inductor's cache warm) and
+  ``compiled_speedup`` over eager.
 - Stacked vs sequential, for K in ``--ks``: sequential trains K separate models taking turns (one
   step each per round), stacked trains one ``StackedGPT`` of the K models; both report tokens/s
   over all K models, and the ratio stacked/sequential.
 
-The last line is one JSON object with ``mfu_dense_1m``, ``mfu_moe_1m``, ``stacked_speedup_k16``
-(for the 1m preset), ``device``, the load average and every row.
+The last line is one JSON object with ``mfu_dense_tiny``, ``mfu_dense_1m``, ``mfu_moe_1m``,
+``mfu_dense_tiny_demo`` (tiny at the demo's shape), ``demo_speedup_vs_baseline`` (per demo
+preset), ``stacked_speedup_k16`` (for the 1m preset), ``device``, the load average and every row.
 
-    .venv/bin/python experiments/bench/proxy_throughput.py            # ~3 min on 2 CPU cores
+    .venv/bin/python experiments/bench/proxy_throughput.py            # ~4 min on 2 CPU cores
     .venv/bin/python experiments/bench/proxy_throughput.py --presets tiny 1m --ks 1 4 --seconds 1
 """
 
@@ -48,11 +61,13 @@ from proxies.config import GPTConfig
 from proxies.data import DomainTokens, MixtureBatches
 from proxies.gpt import GPT
 from proxies.presets import get_preset
-from proxies.runtime import cpu_settings, resolve_device, synchronize
+from proxies.runtime import cpp_compiler, cpu_settings, maybe_compile, resolve_device, synchronize
 from proxies.stacked import StackedGPT
 from proxies.train import TrainConfig, build_optimizer, train_step
 
 VOCAB = 4096
+DEMO_VOCAB, DEMO_BATCH, DEMO_SEQ_LEN = 1024, 8, 128  # experiments/demo/search.yaml's proxies
+BASELINES = ("loop_adamw", "unfused_head")  # the step before issue 15, part by part
 
 # Dense bf16 tensor-core peaks (no sparsity), FLOP/s, from NVIDIA's data sheets.
 CUDA_BF16_PEAK = {
@@ -95,11 +110,32 @@ def time_calls(
     return Timing(float(np.median(walls)), float(np.median(cpus)), len(walls))
 
 
-def make_domain(folder: Path, n_tokens: int = 2_000_000) -> DomainTokens:
-    tokens = np.random.default_rng(0).integers(0, VOCAB, size=n_tokens, dtype=np.uint16)
-    path = folder / "random.bin"
+def time_pair(
+    fns: tuple[Callable[[], Any], Callable[[], Any]], *, seconds: float, warmup: int
+) -> tuple[Timing, Timing]:
+    """``time_calls`` of two CPU functions, called in turns (each at least ``seconds``)."""
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    walls: tuple[list[float], list[float]] = ([], [])
+    cpus: tuple[list[float], list[float]] = ([], [])
+    while min(sum(walls[0]), sum(walls[1])) < seconds or len(walls[0]) < 5:
+        for fn, wall_list, cpu_list in zip(fns, walls, cpus, strict=True):
+            wall, cpu = time.perf_counter(), time.process_time()
+            fn()
+            wall_list.append(time.perf_counter() - wall)
+            cpu_list.append(time.process_time() - cpu)
+    return tuple(  # type: ignore[return-value]
+        Timing(float(np.median(w)), float(np.median(c)), len(w))
+        for w, c in zip(walls, cpus, strict=True)
+    )
+
+
+def make_domain(folder: Path, vocab: int = VOCAB, n_tokens: int = 2_000_000) -> DomainTokens:
+    tokens = np.random.default_rng(0).integers(0, vocab, size=n_tokens, dtype=np.uint16)
+    path = folder / f"random{vocab}.bin"
     tokens.tofile(path)
-    return DomainTokens("random", path, path, dtype="uint16")
+    return DomainTokens(f"random{vocab}", path, path, dtype="uint16")
 
 
 def matmul_peak(device: torch.device, *, size: int, dtype: torch.dtype) -> tuple[float, float]:
@@ -130,20 +166,76 @@ def build(cfg: GPTConfig, device: torch.device, seed: int = 0) -> GPT:
     return cfg.build().to(device).train()
 
 
-def measure_preset(
-    cfg: GPTConfig, domain: DomainTokens, device: torch.device, args: argparse.Namespace
-) -> dict[str, Any]:
-    """Training tokens/s of one model of ``cfg``."""
+def step_fn(
+    cfg: GPTConfig,
+    domain: DomainTokens,
+    device: torch.device,
+    batch: int,
+    baseline: tuple[str, ...],
+    *,
+    compile: bool = False,
+) -> Callable[[], None]:
+    """One training step of a fresh model of ``cfg`` per call; ``baseline``: the old parts used;
+    ``compile``: ``model.train_loss`` under ``torch.compile`` (``maybe_compile``)."""
     model = build(cfg, device)
-    optimizer = build_optimizer(model, TrainConfig(train_tokens=1), device)
-    batches = MixtureBatches([domain], {domain.name: 1.0}, cfg.seq_len, args.batch, seed=0)
+    model.fused_head = "unfused_head" not in baseline
+    fused = False if "loop_adamw" in baseline else None
+    optimizer = build_optimizer(model, TrainConfig(train_tokens=1), device, fused=fused)
+    batches = MixtureBatches([domain], {domain.name: 1.0}, cfg.seq_len, batch, seed=0)
+    loss_fn = maybe_compile(model.train_loss, device, compile)
 
     def step() -> None:
-        train_step(model, optimizer, next(batches), grad_clip=1.0, device=device)
+        train_step(model, optimizer, next(batches), grad_clip=1.0, device=device, loss_fn=loss_fn)
 
-    t = time_calls(step, device, seconds=args.seconds, warmup=args.warmup)
-    tokens = args.batch * cfg.seq_len
-    row = {
+    return step
+
+
+def measure_compiled(
+    cfg: GPTConfig, domain: DomainTokens, device: torch.device, args: argparse.Namespace, batch: int
+) -> dict[str, float]:
+    """``torch.compile`` on CPU: the seconds until the first compiled step is done (wall and this
+    process's CPU; cold unless inductor's on-disk cache holds this graph), the same again after
+    ``torch._dynamo.reset()`` (as a new process would: traced again, inductor's cache warm), and
+    the compiled step's speed, timed in turns with the eager step."""
+    row: dict[str, float] = {}
+    for key in ("compile", "compile_warm"):
+        torch._dynamo.reset()
+        compiled = step_fn(cfg, domain, device, batch, (), compile=True)
+        wall, cpu = time.perf_counter(), time.process_time()
+        compiled()
+        row[f"{key}_wall_s"] = time.perf_counter() - wall
+        row[f"{key}_cpu_s"] = time.process_time() - cpu
+    eager = step_fn(cfg, domain, device, batch, ())
+    t_eager, t_compiled = time_pair((eager, compiled), seconds=args.seconds, warmup=args.warmup)
+    row["compiled_tokens_per_core_s"] = batch * cfg.seq_len / t_compiled.cpu_s
+    row["compiled_speedup"] = t_eager.cpu_s / t_compiled.cpu_s
+    return row
+
+
+def measure_preset(
+    cfg: GPTConfig,
+    domain: DomainTokens,
+    device: torch.device,
+    args: argparse.Namespace,
+    *,
+    batch: int,
+    baseline: tuple[str, ...] | None = None,
+) -> dict[str, Any]:
+    """Training tokens/s of one model of ``cfg``; with ``baseline``, also of the baseline step
+    (CPU only), the two timed in turns."""
+    step = step_fn(cfg, domain, device, batch, ())
+    tokens = batch * cfg.seq_len
+    row: dict[str, Any] = {"batch": batch, "seq_len": cfg.seq_len, "vocab": cfg.vocab_size}
+    if baseline is not None:
+        old = step_fn(cfg, domain, device, batch, baseline)
+        t, t_old = time_pair((step, old), seconds=args.seconds, warmup=args.warmup)
+        row["baseline"] = list(baseline)
+        row["baseline_tokens_per_core_s"] = tokens / t_old.cpu_s
+        row["speedup_vs_baseline"] = t_old.cpu_s / t.cpu_s
+        row["speedup_vs_baseline_wall"] = t_old.wall_s / t.wall_s
+    else:
+        t = time_calls(step, device, seconds=args.seconds, warmup=args.warmup)
+    row |= {
         "tokens_per_s": tokens / t.wall_s,
         "flops_per_token": cfg.flops_per_token(),
         "steps_timed": t.calls,
@@ -153,6 +245,7 @@ def measure_preset(
     row["flops_per_s"] = row["tokens_per_s"] * cfg.flops_per_token()
     if device.type == "cpu":
         row["tokens_per_cpu_s"] = tokens / t.cpu_s
+        row["tokens_per_core_s"] = row["tokens_per_cpu_s"]
         row["flops_per_cpu_s"] = row["tokens_per_cpu_s"] * cfg.flops_per_token()
     return row
 
@@ -218,6 +311,18 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--peak-size", type=int, default=2048)
     parser.add_argument("--device", default="auto", choices=["cpu", "cuda", "auto"])
+    parser.add_argument(
+        "--demo-presets", nargs="*", default=["nano", "micro", "tiny", "small"],
+        help="dense presets also measured at the demo's shape (B 8, T 128, vocab 1024)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--baseline", nargs="*", default=list(BASELINES), choices=BASELINES,
+        help="the old parts the demo-shape rows are compared with (CPU; none: no comparison)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--compile", nargs="*", default=[], metavar="PRESET",
+        help="demo presets also timed under torch.compile (CPU; compile seconds, cold and warm)",
+    )  # fmt: skip
     args = parser.parse_args()
 
     device = resolve_device(args.device)
@@ -239,9 +344,30 @@ def main() -> None:
         for arch in args.archs:
             for name in presets:
                 cfg = get_preset(name, vocab_size=VOCAB, seq_len=args.seq_len, arch=arch)
-                row = {"arch": arch, "preset": name, **measure_preset(cfg, domain, device, args)}
-                rows.append(row)
-                print(f"  measured {arch}/{name}: {row['tokens_per_s']:.0f} tok/s", flush=True)
+                measured = measure_preset(cfg, domain, device, args, batch=args.batch)
+                rows.append({"arch": arch, "preset": name, **measured})
+                print(f"  measured {arch}/{name}: {measured['tokens_per_s']:.0f} tok/s", flush=True)
+        demo_domain = make_domain(Path(tmp), DEMO_VOCAB) if args.demo_presets else None
+        for name in args.demo_presets:
+            assert demo_domain is not None
+            cfg = get_preset(name, vocab_size=DEMO_VOCAB, seq_len=DEMO_SEQ_LEN)
+            baseline = tuple(args.baseline) if cpu and args.baseline else None
+            measured = measure_preset(
+                cfg, demo_domain, device, args, batch=DEMO_BATCH, baseline=baseline
+            )
+            rows.append({"arch": "dense", "preset": f"{name}_demo", **measured})
+            print(f"  measured demo/{name}: {measured['tokens_per_s']:.0f} tok/s", flush=True)
+            if cpu and name in args.compile:
+                if cpp_compiler() is None:
+                    print(f"  compile/{name}: skipped, no C++ compiler")
+                    continue
+                rows[-1] |= measure_compiled(cfg, demo_domain, device, args, DEMO_BATCH)
+                print(
+                    f"  compile/{name}: {rows[-1]['compile_wall_s']:.1f} s "
+                    f"({rows[-1]['compile_warm_wall_s']:.1f} s warm), then "
+                    f"{rows[-1]['compiled_speedup']:.2f}x the eager step",
+                    flush=True,
+                )
         if cpu:  # the peak again, under the load the presets ran under
             again_wall, again_cpu, _ = device_peak(device, args.peak_size)
             peak_wall, peak_cpu = max(peak_wall, again_wall), max(peak_cpu, again_cpu)
@@ -254,13 +380,13 @@ def main() -> None:
             row["mfu"] = row["flops_per_cpu_s"] / peak_cpu if cpu else row["mfu_wall"]
 
         print(
-            f"{'arch':<6} {'preset':<6} {'active':>7} {'MFLOP/tok':>10} {'tok/s':>8} "
+            f"{'arch':<6} {'preset':<11} {'active':>7} {'MFLOP/tok':>10} {'tok/s':>8} "
             f"{'GFLOP/s':>8} {'MFU':>6}"
-            + (f" {'tok/CPU-s':>10} {'GFLOP/CPU-s':>12} {'MFU':>6}" if cpu else "")
+            + (f" {'tok/CPU-s':>10} {'GFLOP/CPU-s':>12} {'MFU':>6}  vs baseline" if cpu else "")
         )
         for row in rows:
             line = (
-                f"{row['arch']:<6} {row['preset']:<6} {row['active_params'] / 1e6:>6.2f}M "
+                f"{row['arch']:<6} {row['preset']:<11} {row['active_params'] / 1e6:>6.2f}M "
                 f"{row['flops_per_token'] / 1e6:>10.2f} {row['tokens_per_s']:>8.0f} "
                 f"{row['flops_per_s'] / 1e9:>8.1f} {row['mfu_wall']:>6.1%}"
             )
@@ -269,6 +395,11 @@ def main() -> None:
                     f" {row['tokens_per_cpu_s']:>10.0f} {row['flops_per_cpu_s'] / 1e9:>12.1f} "
                     f"{row['mfu']:>6.1%}"
                 )
+                if "speedup_vs_baseline" in row:
+                    line += (
+                        f"  {row['speedup_vs_baseline']:.2f}x "
+                        f"(baseline {row['baseline_tokens_per_core_s']:.0f} tok/CPU-s)"
+                    )
             print(line)
 
         unit = "tok/CPU-s" if cpu else "tok/s"
@@ -301,10 +432,20 @@ def main() -> None:
         "peak_flops": peak_cpu if cpu else peak_wall,
         "peak_flops_wall": peak_wall,
         "peak_note": peak_note,
+        "mfu_dense_tiny": pick(rows, "mfu", arch="dense", preset="tiny"),
+        "mfu_dense_tiny_demo": pick(rows, "mfu", arch="dense", preset="tiny_demo"),
         "mfu_dense_1m": pick(rows, "mfu", arch="dense", preset="1m"),
         "mfu_moe_1m": pick(rows, "mfu", arch="moe", preset="1m"),
         "mfu_dense_1m_wall": pick(rows, "mfu_wall", arch="dense", preset="1m"),
         "mfu_moe_1m_wall": pick(rows, "mfu_wall", arch="moe", preset="1m"),
+        "demo_speedup_vs_baseline": {
+            r["preset"]: r["speedup_vs_baseline"] for r in rows if "speedup_vs_baseline" in r
+        },
+        "demo_tokens_per_core_s": {
+            r["preset"]: r["tokens_per_core_s"] for r in rows if r["preset"].endswith("_demo")
+        },
+        "compiled_speedup_tiny_demo": pick(rows, "compiled_speedup", preset="tiny_demo"),
+        "compile_wall_s_tiny_demo": pick(rows, "compile_wall_s", preset="tiny_demo"),
         "stacked_speedup_k16": pick(stacking, "speedup", preset="1m", k=16),
         "stacked_speedup_k16_wall": pick(stacking, "speedup_wall", preset="1m", k=16),
         "load_average_start": load_start[0],

@@ -57,7 +57,11 @@ class ProxySpec(Section):
     checkpoint_every: int = Field(
         0, ge=0, description="Steps between resumable trial checkpoints (0 = no checkpoints)."
     )
-    compile: bool = Field(False, description="torch.compile the training step on CUDA.")
+    compile: bool = Field(
+        False,
+        description="torch.compile the training step (on CPU it needs a C++ compiler and trains "
+        "eagerly, with a warning, without one; it does not pay at CPU proxy sizes).",
+    )
     stacking: Literal["auto", "on", "off"] = Field(
         "auto",
         description="Train trials of one shape together as one stacked model: 'auto' where the "

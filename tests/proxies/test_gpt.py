@@ -1,4 +1,4 @@
-"""The GPT model: shapes, causality, tied weights, the fused cross-entropy."""
+"""The GPT model: shapes, causality, tied weights, the fused cross-entropy and lm head."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from proxies import gpt
 from proxies.config import GPTConfig
-from proxies.gpt import GPT, cross_entropy
+from proxies.gpt import GPT, cross_entropy, linear_cross_entropy
 
 CFG = GPTConfig(vocab_size=97, seq_len=16, n_layer=2, n_head=2, d_model=32, d_ff=64)
 
@@ -77,3 +78,66 @@ def test_gradients_reach_every_parameter(model: GPT) -> None:
     model.loss(idx, torch.roll(idx, -1, 1)).backward()
     for name, p in model.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def _loss_and_grads(
+    fn: object, h: torch.Tensor, w: torch.Tensor, targets: torch.Tensor, scale: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    h, w = h.detach().requires_grad_(), w.detach().requires_grad_()
+    loss = fn(h, w, targets)  # type: ignore[operator]
+    loss.backward(scale)
+    assert h.grad is not None and w.grad is not None
+    return loss.detach(), h.grad, w.grad
+
+
+@pytest.mark.parametrize("rows", [None, 40])  # one chunk; chunks of 40 rows and a rest
+def test_linear_cross_entropy_matches_the_logits_path(
+    rows: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if rows is not None:
+        monkeypatch.setattr(gpt, "LINEAR_CE_ROWS", rows)
+    torch.manual_seed(2)
+    h, w = torch.randn(3, 50, 8), 2 * torch.randn(11, 8)
+    targets = torch.randint(0, 11, (3, 50))
+    ref = _loss_and_grads(
+        lambda h, w, t: cross_entropy(h @ w.t(), t), h, w, targets, torch.tensor(1.5)
+    )
+    ours = _loss_and_grads(linear_cross_entropy, h, w, targets, torch.tensor(1.5))
+    for a, b in zip(ours, ref, strict=True):
+        torch.testing.assert_close(a, b)
+    with torch.no_grad():  # evaluation: the plain path, same value
+        torch.testing.assert_close(linear_cross_entropy(h, w, targets), ref[0])
+
+
+def test_linear_cross_entropy_per_model_and_extreme_logits() -> None:
+    torch.manual_seed(3)
+    h, w = torch.randn(2, 30, 8), torch.randn(2, 11, 8)
+    w[1] *= 40  # model 1's target probabilities underflow: its loss comes from the logits
+    targets = torch.randint(0, 11, (2, 30))
+    scale = torch.tensor([1.0, 0.5])
+
+    def per_model(h: torch.Tensor, w: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return gpt.cross_entropy_per_model(torch.bmm(h, w.transpose(1, 2)), t)
+
+    ref = _loss_and_grads(per_model, h, w, targets, scale)
+    ours = _loss_and_grads(linear_cross_entropy, h, w, targets, scale)
+    assert ours[0].shape == (2,) and torch.isfinite(ours[0]).all() and ours[0][1] > 50
+    for a, b in zip(ours, ref, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_fused_head_trains_like_the_plain_head(model: GPT) -> None:
+    idx = torch.randint(0, 97, (2, 16))
+    grads = []
+    for fused in (True, False):
+        model.zero_grad(set_to_none=True)
+        model.fused_head = fused
+        total, ce = model.train_loss(idx, torch.roll(idx, -1, 1))
+        total.backward()
+        grads.append(
+            (ce.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None])
+        )
+    torch.testing.assert_close(grads[0][0], grads[1][0])
+    assert len(grads[0][1]) == len(list(model.parameters()))
+    for a, b in zip(grads[0][1], grads[1][1], strict=True):
+        torch.testing.assert_close(a, b)

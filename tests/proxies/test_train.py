@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from proxies import runtime
 from proxies.config import GPTConfig
 from proxies.data import DomainTokens
 from proxies.presets import get_preset
@@ -249,8 +250,24 @@ def test_periodic_evaluation_and_result_fields(domains: list[DomainTokens]) -> N
     json.dumps(result.to_dict())
 
 
-def test_compile_is_a_no_op_on_cpu(domains: list[DomainTokens]) -> None:
+def test_compile_without_a_cpp_compiler_trains_eagerly(
+    domains: list[DomainTokens], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runtime, "cpp_compiler", lambda: None)
     cfg = quick(train_tokens=3 * 16 * T)
     a = train_proxy(MODEL, cfg, domains, {"web": 1.0})
-    b = train_proxy(MODEL, quick(train_tokens=3 * 16 * T, compile=True), domains, {"web": 1.0})
+    with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler"):
+        b = train_proxy(MODEL, quick(train_tokens=3 * 16 * T, compile=True), domains, {"web": 1.0})
     assert a.metrics == b.metrics
+
+
+@pytest.mark.slow  # inductor compiles the step: ~1 min cold on 2 cores
+@pytest.mark.skipif(runtime.cpp_compiler() is None, reason="needs a C++ compiler")
+def test_compile_on_cpu_trains_a_nano_proxy(domains: list[DomainTokens]) -> None:
+    nano = get_preset("nano", vocab_size=VOCAB, seq_len=T)
+    cfg = quick(train_tokens=6 * 16 * T, compile=True)
+    compiled = train_proxy(nano, cfg, domains, {"web": 1.0})
+    eager = train_proxy(nano, quick(train_tokens=6 * 16 * T), domains, {"web": 1.0})
+    loss = compiled.metrics["val_loss/web"]
+    assert math.isfinite(loss) and loss < math.log(VOCAB)
+    assert loss == pytest.approx(eager.metrics["val_loss/web"], rel=1e-3)
