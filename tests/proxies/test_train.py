@@ -263,10 +263,14 @@ def test_compile_without_a_cpp_compiler_trains_eagerly(
 
 @pytest.mark.slow  # inductor compiles the step: ~1 min cold on 2 cores
 @pytest.mark.skipif(runtime.cpp_compiler() is None, reason="needs a C++ compiler")
-def test_compile_on_cpu_trains_a_nano_proxy(domains: list[DomainTokens]) -> None:
+def test_compile_on_cpu_trains_a_nano_proxy(
+    domains: list[DomainTokens], recwarn: pytest.WarningsRecorder
+) -> None:
     nano = get_preset("nano", vocab_size=VOCAB, seq_len=T)
     cfg = quick(train_tokens=6 * 16 * T, compile=True)
     compiled = train_proxy(nano, cfg, domains, {"web": 1.0})
+    fallbacks = [w for w in recwarn if "training eagerly" in str(w.message)]
+    assert not fallbacks, fallbacks[0].message  # it compiled, not fell back to eager
     eager = train_proxy(nano, quick(train_tokens=6 * 16 * T), domains, {"web": 1.0})
     loss = compiled.metrics["val_loss/web"]
     assert math.isfinite(loss) and loss < math.log(VOCAB)
