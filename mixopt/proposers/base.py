@@ -7,13 +7,13 @@ A caller (the search driver, ``mixopt.replay``, ``Study``) drives every strategy
   the fidelity level of each row (None: the target fidelity) and its measured cost (e.g. wall
   seconds). Rows with a non-finite value are dropped. A single-fidelity proposer has one level
   (0, the target) and refuses rows at any other.
-- ``propose(n, *, candidates=None) -> Batch``: ``n`` new mixtures, in the space's domain order,
-  with the level to run each at (multi-fidelity proposers) and, when a finite
-  :class:`Candidates` set is given, the distinct rows of it that were chosen.
+- ``propose(n, *, candidates=None, pending=None) -> Batch``: ``n`` new mixtures, in the space's
+  domain order, with the level to run each at (multi-fidelity proposers) and, when a finite
+  :class:`Candidates` set is given, the distinct rows of it that were chosen. ``pending`` (k, m):
+  mixtures being evaluated whose results are not known yet; a proposer with ``takes_pending``
+  (``bo``) conditions this proposal on them, the others refuse them (their callers tell them a
+  lie instead, see ``mixopt.study.pending``).
 - ``recommend()``: the best mixture by the proposer's model, with its evidence.
-- ``X_pending_`` (k, m): mixtures being evaluated whose results are not known yet; a proposer
-  with ``takes_pending`` (``bo``) conditions its proposals on them, the others ignore it (their
-  callers tell them a lie instead, see ``mixopt.study.pending``).
 - ``report(context)``: what the strategy chose and why, as JSON values for recommendation.json
   (``{}`` for strategies with nothing to add; ``pareto`` returns its front and guard rails).
 
@@ -107,7 +107,7 @@ class Proposer(ABC):
     Options: ClassVar[type[ProposerOptions]] = ProposerOptions
     min_observations: ClassVar[int] = 2  # finished trials a proposal needs
     stream: ClassVar[int] = 0  # this strategy's random stream (proposals; recommend: + 1)
-    takes_pending: ClassVar[bool] = False  # proposals condition on X_pending_
+    takes_pending: ClassVar[bool] = False  # proposals condition on propose's ``pending``
 
     def __init__(
         self,
@@ -123,8 +123,8 @@ class Proposer(ABC):
         self.Y_: np.ndarray | None = None  # (n, t) per-target values, when every row had them
         self.levels_ = np.zeros(0, dtype=int)  # (n,) fidelity level of each row
         self.costs_ = np.zeros(0)  # (n,) measured cost of each row, NaN where not told
-        self.X_pending_: np.ndarray | None = None  # (k, m) being evaluated (takes_pending)
         self._asked = 0
+        self._pending_rows: np.ndarray | None = None  # (k, m): this proposal's pending mixtures
 
     # ---------------------------------------------------------------------------- fidelities
 
@@ -188,10 +188,42 @@ class Proposer(ABC):
         self.levels_ = np.concatenate([self.levels_, levels[finite]])
         self.costs_ = np.concatenate([self.costs_, costs[finite]])
 
-    def propose(self, n: int, *, candidates: Candidates | None = None) -> Batch:
-        """``n`` new mixtures; from ``candidates``, at most ``n`` distinct rows of it."""
+    def propose(
+        self,
+        n: int,
+        *,
+        candidates: Candidates | None = None,
+        pending: np.ndarray | None = None,
+    ) -> Batch:
+        """``n`` new mixtures; from ``candidates``, at most ``n`` distinct rows of it;
+        conditioned on the ``pending`` mixtures (k, m) (``takes_pending`` proposers only)."""
         if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
             raise ValueError(f"propose: n must be a positive integer, got {n!r}")
+        pending = self._check_pending(pending)
+        self._pending_rows = pending
+        try:
+            return self._propose_checked(int(n), candidates)
+        finally:
+            self._pending_rows = None
+
+    def _check_pending(self, pending: np.ndarray | None) -> np.ndarray | None:
+        if pending is None or len(pending) == 0:
+            return None
+        rows = np.atleast_2d(np.asarray(pending, dtype=float))
+        if rows.ndim != 2 or rows.shape[1] != self.sampler.space.dim:
+            raise ValueError(
+                f"pending: mixtures of {self.sampler.space.dim} domains, got shape {rows.shape}"
+            )
+        if not np.all(np.isfinite(rows)):
+            raise ValueError("pending: every weight must be a finite number")
+        if not self.takes_pending:
+            raise ValueError(
+                f"{type(self).__name__} does not condition on pending mixtures; tell it a "
+                "pessimistic value for each instead (mixopt.study.pending)"
+            )
+        return rows
+
+    def _propose_checked(self, n: int, candidates: Candidates | None) -> Batch:
         if candidates is not None:
             if candidates.X.shape[1] != self.sampler.space.dim:
                 raise ValueError(
@@ -217,9 +249,9 @@ class Proposer(ABC):
         self._asked += 1  # after: a failed proposal is repeated identically
         return batch
 
-    def ask(self, n: int) -> np.ndarray:
-        """``propose(n).X``: ``n`` new mixtures, shape (n, m)."""
-        return self.propose(n).X
+    def ask(self, n: int, *, pending: np.ndarray | None = None) -> np.ndarray:
+        """``propose(n, pending=pending).X``: ``n`` new mixtures, shape (n, m)."""
+        return self.propose(n, pending=pending).X
 
     @abstractmethod
     def _propose(self, n: int, rng: np.random.Generator) -> Batch:

@@ -4,8 +4,8 @@ The GP sees raw weights through a log-weights input transform, so the acquisitio
 function of the mixture and is optimised where the mixture lives: box bounds from the space
 (lower/upper per domain, repetition caps included), and the simplex as the equality constraint
 ``Σ w = 1``. The batch acquisition is q-log-noisy-expected-improvement (proxy losses are
-noisy), with the mixtures still being evaluated (``X_pending_``) pending. The starts come from
-the space's own sampler: ``raw_samples`` simulated mixtures are scored once and the best
+noisy), with the mixtures still being evaluated (``propose``'s ``pending``) pending. The starts
+come from the space's own sampler: ``raw_samples`` simulated mixtures are scored once and the best
 ``4 × num_restarts × n`` are the shortlist. A batch (``batch="joint"``, the default) is the
 best single mixture (SLSQP from the shortlist's best ``num_restarts``), then the other
 ``n - 1`` at once with it pending (one SLSQP over the rest of the batch, started from
@@ -285,10 +285,11 @@ class BOProposer(Proposer):
         return torch.stack(batches)
 
     def _pending(self, chosen: Any) -> Any:
-        """The acquisition's pending points: ``X_pending_`` and ``chosen`` (None: none)."""
+        """The acquisition's pending points: this proposal's pending mixtures and ``chosen``
+        (None: none)."""
         import torch
 
-        parts = [] if self.X_pending_ is None else [torch.as_tensor(self.X_pending_)]
+        parts = [] if self._pending_rows is None else [torch.as_tensor(self._pending_rows)]
         parts += [] if chosen is None else [torch.as_tensor(chosen, dtype=torch.float64)]
         return torch.cat([p.to(torch.float64) for p in parts]) if parts else None
 

@@ -150,8 +150,8 @@ class Study:
                 rows = sampler.sample(n - len(out), rng, exclude=self._known())
             else:
                 proposer = make_proposer(self.strategy, sampler, seed=self.seed + self._asks)
-                tell_with_pending(proposer, X, y, pending)
-                rows = proposer.ask(n - len(out))
+                given = tell_with_pending(proposer, X, y, pending)
+                rows = proposer.ask(n - len(out), pending=given)
             rows = keep_apart(rows, pending, sampler, rng, known=self._known())
             out += [self._suggest(self.space.as_dict(row), "asked") for row in rows]
         return out

@@ -5,7 +5,7 @@ not hand out the same mixtures again. The pending mixtures (those of earlier ask
 result, and the ones chosen earlier in the same ask) reach the proposer in one of two ways:
 
 - a proposer that conditions on pending points (``takes_pending``: ``bo``, whose qLogNEI
-  integrates over their outcomes) is given them as ``X_pending_``;
+  integrates over their outcomes) is given them with the proposal (``propose(n, pending=...)``);
 - any other is told a *pessimistic lie* for each (the constant liar: the worst objective told),
   so its model steers away from where runs are already going.
 
@@ -27,15 +27,16 @@ DRAWS = 256  # sampler draws a replaced proposal is chosen from
 
 def tell_with_pending(
     proposer: Proposer, X: np.ndarray, y: np.ndarray, pending: np.ndarray
-) -> None:
-    """Tell ``proposer`` the observations, and the pending mixtures as it takes them."""
+) -> np.ndarray | None:
+    """Tell ``proposer`` the observations, and the pending mixtures as it takes them: the
+    mixtures to give its next proposal (``takes_pending``), else None after telling the lie."""
     proposer.tell(X, y)
     if len(pending) == 0:
-        return
+        return None
     if proposer.takes_pending:
-        proposer.X_pending_ = pending
-    else:
-        proposer.tell(pending, np.full(len(pending), float(np.max(y))))
+        return pending
+    proposer.tell(pending, np.full(len(pending), float(np.max(y))))
+    return None
 
 
 def keep_apart(
