@@ -344,7 +344,7 @@ def test_responses_errors_and_logs_carry_no_server_paths(tmp_path):
         ({"proxy": {"lr": "inf"}}, 422, "proxy.lr"),
         ({"data": {"workers": 10**6}}, 422, "data.workers: 1000000 tokenizer processes"),
         ({"search": {"initial_trials": 10**9}}, 422, "search.initial_trials"),
-        ({"search": {"initial_trials": 6000}}, 403, "the job plans 6005 trials"),
+        ({"search": {"initial_trials": 6000}}, 403, "the job plans 6006 trials"),
     ],
 )
 def test_resource_requests_beyond_the_machine_or_the_quota_are_refused(
