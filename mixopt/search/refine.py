@@ -216,7 +216,7 @@ def plan_refinement(
     for j in remaining:
         groups_idx.setdefault(root(j), []).append(j)
     groups = [[domains[j] for j in g] for g in groups_idx.values()]
-    names = ["+".join(g) if len(g) > 1 else g[0] for g in groups]
+    names = ["-".join(g) if len(g) > 1 else g[0] for g in groups]
 
     decisions: list[Decision] = []
     for j, name in enumerate(domains):

@@ -35,11 +35,11 @@ def test_plan_prunes_the_harmful_cluster_and_merges_the_duplicates(predictor: st
     plan = plan_refinement(W, y, DOMAINS, centroids=C, predictor=predictor)
     assert plan.pruned == ["cluster_02"]
     assert plan.merged == [["cluster_01", "cluster_03"]]
-    assert plan.names == ["cluster_00", "cluster_01+cluster_03", "cluster_04"]
+    assert plan.names == ["cluster_00", "cluster_01-cluster_03", "cluster_04"]
     by_name = {d.cluster: d for d in plan.decisions}
     assert by_name["cluster_02"].reason.startswith("harmful")
     assert "centroid cosine similarity" in by_name["cluster_03"].reason
-    assert by_name["cluster_01"].into == by_name["cluster_03"].into == "cluster_01+cluster_03"
+    assert by_name["cluster_01"].into == by_name["cluster_03"].into == "cluster_01-cluster_03"
     assert {by_name[n].action for n in ("cluster_00", "cluster_04")} == {"keep"}
     assert plan.optimum["cluster_02"] < min(plan.optimum[n] for n in ("cluster_00", "cluster_04"))
 
