@@ -139,3 +139,19 @@ def test_service_refuses_a_corpus_outside_its_data_roots(tmp_path: Path) -> None
     raw = cluster_spec(tmp_path)
     raw["domains"]["cluster"]["paths"] = [str(inside)]
     policy.check(parse_spec(raw))  # allowed
+
+
+def test_bring_your_own_data_cluster_block_is_valid(tmp_path: Path) -> None:
+    import re
+
+    import yaml
+
+    guide = (Path(__file__).parents[3] / "docs" / "bring-your-own-data.md").read_text()
+    base = re.search(r"## 2\. A spec\n\n```yaml\n(.*?)```", guide, re.S)
+    block = re.search(r"discover them \(CLIMB\)\n.*?```yaml\n(.*?)```", guide, re.S)
+    assert base is not None and block is not None
+    (tmp_path / "data" / "raw").mkdir(parents=True)
+    data = {**yaml.safe_load(base.group(1)), **yaml.safe_load(block.group(1))}
+    spec = parse_spec(data, base_dir=tmp_path)
+    assert spec.domain_names == [f"cluster_{i:02d}" for i in range(8)]
+    assert spec.cluster is not None and spec.cluster.paths[0].startswith(str(tmp_path))
