@@ -155,3 +155,21 @@ def test_bring_your_own_data_cluster_block_is_valid(tmp_path: Path) -> None:
     spec = parse_spec(data, base_dir=tmp_path)
     assert spec.domain_names == [f"cluster_{i:02d}" for i in range(8)]
     assert spec.cluster is not None and spec.cluster.paths[0].startswith(str(tmp_path))
+
+
+def test_read_roots_apply_to_the_corpus_not_to_the_cached_clusters(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mixopt.data.sources import READ_ROOTS_ENV, ReadRoots
+
+    roots = tmp_path / "roots"
+    roots.mkdir()
+    monkeypatch.setenv(READ_ROOTS_ENV, ReadRoots((roots,)).to_env())
+    with pytest.raises(DataError, match="outside the service's data roots"):
+        prepare_data(parse_spec(cluster_spec(tmp_path)), log=LogCollector())
+    inside = roots / "corpus.jsonl"
+    inside.write_text(UNLABELED.read_text())
+    raw = cluster_spec(tmp_path)
+    raw["domains"]["cluster"]["paths"] = [str(inside)]
+    manifest = prepare_data(parse_spec(raw), log=LogCollector())  # the cache is outside roots
+    assert sum(d.documents for d in manifest.domains.values()) == 90
