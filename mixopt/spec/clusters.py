@@ -9,8 +9,10 @@ these settings) and every cluster is a domain whose natural share is its token c
 fixed weights, objectives (``val_loss/cluster_03``) and exports name them like listed domains.
 
 Until the data stage has run, each cluster domain stands for the whole corpus (its ``paths`` are
-the corpus's): the checks that read domain paths (the service's data roots, eval sets that must
-never be trained on) then check the corpus.
+the corpus's): the checks that read domain paths (eval sets that must never be trained on) then
+check the corpus. Its ``format`` and ``text_field`` are those of the cluster files it becomes
+(JSONL, ``text``), which exports describe; the corpus's own are ``cluster.format`` and
+``cluster.text_field``.
 """
 
 from __future__ import annotations
@@ -102,8 +104,14 @@ def expand_cluster_domains(data: Any) -> Any:
                 f"(set by k), got {given}"
             )
         return data
-    extra = {f: settings[f] for f in ("format", "text_field") if f in settings}
-    return {**data, "domains": [{"name": n, "paths": list(paths), **extra} for n in names]}
+    # a stand-in reads like the cluster file it becomes (JSONL, "text"), which exports describe
+    return {
+        **data,
+        "domains": [
+            {"name": n, "paths": list(paths), "format": "jsonl", "text_field": "text"}
+            for n in names
+        ],
+    }
 
 
 def _placeholder(i: int) -> dict[str, Any]:

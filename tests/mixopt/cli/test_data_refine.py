@@ -47,6 +47,9 @@ def climb_job(tmp_path: Path) -> Path:
 
 def test_one_refinement_iteration(tmp_path: Path) -> None:
     job = climb_job(tmp_path)
+    exported = cli.invoke(app, ["export", str(job), "-f", "yaml"])  # cluster domains export
+    assert exported.exit_code == 0, exported.output
+    assert "document_shares:\n  cluster_00:" in exported.output
     out = tmp_path / "next" / "climb-r1.yaml"
     result = cli.invoke(app, ["data", "refine", str(job), "--out", str(out)])
     assert result.exit_code == 0, result.output

@@ -173,3 +173,10 @@ def test_read_roots_apply_to_the_corpus_not_to_the_cached_clusters(
     raw["domains"]["cluster"]["paths"] = [str(inside)]
     manifest = prepare_data(parse_spec(raw), log=LogCollector())  # the cache is outside roots
     assert sum(d.documents for d in manifest.domains.values()) == 90
+
+
+def test_cluster_domains_read_like_their_cluster_files(tmp_path: Path) -> None:
+    parquet_like = cluster_spec(tmp_path, text_field="content")
+    spec = parse_spec(parquet_like)
+    assert spec.cluster is not None and spec.cluster.text_field == "content"
+    assert {(d.format, d.text_field) for d in spec.domains} == {("jsonl", "text")}
