@@ -96,8 +96,9 @@ def _cluster(cluster: ClusterDomainsSpec, out: Path, log: Callable[[str], None])
             dims=cluster.dims,
             log=log,
         )
-    except OSError:  # another job renamed the same clusters into place first
-        if not (out / SUMMARY_FILE).is_file():
+    except (OSError, MixoptError) as error:
+        if (out / SUMMARY_FILE).is_file():  # another job put the same clusters in place first
+            return
+        if isinstance(error, OSError):
             raise
-    except MixoptError as error:
         raise type(error)(f"domains.cluster: {str(error).removeprefix('corpus: ')}") from None

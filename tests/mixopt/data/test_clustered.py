@@ -100,6 +100,12 @@ def test_prepare_clusters_into_the_cache_once(tmp_path: Path) -> None:
     state = current_state(spec)
     assert state.domains == {n: h[:len(state.domains[n] or "")] for n, h in
                              manifest.domain_hashes().items()}  # fmt: skip
+    # a job that lost the race to cluster the same corpus uses the winner's clusters
+    from mixopt.data.clustered import _cluster
+
+    assert spec.cluster is not None
+    _cluster(spec.cluster, clusters[0], LogCollector())
+    assert json.loads((clusters[0] / "clusters.json").read_text()) == summary
     # again: reused, not re-clustered; other settings: a new folder
     again = LogCollector()
     assert prepare_data(spec, log=again).data_hash == manifest.data_hash
