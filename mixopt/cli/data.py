@@ -1,7 +1,9 @@
-"""``mixopt data``: prepare a spec's domains and print the manifest; cluster unlabeled text.
+"""``mixopt data``: prepare a spec's domains and print the manifest; cluster unlabeled text;
+refine discovered domains after a search (CLIMB).
 
 mixopt data prepare SPEC            # tokenize + shard (cached), one line per domain
 mixopt data cluster 'raw/*.jsonl.gz' --k 8 --out clusters/ [--embedding-model models/minilm]
+mixopt data refine runs/climb-… --out climb-r1.yaml   # prune/merge clusters, carry trials over
 """
 
 from __future__ import annotations
@@ -131,4 +133,52 @@ def cluster(
             typer.echo(f"    e.g. {example[:120]!r}")
     typer.echo(
         f"wrote {out}/cluster_*.jsonl, {SUMMARY_FILE} and {DOMAINS_FILE} (paste its domains)"
+    )
+
+
+@data_app.command("refine")
+@user_errors
+def refine(
+    job_dir: Annotated[Path, typer.Argument(metavar="JOB_DIR", help="A finished job directory.")],
+    out: Annotated[Path, typer.Option(help="The new spec (YAML) to write; must not exist.")],
+    predictor: Annotated[str, typer.Option(help="Predictor fitted to the trials.")] = "auto",
+    prune_below: Annotated[
+        float, typer.Option(help="A cluster the optimum gives less than this is negligible.")
+    ] = 0.02,
+    merge_above: Annotated[
+        float, typer.Option(help="Merge clusters whose centroids' cosine exceeds this.")
+    ] = 0.9,
+    merge_effect: Annotated[
+        float,
+        typer.Option(help="Also merge interchangeable clusters (0 = off; e.g. 0.02)."),
+    ] = 0.0,
+    drop_above: Annotated[
+        float, typer.Option(help="Drop old trials with more than this on pruned clusters.")
+    ] = 0.05,
+    seed: Annotated[int, typer.Option(help="Random seed (the optimum's candidates).")] = 0,
+) -> None:
+    """One CLIMB iteration: prune harmful or negligible clusters of a finished job with
+    discovered domains, merge near-duplicates, write the refined spec and the carried trials."""
+    from mixopt.search.refine_job import refine_job
+
+    result = refine_job(
+        job_dir,
+        out,
+        predictor=predictor,
+        prune_below=prune_below,
+        merge_above=merge_above,
+        merge_effect=merge_effect,
+        drop_above=drop_above,
+        seed=seed,
+    )
+    for decision in result.plan.decisions:
+        into = f" -> {decision.into}" if decision.into else ""
+        typer.echo(f"{decision.cluster}: {decision.action}{into}: {decision.reason}")
+    for setting in result.dropped_settings:
+        echo_err(f"dropped {setting}: it named a pruned or merged cluster")
+    typer.echo(
+        f"wrote {result.spec_path} ({len(result.plan.names)} domains) and "
+        f"{result.carried_path} ({result.carried} of {result.trials} trials carried over; "
+        f"warm-start a study: mixopt runs import {result.carried_path} --weights weight/ "
+        "--target objective --study STUDY.json)"
     )

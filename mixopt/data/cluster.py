@@ -17,7 +17,8 @@ vectors come from one of two embedders:
 k-means runs on the unit-normalised vectors. Every document is then assigned (cosine to the
 nearest centroid) in a second streaming pass and written, as a JSONL record ``{"text": ...}``, to
 its cluster's file; memory holds the sample and one batch. Each cluster's summary has its size
-(documents, bytes), its top terms and the documents nearest its centroid. ``domains.yaml`` lists
+(documents, bytes), its top terms and the documents nearest its centroid; ``centroids.npy`` holds
+the centroids (how alike two clusters are, for ``mixopt data refine``). ``domains.yaml`` lists
 the clusters as domains to paste into a search spec.
 
 Everything is written into a temporary folder renamed into place at the end; an existing
@@ -46,6 +47,7 @@ from mixopt.errors import DataError, MixoptError
 
 SUMMARY_FILE = "clusters.json"
 DOMAINS_FILE = "domains.yaml"
+CENTROIDS_FILE = "centroids.npy"  # (k, dims) unit rows: how alike clusters are (refinement)
 _BATCH = 2000
 
 
@@ -167,6 +169,7 @@ def cluster_corpus(
             summary.examples = [text for _, _, text in sorted(nearest[i], reverse=True)]
         result = ClusterResult(str(out_dir), method, k, seen, len(sample), summaries)
         (staging / SUMMARY_FILE).write_text(json.dumps(result.to_dict(), indent=2))
+        np.save(staging / CENTROIDS_FILE, np.asarray(model.centroids, dtype=np.float32))
         domains = [{"name": s.name, "paths": [s.path]} for s in summaries if s.documents]
         (staging / DOMAINS_FILE).write_text(yaml.safe_dump({"domains": domains}, sort_keys=False))
         if out_dir.exists():

@@ -42,7 +42,12 @@ def prepare_data(spec: JobSpec, *, log: Callable[[str], None] = print) -> DataMa
     cache_dir = Path(spec.data.cache_dir).expanduser().resolve()
     started = time.perf_counter()
     digests = DigestCache(cache_dir / "digests") if spec.data.trust_mtime else None
-    domains = [_scan(domain_spec, spec, digests, log) for domain_spec in spec.domains]
+    if spec.cluster is not None:  # domains discovered by clustering (mixopt.data.clustered)
+        from mixopt.data.clustered import cluster_sources
+
+        domains = cluster_sources(spec, cache_dir, digests, log) or []
+    else:
+        domains = [_scan(domain_spec, spec, digests, log) for domain_spec in spec.domains]
     evals = [_scan(eval_spec, spec, digests, log) for eval_spec in spec.evals]
     _check_never_trained(domains, evals)
     for probe in spec.probes:  # a bad task file fails before any tokenizing

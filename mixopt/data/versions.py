@@ -59,7 +59,21 @@ def current_state(spec: JobSpec) -> DataState:
     domains: dict[str, str | None] = {}
     notes: dict[str, str] = {}
     sources = []
-    for domain in spec.domains:
+    if spec.cluster is not None:  # the clusters in the cache, if the data stage made them
+        from mixopt.data.clustered import cluster_sources
+
+        try:
+            found = cluster_sources(spec, cache_dir.resolve(), digests, build=False)
+        except MixoptError as error:
+            found, notes["domains.cluster"] = None, str(error)
+        if found is None:
+            notes.setdefault(
+                "domains.cluster", "the clusters are not in the cache (they would be made)"
+            )
+        sources = found or []
+        domains = {s.name: s.content_hash[:SHORT] for s in sources}
+        domains |= {n: None for n in spec.domain_names if n not in domains}
+    for domain in spec.domains if spec.cluster is None else []:
         try:
             scanned = scan_domain(domain, digests=digests)
         except MixoptError as error:

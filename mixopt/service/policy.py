@@ -84,7 +84,12 @@ class JobPolicy:
     def check(self, spec: JobSpec) -> None:
         """Raise :class:`Rejected` for the first rule ``spec`` breaks (reads, tracking, code,
         cluster, the per-job quotas)."""
-        for section, sources in (("domains", spec.domains), ("evals", spec.evals)):
+        listed = spec.domains
+        if spec.cluster is not None:  # its stand-in domains all name these paths
+            listed = []
+            for j, entry in enumerate(spec.cluster.paths):
+                self._check_source(f"domains.cluster.paths.{j}", entry)
+        for section, sources in (("domains", listed), ("evals", spec.evals)):
             for i, source in enumerate(sources):
                 for j, entry in enumerate(source.paths):
                     self._check_source(f"{section}.{i}.paths.{j}", entry)

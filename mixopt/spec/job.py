@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
+from mixopt.spec.clusters import ClusterDomainsSpec, expand_cluster_domains
 from mixopt.spec.continual import ContinualSpec, forgetting_metrics
 from mixopt.spec.data import (
     DataSpec,
@@ -39,7 +40,17 @@ class JobSpec(Section):
 
     name: str = Field(pattern=NAME_PATTERN)
     output_dir: str = Field("runs", description="Job directories are created under this folder.")
-    domains: list[DomainSpec] = Field(min_length=2, max_length=10_000)
+    domains: list[DomainSpec] = Field(
+        min_length=2,
+        max_length=10_000,
+        description="The training domains: a list, or {cluster: {paths, k, ...}} for domains "
+        "discovered by clustering unlabeled text (see mixopt.spec.clusters).",
+    )
+    cluster: ClusterDomainsSpec | None = Field(
+        None,
+        description="Set from domains: {cluster: ...} (see mixopt.spec.clusters); the domains "
+        "are then cluster_00..cluster_{k-1}, made by the data stage.",
+    )
     evals: list[EvalSpec] = Field(
         default_factory=list,
         max_length=1_000,
@@ -89,6 +100,11 @@ class JobSpec(Section):
     @property
     def eval_names(self) -> list[str]:
         return [e.name for e in self.evals]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _cluster_domains(cls, data: Any) -> Any:
+        return expand_cluster_domains(data)
 
     @field_validator("stages")
     @classmethod
@@ -245,7 +261,11 @@ class JobSpec(Section):
         return self.search.fidelity_proxies(self.proxy)
 
     def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", by_alias=True)
+        data = self.model_dump(mode="json", by_alias=True)
+        cluster = data.pop("cluster")
+        if cluster is not None:  # written as the user wrote it; the stand-ins follow from it
+            data["domains"] = {"cluster": cluster}
+        return data
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)

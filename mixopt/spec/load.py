@@ -74,6 +74,8 @@ def _absolute(value: str, base_dir: Path) -> str:
 def _resolve_paths(spec: JobSpec, base_dir: Path) -> None:
     for source in (*spec.domains, *spec.evals):
         source.paths = [_absolute(p, base_dir) for p in source.paths]
+    if spec.cluster is not None:
+        spec.cluster.paths = [_absolute(p, base_dir) for p in spec.cluster.paths]
     for probe in spec.probes:
         probe.path = _absolute(probe.path, base_dir)
     if spec.continual is not None and spec.continual.init_from:
