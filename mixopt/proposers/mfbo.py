@@ -173,7 +173,7 @@ class MultiFidelityBOProposer(Proposer):
             short = on_target < self.options.target_share * everything
             # a target trial the share calls for exploits: the best mean at the target (the
             # cheap trials explore); otherwise the rows compete by improvement x information
-            score = log_ei if short else gain
+            score = mean if short else gain
             allowed = open_rows & ((levels == self.target_level) | (not short))
             if chosen:
                 far = np.abs(X[:, None, :] - X[chosen][None]).sum(-1).min(axis=1)
