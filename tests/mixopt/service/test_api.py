@@ -111,7 +111,8 @@ def test_submitted_job_runs_to_completion_and_serves_its_results(api):
     job = response.json()
     assert job["state"] in ("queued", "running")
     assert job["owner"] == "alice" and job["name"] == "tiny"
-    assert job["trials_total"] == 4 + 2 + 3  # search budget + (recommended, uniform, natural)
+    # search budget + (recommended, uniform, natural, halfway to natural)
+    assert job["trials_total"] == 4 + 2 + 4
     done = finished(api, job["id"])
     assert done["state"] == "completed", done
     assert done["trials_completed"] == 4 and done["progress"] == 1.0
@@ -150,7 +151,7 @@ def test_dry_run_checks_without_creating_a_job(api):
     response = submit(api, spec_yaml("dry"), dry_run="true")
     assert response.status_code == 200, response.text
     check = response.json()
-    assert check["valid"] is True and check["name"] == "dry" and check["trials_total"] == 9
+    assert check["valid"] is True and check["name"] == "dry" and check["trials_total"] == 10
     assert check["spec"]["domains"][0]["paths"] == [str(CORPUS / "code")]
     assert api.get("/jobs", headers=ALICE).json()["total"] == 0
 

@@ -246,7 +246,7 @@ def test_real_job_through_mixopt_serve(tmp_path):
         status = run_cli("status", job_id, "--server", server.url, "--json")
         assert status.returncode == 0, status.stderr
         job = json.loads(status.stdout)
-        assert job["state"] == "completed" and job["trials_completed"] == 4 + 2 + 2
+        assert job["state"] == "completed" and job["trials_completed"] == 4 + 2 + 3
 
         with httpx.Client(headers={"Authorization": f"Bearer {TOKEN}"}) as client:
             rec = client.get(f"{server.url}/jobs/{job_id}/recommendation").json()
@@ -257,7 +257,7 @@ def test_real_job_through_mixopt_serve(tmp_path):
         mixture = yaml.safe_load(exported.stdout)["mixture"]
         assert mixture == pytest.approx({d: round(w, 6) for d, w in rec["weights"].items()})
         job_dir = tmp_path / "state" / job["job_dir"]  # the API names it relative to the state
-        check_runs_table(job_dir, 8)
+        check_runs_table(job_dir, 4 + 2 + 3)  # search; recommended, natural, halfway
         from mixopt.export import FORMATS
 
         with httpx.Client(headers={"Authorization": f"Bearer {TOKEN}"}) as client:
@@ -320,7 +320,7 @@ def test_server_killed_mid_job_and_restarted(tmp_path, kill_job_too):
         )
         assert done["state"] == "completed", done
         assert done["resumes"] == (1 if kill_job_too else 0)
-        runs = check_runs_table(job_dir, 6 + 2 + 2)
+        runs = check_runs_table(job_dir, 6 + 2 + 3)
         if kill_job_too:  # the trials finished before the kill were kept, not retrained
             after = runs.set_index("trial_id")["objective"]
             assert after.loc[before.index].tolist() == before.tolist()
