@@ -21,8 +21,11 @@ What then predicts (``combine``):
   bootstrap; a candidate under ``MIN_MEMBER_WEIGHT`` is dropped. One held-out split is thin
   evidence of which law extrapolates best (with two sizes it only holds out later tokens, not a
   larger N), and the laws err in different directions; when one law fits the data far better
-  than the others, it takes nearly all the weight, so the combination selects it. The spread
-  between the members' predictions widens the standard deviation (model uncertainty).
+  than the others, it takes nearly all the weight, so the combination selects it. Its bootstrap
+  draws are the members' own draws in proportion to their weights, so a standard deviation (of
+  a prediction, or of the gap between two mixtures, which the target-scale shrink reads) holds
+  the members' disagreement: far above the proxies the laws can disagree by more than the
+  mixtures differ, and the recommendation then stays near the prior.
 - ``select``: the winner alone, refitted on all rows with its bootstrap.
 
 ``choice_`` names what predicts (a law, or the weighted members), ``members_`` maps each member
@@ -203,12 +206,21 @@ class ScalingLawSelector(RegressorMixin, BaseEstimator):
         return self._combined({n: m.predict_targets(X) for n, m in self.models_.items()})
 
     def predict_boot(self, X: Any) -> np.ndarray:
-        """(B, n): under each bootstrap draw, the members' weighted prediction (the members of
-        one seed resample the same runs)."""
+        """(B, n): draws from the members' mixture, each member's own bootstrap fits in
+        proportion to its weight, so the spread (of a prediction, or of the difference between
+        two mixtures) holds the members' disagreement as well as each one's own uncertainty."""
         check_is_fitted(self, "models_")
         boots = {n: np.asarray(m.predict_boot(X)) for n, m in self.models_.items()}
-        draws = min(len(b) for b in boots.values())
-        return self._combined({n: b[:draws] for n, b in boots.items()})
+        if len(boots) == 1:
+            return next(iter(boots.values()))
+        draws = max(len(b) for b in boots.values())
+        parts = []
+        for name, b in boots.items():
+            if len(b) == 0:
+                continue
+            take = max(1, round(self.members_[name] * draws * len(boots)))
+            parts.append(b[np.arange(take) % len(b)])
+        return np.concatenate(parts) if parts else np.zeros((0, len(np.asarray(X))))
 
     def predict(self, X: Any, return_std: bool = False) -> Any:
         check_is_fitted(self, "models_")
@@ -219,6 +231,5 @@ class ScalingLawSelector(RegressorMixin, BaseEstimator):
         boots = self.predict_boot(X)
         if len(boots) < 2:
             return mean, np.full(len(mean), np.nan)
-        # the bootstrap spread of the combination, widened by the members' disagreement
-        between = self._combined({n: (v - mean) ** 2 for n, v in means.items()})
-        return mean, np.sqrt(boots.var(axis=0) + between)
+        # the members' own spreads and their disagreement (the draws are their mixture)
+        return mean, boots.std(axis=0)

@@ -69,9 +69,14 @@ def test_average_weighs_members_by_inverse_squared_held_out_error():
     np.testing.assert_allclose(mean, expected)
     np.testing.assert_allclose(selector.predict_targets(X) @ np.full(M, 1 / M), expected)
     boots = selector.predict_boot(X)
-    assert boots.shape == (4, 5)
-    # the members' disagreement widens the interval beyond the combination's own bootstrap
-    assert np.all(std >= boots.std(axis=0) - 1e-12) and np.all(np.isfinite(std))
+    # draws from the members' mixture: each member's own fits, in proportion to its weight
+    expected_draws = sum(max(1, round(w * 4 * len(members))) for w in members.values())
+    assert boots.shape == (expected_draws, 5)
+    np.testing.assert_allclose(std, boots.std(axis=0))
+    assert np.all(np.isfinite(std))
+    if len(members) == 2:  # the disagreement between the members is in the spread
+        a, b = (selector.models_[n].predict(X) for n in members)
+        assert np.all(std >= 0.5 * np.abs(a - b) * min(members.values()) - 1e-12)
     with pytest.raises(ScalingDataError, match="combine must be one of average, select"):
         ScalingLawSelector(combine="vote").fit(grid.X, grid.Y)
 
