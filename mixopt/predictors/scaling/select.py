@@ -190,12 +190,6 @@ class ScalingLawSelector(RegressorMixin, BaseEstimator):
         kept = {n: v / total for n, v in raw.items() if v / total >= MIN_MEMBER_WEIGHT}
         return dict(sorted(kept.items(), key=lambda item: -item[1]))
 
-    @property
-    def model_(self) -> Any:
-        """The heaviest member."""
-        check_is_fitted(self, "models_")
-        return self.models_[next(iter(self.members_))]
-
     def _combined(self, per_member: dict[str, np.ndarray]) -> np.ndarray:
         """The members' weighted sum of per-member arrays of one shape."""
         parts = [self.members_[n] * np.asarray(v, dtype=float) for n, v in per_member.items()]
